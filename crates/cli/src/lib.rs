@@ -1,1 +1,347 @@
+//! `berth` command line: docker's verbs and flags over the Docker Engine API (bollard).
+//!
+//! Entry point: [`main_with_args`]. The `berth` binary calls it for every subcommand except
+//! `daemon` and `shim`.
 
+pub mod client;
+pub mod commands;
+pub mod output;
+pub mod stream;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use commands::container::{self as ctr, AttachArgs, KillArgs, LogsArgs, MultiArgs, PsArgs, RenameArgs, RmArgs, StartArgs, StopArgs};
+use commands::image::{self as img, HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs};
+use commands::run_opts::ContainerFlags;
+use commands::system::{self as sys, FormatArgs, InspectArgs};
+use std::ffi::OsString;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    about = "A self-sufficient runtime for containers",
+    disable_version_flag = true,
+    subcommand_required = false,
+    arg_required_else_help = false
+)]
+struct Cli {
+    /// Daemon socket to connect to
+    #[arg(short = 'H', long = "host")]
+    host: Option<String>,
+    /// Enable debug mode
+    #[arg(short = 'D', long)]
+    debug: bool,
+    /// Set the logging level ("debug", "info", "warn", "error", "fatal")
+    #[arg(short = 'l', long = "log-level")]
+    log_level: Option<String>,
+    /// Location of client config files
+    #[arg(long)]
+    config: Option<String>,
+    /// Name of the context to use to connect to the daemon
+    #[arg(short = 'c', long)]
+    context: Option<String>,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(ContainerFlags),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(ContainerFlags),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(MultiArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Return low-level information on Docker objects
+    Inspect(InspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Show the Berth version information
+    Version(FormatArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
+    /// Manage containers
+    Container {
+        #[command(subcommand)]
+        cmd: ContainerCmd,
+    },
+    /// Manage images
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+    /// Manage Berth
+    System {
+        #[command(subcommand)]
+        cmd: SystemCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ContainerCmd {
+    #[command(disable_help_flag = true)]
+    Run(ContainerFlags),
+    #[command(disable_help_flag = true)]
+    Create(ContainerFlags),
+    Start(StartArgs),
+    #[command(alias = "ps", alias = "list")]
+    Ls(PsArgs),
+    Logs(LogsArgs),
+    Attach(AttachArgs),
+    Wait(MultiArgs),
+    Stop(StopArgs),
+    Kill(KillArgs),
+    Restart(StopArgs),
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    Rename(RenameArgs),
+    Inspect(TypedInspectArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCmd {
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    Inspect(TypedInspectArgs),
+    History(HistoryArgs),
+    Tag(TagArgs),
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    Import(ImportArgs),
+    Load(LoadArgs),
+    Save(SaveArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum SystemCmd {
+    Info(FormatArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct TypedInspectArgs {
+    /// Format output using a custom template
+    #[arg(short = 'f', long)]
+    format: Option<String>,
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    size: bool,
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+impl TypedInspectArgs {
+    fn into_inspect(self) -> InspectArgs {
+        InspectArgs { format: self.format, size: self.size, typ: None, names: self.names }
+    }
+}
+
+/// Go-style text of an I/O error ("no such file or directory").
+pub fn io_err_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let d = nix::errno::Errno::from_raw(code).desc();
+            let mut s = d.to_string();
+            if let Some(f) = s.get_mut(0..1) {
+                f.make_ascii_lowercase();
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+/// Runs the CLI with `args` (argv[0] included) and returns the process exit code.
+pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    let mut cmd = Cli::command();
+    let prog = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name().map(|f| f.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "berth".into());
+    if prog != "berth" {
+        cmd = cmd.bin_name(prog);
+    }
+    let matches = match cmd.try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 125,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return 125;
+        }
+    };
+    if cli.version {
+        println!("Berth version {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    let Some(sub) = cli.cmd else {
+        let _ = Cli::command().print_help();
+        return 0;
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("failed to start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let choice = client::choose_host(cli.host.as_deref());
+    let result = rt.block_on(dispatch(choice, sub));
+    rt.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = client::error_message(&e);
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            client::exit_code_of(&e)
+        }
+    }
+}
+
+async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
+    // `version` prints the client part even without a daemon.
+    if let Cmd::Version(a) = sub {
+        return match client::connect(&choice).await {
+            Ok(d) => sys::cmd_version(Some(&d), a).await,
+            Err(e) => {
+                sys::cmd_version(None, a).await?;
+                Err(e)
+            }
+        };
+    }
+    // `run` / `create` connection failures also exit 125.
+    let is_run = matches!(
+        sub,
+        Cmd::Run(_) | Cmd::Create(_) | Cmd::Container { cmd: ContainerCmd::Run(_) | ContainerCmd::Create(_) }
+    );
+    let docker = match client::connect(&choice).await {
+        Ok(d) => d,
+        Err(e) if is_run => {
+            return Err(client::status(125, format!("berth: {}", client::error_message(&e))));
+        }
+        Err(e) => return Err(e),
+    };
+    let d = &docker;
+    match sub {
+        Cmd::Run(f) | Cmd::Container { cmd: ContainerCmd::Run(f) } => ctr::cmd_run(d, f).await,
+        Cmd::Create(f) | Cmd::Container { cmd: ContainerCmd::Create(f) } => ctr::cmd_create(d, f).await,
+        Cmd::Start(a) | Cmd::Container { cmd: ContainerCmd::Start(a) } => ctr::cmd_start(d, a).await,
+        Cmd::Ps(a) | Cmd::Container { cmd: ContainerCmd::Ls(a) } => ctr::cmd_ps(d, a).await,
+        Cmd::Logs(a) | Cmd::Container { cmd: ContainerCmd::Logs(a) } => ctr::cmd_logs(d, a).await,
+        Cmd::Attach(a) | Cmd::Container { cmd: ContainerCmd::Attach(a) } => ctr::cmd_attach(d, a).await,
+        Cmd::Wait(a) | Cmd::Container { cmd: ContainerCmd::Wait(a) } => ctr::cmd_wait(d, a).await,
+        Cmd::Stop(a) | Cmd::Container { cmd: ContainerCmd::Stop(a) } => ctr::cmd_stop(d, a).await,
+        Cmd::Kill(a) | Cmd::Container { cmd: ContainerCmd::Kill(a) } => ctr::cmd_kill(d, a).await,
+        Cmd::Restart(a) | Cmd::Container { cmd: ContainerCmd::Restart(a) } => ctr::cmd_restart(d, a).await,
+        Cmd::Rm(a) | Cmd::Container { cmd: ContainerCmd::Rm(a) } => ctr::cmd_rm(d, a).await,
+        Cmd::Rename(a) | Cmd::Container { cmd: ContainerCmd::Rename(a) } => ctr::cmd_rename(d, a).await,
+        Cmd::Container { cmd: ContainerCmd::Inspect(a) } => sys::cmd_inspect(d, a.into_inspect(), Some("container")).await,
+        Cmd::Images(a) | Cmd::Image { cmd: ImageCmd::Ls(a) } => img::cmd_images(d, a).await,
+        Cmd::Image { cmd: ImageCmd::Inspect(a) } => sys::cmd_inspect(d, a.into_inspect(), Some("image")).await,
+        Cmd::Inspect(a) => sys::cmd_inspect(d, a, None).await,
+        Cmd::History(a) | Cmd::Image { cmd: ImageCmd::History(a) } => img::cmd_history(d, a).await,
+        Cmd::Tag(a) | Cmd::Image { cmd: ImageCmd::Tag(a) } => img::cmd_tag(d, a).await,
+        Cmd::Rmi(a) | Cmd::Image { cmd: ImageCmd::Rm(a) } => img::cmd_rmi(d, a).await,
+        Cmd::Import(a) | Cmd::Image { cmd: ImageCmd::Import(a) } => img::cmd_import(d, a).await,
+        Cmd::Load(a) | Cmd::Image { cmd: ImageCmd::Load(a) } => img::cmd_load(d, a).await,
+        Cmd::Save(a) | Cmd::Image { cmd: ImageCmd::Save(a) } => img::cmd_save(d, a).await,
+        Cmd::Info(a) | Cmd::System { cmd: SystemCmd::Info(a) } => sys::cmd_info(d, a).await,
+        Cmd::Version(_) => unreachable!(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let mut v = vec!["berth"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v)
+    }
+
+    #[test]
+    fn cli_shapes() {
+        Cli::command().debug_assert();
+        let c = parse(&["-H", "unix:///tmp/x.sock", "run", "--rm", "-h", "box", "busybox", "echo", "-n", "hi"]).unwrap();
+        assert_eq!(c.host.as_deref(), Some("unix:///tmp/x.sock"));
+        match c.cmd.unwrap() {
+            Cmd::Run(f) => {
+                assert!(f.rm);
+                assert_eq!(f.hostname.as_deref(), Some("box"));
+                assert_eq!(f.args, vec!["busybox", "echo", "-n", "hi"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(&["container", "ls", "-a"]).unwrap().cmd, Some(Cmd::Container { cmd: ContainerCmd::Ls(_) })));
+        assert!(matches!(parse(&["container", "ps"]).unwrap().cmd, Some(Cmd::Container { cmd: ContainerCmd::Ls(_) })));
+        assert!(matches!(parse(&["image", "ls"]).unwrap().cmd, Some(Cmd::Image { cmd: ImageCmd::Ls(_) })));
+        assert!(matches!(parse(&["image", "rm", "x"]).unwrap().cmd, Some(Cmd::Image { cmd: ImageCmd::Rm(_) })));
+        assert!(matches!(parse(&["stop", "-t", "3", "a", "b"]).unwrap().cmd, Some(Cmd::Stop(_))));
+        assert!(parse(&["run"]).is_err());
+        let c = parse(&["run", "--sig-proxy=false", "-a", "stdout", "busybox"]).unwrap();
+        match c.cmd.unwrap() {
+            Cmd::Run(f) => assert!(!f.sig_proxy),
+            _ => unreachable!(),
+        }
+        let c = parse(&["import", "-c", "CMD [\"sh\"]", "-m", "msg", "-", "x:1"]).unwrap();
+        match c.cmd.unwrap() {
+            Cmd::Import(a) => {
+                assert_eq!(a.source, "-");
+                assert_eq!(a.reference.as_deref(), Some("x:1"));
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn usage_errors_exit_125() {
+        assert_eq!(main_with_args(vec!["berth".into(), "ps".into(), "--bogus".into()]), 125);
+        assert_eq!(main_with_args(vec!["berth".into(), "--help".into()]), 0);
+    }
+}

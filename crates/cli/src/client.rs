@@ -1,0 +1,199 @@
+//! Connecting to the daemon: host selection, version negotiation, starting the daemon on
+//! demand, and docker's error wording.
+
+use anyhow::{anyhow, Result};
+use bollard::Docker;
+use std::time::{Duration, Instant};
+
+pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
+pub const DAEMON_LOG: &str = "/run/berth/daemon.log";
+
+/// An error whose text is printed as is (already in docker's wording) with an exit code.
+#[derive(Debug)]
+pub struct StatusError {
+    pub status: String,
+    pub code: i32,
+}
+
+impl std::fmt::Display for StatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.status)
+    }
+}
+impl std::error::Error for StatusError {}
+
+pub fn status(code: i32, msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(StatusError { status: msg.into(), code })
+}
+
+/// The host we talk to and whether the user chose it.
+#[derive(Debug, Clone)]
+pub struct HostChoice {
+    pub host: String,
+    pub explicit: bool,
+}
+
+pub fn choose_host(flag: Option<&str>) -> HostChoice {
+    if let Some(h) = flag.filter(|h| !h.is_empty()) {
+        return HostChoice { host: normalize_host(h), explicit: true };
+    }
+    if let Ok(h) = std::env::var("DOCKER_HOST") {
+        if !h.is_empty() {
+            return HostChoice { host: normalize_host(&h), explicit: true };
+        }
+    }
+    HostChoice { host: DEFAULT_HOST.to_string(), explicit: false }
+}
+
+fn normalize_host(h: &str) -> String {
+    if h.starts_with('/') {
+        format!("unix://{h}")
+    } else {
+        h.to_string()
+    }
+}
+
+thread_local! {
+    static CURRENT_HOST: std::cell::RefCell<String> = std::cell::RefCell::new(DEFAULT_HOST.to_string());
+}
+
+pub fn current_host() -> String {
+    CURRENT_HOST.with(|h| h.borrow().clone())
+}
+
+pub fn cannot_connect(host: &str) -> String {
+    format!("Cannot connect to the Berth daemon at {host}. Is the berth daemon running?")
+}
+
+fn raw_connect(host: &str) -> Result<Docker, bollard::errors::Error> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION)
+    } else {
+        Docker::connect_with_unix(host, 120, bollard::API_DEFAULT_VERSION)
+    }
+}
+
+async fn try_ping(host: &str) -> bool {
+    match raw_connect(host) {
+        Ok(d) => matches!(tokio::time::timeout(Duration::from_secs(5), d.ping()).await, Ok(Ok(_))),
+        Err(_) => false,
+    }
+}
+
+/// Connects (starting the daemon when no host was chosen explicitly and none answers),
+/// then negotiates the API version.
+pub async fn connect(choice: &HostChoice) -> Result<Docker> {
+    CURRENT_HOST.with(|h| *h.borrow_mut() = choice.host.clone());
+    if !try_ping(&choice.host).await {
+        if choice.explicit {
+            return Err(status(1, cannot_connect(&choice.host)));
+        }
+        start_daemon().map_err(|e| {
+            status(1, format!("{}\nfailed to start the daemon: {e}", cannot_connect(&choice.host)))
+        })?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if try_ping(&choice.host).await {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(status(
+                    1,
+                    format!("{} (the daemon did not answer; see {DAEMON_LOG})", cannot_connect(&choice.host)),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let docker = raw_connect(&choice.host).map_err(|_| status(1, cannot_connect(&choice.host)))?;
+    match docker.clone().negotiate_version().await {
+        Ok(d) => Ok(d),
+        Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
+            Err(status(1, format!("Error response from daemon: {message}")))
+        }
+        // An unparsable version: keep our default.
+        Err(bollard::errors::Error::APIVersionParseError {}) => Ok(docker),
+        Err(_) => Err(status(1, cannot_connect(&choice.host))),
+    }
+}
+
+/// Spawns `<current exe> daemon` detached, its output appended to the daemon log.
+fn start_daemon() -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    std::fs::create_dir_all("/run/berth")?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(DAEMON_LOG)?;
+    let log2 = log.try_clone()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("daemon")
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    // The daemon outlives us; do not leave a zombie if it dies while we wait.
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
+    Ok(())
+}
+
+/// docker's wording for an error from the API client.
+pub fn api_error_message(e: &bollard::errors::Error) -> String {
+    use bollard::errors::Error as E;
+    match e {
+        E::DockerResponseServerError { message, .. } => format!("Error response from daemon: {message}"),
+        E::DockerStreamError { error } => error.clone(),
+        E::DockerContainerWaitError { error, code } => {
+            if error.is_empty() {
+                format!("container exited with code {code}")
+            } else {
+                error.clone()
+            }
+        }
+        E::RequestTimeoutError => "context deadline exceeded".into(),
+        E::SocketNotFoundError(_) | E::HyperResponseError { .. } | E::IOError { .. } => {
+            cannot_connect(&current_host())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Formats any error the way the docker CLI prints it.
+pub fn error_message(e: &anyhow::Error) -> String {
+    if let Some(s) = e.downcast_ref::<StatusError>() {
+        return s.status.clone();
+    }
+    if let Some(b) = e.downcast_ref::<bollard::errors::Error>() {
+        return api_error_message(b);
+    }
+    format!("{e:#}")
+}
+
+pub fn exit_code_of(e: &anyhow::Error) -> i32 {
+    e.downcast_ref::<StatusError>().map(|s| s.code).unwrap_or(1)
+}
+
+/// The HTTP status of an API error, if it is one.
+pub fn http_status(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    http_status(e) == Some(404)
+}
+
+pub fn anyhow_api(e: bollard::errors::Error) -> anyhow::Error {
+    anyhow!(api_error_message(&e))
+}
