@@ -1,1 +1,20 @@
+//! berth-store: bytes on disk. Content-addressed blobs, extracted layer
+//! snapshots, overlay mounts and the SQLite metadata database. This crate
+//! knows nothing about Docker semantics; `berth-image` builds on it.
 
+pub mod blobs;
+pub mod compression;
+pub mod db;
+pub mod digest;
+pub mod error;
+mod extract;
+pub mod fixtures;
+pub mod layers;
+pub mod overlay;
+
+pub use blobs::ContentStore;
+pub use compression::Compression;
+pub use db::{ImageRecord, LayerRecord, MetadataDb};
+pub use digest::Digest;
+pub use error::StoreError;
+pub use layers::{AppliedLayer, ExtractOptions, LayerStore};
