@@ -197,3 +197,112 @@ pub fn is_not_found(e: &bollard::errors::Error) -> bool {
 pub fn anyhow_api(e: bollard::errors::Error) -> anyhow::Error {
     anyhow!(api_error_message(&e))
 }
+
+/// `GET <path>` on the daemon, returning the status and the raw body. Used where the exact
+/// bytes matter (inspect prints the daemon's JSON with its key order, as docker does);
+/// `None` when the host is not a UNIX socket.
+pub async fn raw_get(docker: &Docker, path: &str) -> Result<Option<(u16, Vec<u8>)>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = current_host();
+    let Some(sock_path) = host.strip_prefix("unix://") else { return Ok(None) };
+    let mut sock = tokio::net::UnixStream::connect(sock_path).await.map_err(|_| status(1, cannot_connect(&host)))?;
+    let req = format!(
+        "GET /v{}{} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: berth-cli\r\nConnection: close\r\n\r\n",
+        docker.client_version(),
+        path
+    );
+    sock.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    sock.read_to_end(&mut buf).await?;
+    let Some(he) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        anyhow::bail!("malformed response from the daemon");
+    };
+    let head = String::from_utf8_lossy(&buf[..he]).to_ascii_lowercase();
+    let code: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(500);
+    let body = if head.contains("transfer-encoding: chunked") {
+        crate::stream::dechunk(&buf[he + 4..])
+    } else {
+        buf[he + 4..].to_vec()
+    };
+    Ok(Some((code, body)))
+}
+
+/// Go's `json.Indent(dst, src, "", indent)`: re-indents JSON keeping the key order.
+pub fn json_indent(src: &[u8], prefix_level: usize, indent: &str) -> String {
+    let s = String::from_utf8_lossy(src);
+    let mut out = String::with_capacity(s.len() * 2);
+    let mut level = prefix_level;
+    let mut in_str = false;
+    let mut esc = false;
+    let chars: Vec<char> = s.trim().chars().collect();
+    let newline = |out: &mut String, level: usize| {
+        out.push('\n');
+        for _ in 0..level {
+            out.push_str(indent);
+        }
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if in_str {
+            out.push(c);
+            if esc {
+                esc = false;
+            } else if c == '\\' {
+                esc = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                // empty object/array stays compact
+                let mut j = i + 1;
+                while j < chars.len() && chars[j].is_whitespace() {
+                    j += 1;
+                }
+                if j < chars.len() && (chars[j] == '}' || chars[j] == ']') {
+                    out.push(c);
+                    out.push(chars[j]);
+                    i = j + 1;
+                    continue;
+                }
+                out.push(c);
+                level += 1;
+                newline(&mut out, level);
+            }
+            '}' | ']' => {
+                level = level.saturating_sub(1);
+                newline(&mut out, level);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, level);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn indent_like_go() {
+        let s = super::json_indent(br#"{"b":1,"a":{"x":[1,"y,z"],"e":{},"l":[]}}"#, 0, "    ");
+        assert_eq!(
+            s,
+            "{\n    \"b\": 1,\n    \"a\": {\n        \"x\": [\n            1,\n            \"y,z\"\n        ],\n        \"e\": {},\n        \"l\": []\n    }\n}"
+        );
+    }
+}

@@ -391,7 +391,7 @@ pub async fn wait_registered(
     }))
 }
 
-fn dechunk(b: &[u8]) -> Vec<u8> {
+pub(crate) fn dechunk(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {

@@ -516,6 +516,7 @@ pub fn ps_context(c: &Value, trunc: bool) -> Value {
         "Mounts": mounts.join(","),
         "Names": names.join(","),
         "Networks": networks.join(","),
+        "Platform": Value::Null,
         "Ports": display_ports(&c["Ports"]),
         "RunningFor": output::time_ago(created),
         "Size": size,

@@ -76,7 +76,7 @@ pub fn image_rows(img: &Value, trunc: bool, digests: bool) -> Vec<Value> {
             "Size": output::human_size(size as f64),
             "Tag": tag,
             "UniqueSize": "N/A",
-            "VirtualSize": output::human_size(size as f64),
+            "VirtualSize": output::human_size_prec(size as f64, 4),
         })
     };
     let mut rows = Vec::new();
@@ -368,8 +368,10 @@ pub async fn cmd_load(docker: &Docker, a: LoadArgs) -> Result<i32> {
         return Err(status(1, "requested load from stdin, but stdin is empty"));
     }
     let stream = file_stream(a.input.clone())?;
+    // As the docker CLI: no progress when the output is not a terminal.
+    let quiet = a.quiet || !isatty(1);
     let opts = qp::ImportImageOptions {
-        quiet: a.quiet,
+        quiet,
         platform: if a.platform.is_empty() { None } else { Some(a.platform.clone()) },
     };
     let d = docker.clone().with_timeout(std::time::Duration::from_secs(3600));
@@ -382,7 +384,7 @@ pub async fn cmd_load(docker: &Docker, a: LoadArgs) -> Result<i32> {
         if let Some(st) = info.stream.filter(|s| !s.is_empty()) {
             output::print_out(&st);
         } else if let Some(st) = info.status.filter(|s| !s.is_empty()) {
-            if !a.quiet {
+            if !quiet && info.progress_detail.is_none() {
                 println!("{st}");
             }
         }

@@ -201,7 +201,7 @@ pub struct ContainerFlags {
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
     /// IMAGE [COMMAND] [ARG...]
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1.., value_name = "IMAGE")]
+    #[arg(required = true, trailing_var_arg = true, num_args = 1.., value_name = "IMAGE")]
     pub args: Vec<String>,
 }
 

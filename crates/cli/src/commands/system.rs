@@ -223,6 +223,32 @@ enum Found {
 }
 
 async fn inspect_kind(docker: &Docker, kind: &str, name: &str, size: bool) -> Found {
+    // Prefer the daemon's own bytes (key order, nulls) as the docker CLI prints them.
+    let enc = percent_encode_path(name);
+    let path = match kind {
+        "container" => format!("/containers/{enc}/json{}", if size { "?size=1" } else { "" }),
+        "image" => format!("/images/{enc}/json"),
+        "network" => format!("/networks/{enc}"),
+        "volume" => format!("/volumes/{enc}"),
+        _ => return Found::NotFound,
+    };
+    match crate::client::raw_get(docker, &path).await {
+        Ok(Some((200, body))) => {
+            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                return Found::Ok(crate::client::json_indent(&body, 0, "    "), v);
+            }
+        }
+        Ok(Some((404, _))) => return Found::NotFound,
+        Ok(Some((code, body))) => {
+            let msg = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
+            return Found::Err(anyhow::Error::new(bollard::errors::Error::DockerResponseServerError { status_code: code, message: msg }));
+        }
+        Ok(None) => {}
+        Err(e) => return Found::Err(e),
+    }
     macro_rules! go {
         ($fut:expr) => {
             match $fut.await {
@@ -295,6 +321,18 @@ pub async fn cmd_inspect(docker: &Docker, a: InspectArgs, fixed: Option<&str>) -
         return Err(status(1, errors.join("\n")));
     }
     Ok(0)
+}
+
+fn percent_encode_path(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@".contains(&b) || b == b'/' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn indent4(s: &str) -> String {

@@ -260,7 +260,7 @@ pub fn render_list(format: &Format, rows: &[Value], headers: &Value) -> anyhow::
         Format::Json => {
             let mut out = String::new();
             for r in rows {
-                out.push_str(&serde_json::to_string(r)?);
+                out.push_str(&go_json_html_escape(&serde_json::to_string(r)?));
                 out.push('\n');
             }
             Ok(out)
@@ -287,6 +287,11 @@ pub fn render_list(format: &Format, rows: &[Value], headers: &Value) -> anyhow::
             Ok(tabwrite(&buf))
         }
     }
+}
+
+/// Go's `json.Marshal` escapes <, > and & (HTML-safe); serde_json does not.
+pub fn go_json_html_escape(s: &str) -> String {
+    s.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
 }
 
 pub fn print_out(s: &str) {
