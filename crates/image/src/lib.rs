@@ -1,1 +1,21 @@
+//! berth-image: Docker image semantics over berth-store — references, image
+//! configs, import, save/load, tags and removal. Synchronous; the async
+//! engine calls it from blocking threads.
 
+pub mod changes;
+pub mod config;
+pub mod error;
+mod ingest;
+mod load;
+mod oci;
+pub mod reference;
+mod save;
+mod service;
+
+pub use config::{ContainerConfig, History, ImageConfig, RootFs};
+pub use error::ImageError;
+pub use reference::Reference;
+pub use service::{DeleteItem, HistoryEntry, Image, ImageService, ImportOptions, LoadedImage};
+
+#[cfg(test)]
+mod service_tests;

@@ -1,0 +1,138 @@
+//! Bringing a layer archive in: blob first, then the extracted dir; and
+//! undoing exactly what one failed operation created.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use berth_store::{Compression, Digest, LayerRecord, LayerStore};
+
+use crate::error::ImageError;
+use crate::service::ImageService;
+
+/// Files one import/load created, removed again if it fails before the DB
+/// commit. Anything a DB record names by then is left alone.
+#[derive(Default)]
+pub(crate) struct Rollback {
+    blobs: Vec<Digest>,
+    layers: Vec<Digest>,
+    armed: bool,
+}
+
+impl Rollback {
+    pub fn new() -> Self {
+        Rollback {
+            armed: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn blob(&mut self, d: Digest) {
+        self.blobs.push(d);
+    }
+
+    /// Everything is now referenced by the DB: keep it.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+
+    pub fn run(&mut self, svc: &ImageService) {
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
+        for l in self.layers.drain(..).rev() {
+            if matches!(svc.db().get_layer(&l), Ok(None)) {
+                if let Err(e) = svc.layers().remove(&l) {
+                    tracing::warn!(chain_id = %l, error = %e, "rollback: could not remove layer");
+                }
+            }
+        }
+        for b in self.blobs.drain(..) {
+            let used = svc
+                .db()
+                .transaction(|tx| tx.blob_in_use(&b))
+                .unwrap_or(true);
+            // Configs and manifests are never layer blobs; an image record
+            // naming them would have been committed with disarm().
+            if !used {
+                let _ = svc.content().remove(&b);
+            }
+        }
+    }
+}
+
+impl ImageService {
+    /// Stores `src` as a blob (verified against `expected_blob` if given),
+    /// extracts it on top of `parent` and checks its diff id.
+    pub(crate) fn ingest_layer(
+        &self,
+        parent: Option<&Digest>,
+        src: impl Read,
+        expected_blob: Option<&Digest>,
+        expected_diff: Option<&Digest>,
+        rb: &mut Rollback,
+    ) -> Result<LayerRecord, ImageError> {
+        let blob = match expected_blob {
+            Some(d) if self.content().contains(d) => d.clone(),
+            Some(d) => {
+                self.content().put_verified(src, d)?;
+                rb.blob(d.clone());
+                d.clone()
+            }
+            None => {
+                let (d, _) = self.content().put(src)?;
+                // put() of content we already had is harmless to roll back
+                // only if no layer uses it; Rollback checks that.
+                rb.blob(d.clone());
+                d
+            }
+        };
+        let mut f = self.content().open_blob(&blob)?;
+        let mut head = [0u8; 4];
+        let n = read_up_to(&mut f, &mut head)?;
+        let compression = Compression::detect(&head[..n]);
+        f.seek(SeekFrom::Start(0))?;
+        let applied = self.layers().apply(parent, f, &self.extract_options)?;
+        if !applied.already_existed {
+            rb.layers.push(applied.chain_id.clone());
+        }
+        if let Some(exp) = expected_diff {
+            if exp != &applied.diff_id {
+                return Err(ImageError::InvalidArchive(format!(
+                    "layer diff id mismatch: config says {exp}, archive has {}",
+                    applied.diff_id
+                )));
+            }
+        }
+        debug_assert_eq!(
+            applied.chain_id,
+            LayerStore::chain_id(parent, &applied.diff_id)
+        );
+        Ok(LayerRecord {
+            chain_id: applied.chain_id,
+            diff_id: applied.diff_id,
+            parent: parent.cloned(),
+            blob: Some(blob),
+            blob_media_type: compression.oci_layer_media_type().to_string(),
+            size: applied.size,
+        })
+    }
+
+    /// The existing record when this chain is already extracted and known.
+    pub(crate) fn known_layer(&self, chain: &Digest) -> Result<Option<LayerRecord>, ImageError> {
+        match self.db().get_layer(chain)? {
+            Some(rec) if self.layers().exists(chain) => Ok(Some(rec)),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
