@@ -14,8 +14,8 @@ mod shimlog;
 mod sys;
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::io::{BufRead, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -160,8 +160,10 @@ pub fn shim_main(state_dir: &Path) -> i32 {
 
 /// The invoked process: relays the monitor's one report line.
 fn launcher_wait(rd: OwnedFd) -> i32 {
+    // One line, not EOF: the container's init holds a copy of the write
+    // end (CLOEXEC, but it only execs at `start`).
     let mut buf = String::new();
-    let _ = File::from(rd).take(1 << 20).read_to_string(&mut buf);
+    let _ = std::io::BufReader::new(File::from(rd).take(1 << 20)).read_line(&mut buf);
     let reply = serde_json::from_str::<LaunchReply>(buf.lines().next().unwrap_or(""))
         .unwrap_or_else(|_| LaunchReply::Failed {
             error: "shim exited before reporting (see shim.log)".into(),
@@ -182,6 +184,7 @@ fn report(wr: OwnedFd, r: &LaunchReply) {
 
 /// The long-lived monitor (forked child).
 fn monitor_main(cfg: ShimConfig, state_dir: PathBuf, report_fd: OwnedFd) -> i32 {
+    sys::close_inherited_fds(&[report_fd.as_raw_fd()]);
     let log = ShimLog::open(&state_dir.join(SHIM_LOG));
     if let Err(e) = sys::detach(&state_dir) {
         log.error(&format!("detaching: {e}"));

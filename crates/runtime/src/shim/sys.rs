@@ -38,6 +38,25 @@ pub(crate) fn detach(state_dir: &Path) -> Result<(), ShimError> {
     Ok(())
 }
 
+/// Closes every fd above stderr except `keep`: the launcher may have
+/// inherited pipes (a caller's stdout, a jobserver) whose readers would
+/// otherwise wait for EOF as long as the shim lives.
+pub(crate) fn close_inherited_fds(keep: &[RawFd]) {
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(rd) => rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // The fd that listed the directory is already closed: EBADF is fine.
+            let _ = nix::unistd::close(fd);
+        }
+    }
+}
+
 /// After the container exists: SIGCHLD through a signalfd, SIGPIPE
 /// ignored (writes to departed attach clients return EPIPE instead).
 pub(crate) fn monitor_signals() -> Result<SignalFd, ShimError> {

@@ -440,8 +440,13 @@ pub fn generate(o: &SpecOptions) -> Result<Spec, SpecError> {
             "bounding": caps, "effective": caps, "permitted": caps,
             "inheritable": [], "ambient": [],
         },
-        "noNewPrivileges": o.no_new_privileges,
     });
+    // Only ever emit `true`: libcontainer 0.7 keys its seccomp ordering on
+    // the field's *presence* (`Some(false)` makes it load the filter after
+    // dropping CAP_SYS_ADMIN and without NNP, which fails with EACCES).
+    if o.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
     if !o.user.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(o.user.additional_gids);
     }

@@ -1,0 +1,466 @@
+//! Runs real busybox containers through the shim (`berth-shim-dev`).
+//! Needs root; skipped otherwise.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::symlink;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_runtime::protocol::{
+    decode_frame_header, request_line, LaunchReply, Reply, Request, StateReply, Status,
+};
+use berth_runtime::shim::ShimConfig;
+use berth_runtime::spec::{generate, Resources, SpecOptions};
+use berth_runtime::{read_exit_file, ExitStatus};
+
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "dd", "true", "id", "ls", "stty", "env", "head", "tail",
+];
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+struct Fixture {
+    id: String,
+    _dir: tempfile::TempDir,
+    state_dir: PathBuf,
+    runtime_root: PathBuf,
+    log_path: PathBuf,
+}
+
+struct Opts {
+    tty: bool,
+    open_stdin: bool,
+    stdin_once: bool,
+    resources: Resources,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            tty: false,
+            open_stdin: false,
+            stdin_once: false,
+            resources: Resources::default(),
+        }
+    }
+}
+
+fn build_rootfs(root: &Path) {
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for a in APPLETS {
+        // Absolute links, as `busybox --install -s` makes them.
+        symlink("/bin/busybox", root.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+}
+
+impl Fixture {
+    fn new(name: &str, args: &[&str], o: Opts) -> Fixture {
+        let id = format!("rt-{name}-{}", std::process::id());
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        build_rootfs(&rootfs);
+        let bundle = dir.path().join("bundle");
+        let state_dir = dir.path().join("state");
+        let runtime_root = dir.path().join("runtime");
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::create_dir_all(&state_dir).unwrap();
+
+        let user = berth_runtime::resolve_user(&rootfs, "").unwrap();
+        berth_runtime::exec_check::check_executable(&rootfs, args[0], None, "/").unwrap();
+        let spec = generate(&SpecOptions {
+            id: id.clone(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec!["HOME=/root".into()],
+            user,
+            hostname: id.chars().take(12).collect(),
+            tty: o.tty,
+            rootfs: rootfs.clone(),
+            cgroups_path: format!("/berth/{id}"),
+            resources: o.resources,
+            ..Default::default()
+        })
+        .unwrap();
+        spec.save(bundle.join("config.json")).unwrap();
+
+        let log_path = state_dir.join("container.log");
+        let cfg = ShimConfig {
+            id: id.clone(),
+            bundle,
+            state_dir: state_dir.clone(),
+            runtime_root: runtime_root.clone(),
+            log_path: log_path.clone(),
+            log_max_size: 0,
+            log_max_files: 1,
+            tty: o.tty,
+            open_stdin: o.open_stdin,
+            stdin_once: o.stdin_once,
+        };
+        std::fs::write(
+            state_dir.join("shim.json"),
+            serde_json::to_vec(&cfg).unwrap(),
+        )
+        .unwrap();
+        Fixture {
+            id,
+            _dir: dir,
+            state_dir,
+            runtime_root,
+            log_path,
+        }
+    }
+
+    fn launch(&self) -> i32 {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth-shim-dev"))
+            .arg("shim")
+            .arg(&self.state_dir)
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&out.stdout).to_string();
+        let shim_log = std::fs::read_to_string(self.state_dir.join("shim.log")).unwrap_or_default();
+        match serde_json::from_str::<LaunchReply>(line.trim()) {
+            Ok(LaunchReply::Started { pid }) => {
+                assert!(out.status.success());
+                pid
+            }
+            other => panic!("launch failed: {other:?} {line:?}\nshim.log:\n{shim_log}"),
+        }
+    }
+
+    fn connect(&self) -> UnixStream {
+        let s = UnixStream::connect(self.state_dir.join("shim.sock")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    }
+
+    fn request(&self, r: &Request) -> Reply {
+        let mut s = self.connect();
+        s.write_all(request_line(r).as_bytes()).unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    fn start(&self) {
+        assert_eq!(
+            self.request(&Request::Start),
+            Reply::Ok(berth_runtime::protocol::OkReply { ok: true })
+        );
+    }
+
+    fn attach(&self, stdin: bool, stdout: bool, stderr: bool) -> UnixStream {
+        let mut s = self.connect();
+        s.write_all(
+            request_line(&Request::Attach {
+                stdin,
+                stdout,
+                stderr,
+            })
+            .as_bytes(),
+        )
+        .unwrap();
+        // Read the reply line byte by byte: frames follow directly.
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while b[0] != b'\n' {
+            s.read_exact(&mut b).unwrap();
+            line.push(b[0]);
+        }
+        assert_eq!(String::from_utf8_lossy(&line).trim(), r#"{"ok":true}"#);
+        s
+    }
+
+    /// Waits for the exit through the socket, or exit.json if the shim is
+    /// already gone.
+    fn wait(&self) -> ExitStatus {
+        if let Ok(mut s) = UnixStream::connect(self.state_dir.join("shim.sock")) {
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            if s.write_all(request_line(&Request::Wait).as_bytes()).is_ok() {
+                let mut line = String::new();
+                if BufReader::new(s).read_line(&mut line).is_ok() && !line.is_empty() {
+                    return serde_json::from_str(&line).unwrap();
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = read_exit_file(&self.state_dir) {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "no exit.json");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_entries(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log_path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn assert_cleaned_up(&self) {
+        assert!(
+            !self.runtime_root.join(&self.id).exists(),
+            "libcontainer state left"
+        );
+        for ctrl in ["memory", "pids", "cpu", "devices", "freezer", "unified", ""] {
+            let p = Path::new("/sys/fs/cgroup")
+                .join(ctrl)
+                .join("berth")
+                .join(&self.id);
+            assert!(!p.exists(), "cgroup left: {}", p.display());
+        }
+        // The socket goes last, right before the shim exits.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.state_dir.join("shim.sock").exists() {
+            assert!(Instant::now() < deadline, "shim.sock left");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // On failure: make sure no container outlives the test.
+        if self.state_dir.join("shim.sock").exists() {
+            if let Ok(mut s) = UnixStream::connect(self.state_dir.join("shim.sock")) {
+                let _ = s.write_all(request_line(&Request::Kill { signal: 9 }).as_bytes());
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.state_dir.join("shim.sock").exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Reads frames until EOF: (stdout, stderr).
+fn read_frames(s: &mut UnixStream) -> (Vec<u8>, Vec<u8>) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    loop {
+        let mut h = [0u8; 8];
+        match s.read_exact(&mut h) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("reading frames: {e}"),
+        }
+        let (stream, len) = decode_frame_header(&h);
+        let mut payload = vec![0u8; len as usize];
+        s.read_exact(&mut payload).unwrap();
+        match stream {
+            1 => out.extend(payload),
+            2 => err.extend(payload),
+            other => panic!("bad stream {other}"),
+        }
+    }
+    (out, err)
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipping: needs root");
+            return;
+        }
+    };
+}
+
+#[test]
+fn echo_via_attach_and_log() {
+    require_root!();
+    let f = Fixture::new(
+        "echo",
+        &["sh", "-c", "echo hello; echo oops >&2; printf partial"],
+        Opts::default(),
+    );
+    f.launch();
+    match f.request(&Request::State) {
+        Reply::State(StateReply { status, .. }) => assert_eq!(status, Status::Created),
+        r => panic!("{r:?}"),
+    }
+    let mut a1 = f.attach(false, true, true);
+    let mut a2 = f.attach(false, true, false);
+    f.start();
+    let (out, err) = read_frames(&mut a1);
+    assert_eq!(String::from_utf8_lossy(&out), "hello\npartial");
+    assert_eq!(String::from_utf8_lossy(&err), "oops\n");
+    let (out2, err2) = read_frames(&mut a2);
+    assert_eq!(out2, out);
+    assert!(err2.is_empty());
+    let st = f.wait();
+    assert_eq!(st.exit_code, 0);
+    assert!(!st.oom_killed);
+    assert!(st.finished_at.ends_with('Z'));
+    assert_eq!(read_exit_file(&f.state_dir), Some(st));
+
+    let logs = f.log_entries();
+    let lines: Vec<(String, String)> = logs
+        .iter()
+        .map(|e| {
+            (
+                e["log"].as_str().unwrap().to_string(),
+                e["stream"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        lines.contains(&("hello\n".into(), "stdout".into())),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&("oops\n".into(), "stderr".into())),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&("partial".into(), "stdout".into())),
+        "{lines:?}"
+    );
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn exit_code_is_reported() {
+    require_root!();
+    let f = Fixture::new("exit3", &["sh", "-c", "exit 3"], Opts::default());
+    f.launch();
+    f.start();
+    assert_eq!(f.wait().exit_code, 3);
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn kill_9_gives_137() {
+    require_root!();
+    let f = Fixture::new("kill", &["sleep", "100"], Opts::default());
+    let pid = f.launch();
+    let mut waiter = f.connect();
+    waiter
+        .write_all(request_line(&Request::Wait).as_bytes())
+        .unwrap();
+    f.start();
+    match f.request(&Request::State) {
+        Reply::State(s) => {
+            assert_eq!(s.status, Status::Running);
+            assert_eq!(s.pid, pid);
+        }
+        r => panic!("{r:?}"),
+    }
+    f.request(&Request::Kill { signal: 9 });
+    let mut line = String::new();
+    BufReader::new(waiter).read_line(&mut line).unwrap();
+    let st: ExitStatus = serde_json::from_str(&line).unwrap();
+    assert_eq!(st.exit_code, 137);
+    assert!(!st.oom_killed);
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn kill_before_start_cleans_up() {
+    require_root!();
+    let f = Fixture::new("nostart", &["sleep", "100"], Opts::default());
+    f.launch();
+    f.request(&Request::Kill { signal: 9 });
+    assert_eq!(f.wait().exit_code, 137);
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn stdin_to_cat_with_half_close() {
+    require_root!();
+    let f = Fixture::new(
+        "stdin",
+        &["cat"],
+        Opts {
+            open_stdin: true,
+            stdin_once: true,
+            ..Default::default()
+        },
+    );
+    f.launch();
+    let mut a = f.attach(true, true, true);
+    f.start();
+    a.write_all(b"abc\nline two\n").unwrap();
+    a.shutdown(std::net::Shutdown::Write).unwrap();
+    let (out, _) = read_frames(&mut a);
+    assert_eq!(String::from_utf8_lossy(&out), "abc\nline two\n");
+    assert_eq!(f.wait().exit_code, 0);
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn tty_mode() {
+    require_root!();
+    let f = Fixture::new(
+        "tty",
+        &[
+            "sh",
+            "-c",
+            "stty size; echo tty-ok; [ -t 0 ] && echo is-a-tty",
+        ],
+        Opts {
+            tty: true,
+            ..Default::default()
+        },
+    );
+    f.launch();
+    assert_eq!(
+        f.request(&Request::Resize {
+            height: 33,
+            width: 101
+        }),
+        Reply::Ok(berth_runtime::protocol::OkReply { ok: true })
+    );
+    let mut a = f.attach(false, true, true);
+    f.start();
+    let (out, err) = read_frames(&mut a);
+    let out = String::from_utf8_lossy(&out);
+    assert!(err.is_empty());
+    // The pty turns \n into \r\n.
+    assert!(out.contains("33 101\r\n"), "{out:?}");
+    assert!(out.contains("tty-ok\r\n"), "{out:?}");
+    assert!(out.contains("is-a-tty"), "{out:?}");
+    assert_eq!(f.wait().exit_code, 0);
+    assert!(f.log_entries().iter().all(|e| e["stream"] == "stdout"));
+    f.assert_cleaned_up();
+}
+
+#[test]
+fn oom_kill_is_detected() {
+    require_root!();
+    let v1 = Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists();
+    let v2 = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .map(|c| c.split_whitespace().any(|x| x == "memory"))
+        .unwrap_or(false);
+    if !v1 && !v2 {
+        eprintln!("skipping: no memory cgroup controller");
+        return;
+    }
+    let f = Fixture::new(
+        "oom",
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+        Opts {
+            resources: Resources {
+                memory: Some(8 << 20),
+                memory_swap: Some(8 << 20),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    f.launch();
+    f.start();
+    let st = f.wait();
+    assert!(st.oom_killed, "{st:?}");
+    assert_eq!(st.exit_code, 137);
+    f.assert_cleaned_up();
+}
