@@ -16,7 +16,8 @@ use berth_runtime::spec::{generate, Resources, SpecOptions};
 use berth_runtime::{read_exit_file, ExitStatus};
 
 const APPLETS: &[&str] = &[
-    "sh", "echo", "cat", "sleep", "dd", "true", "id", "ls", "stty", "env", "head", "tail",
+    "sh", "echo", "cat", "sleep", "dd", "true", "id", "ls", "stty", "env", "head", "tail", "grep",
+    "touch", "hostname",
 ];
 
 fn is_root() -> bool {
@@ -36,6 +37,9 @@ struct Opts {
     open_stdin: bool,
     stdin_once: bool,
     resources: Resources,
+    user: &'static str,
+    privileged: bool,
+    readonly_rootfs: bool,
 }
 
 impl Default for Opts {
@@ -45,6 +49,9 @@ impl Default for Opts {
             open_stdin: false,
             stdin_once: false,
             resources: Resources::default(),
+            user: "",
+            privileged: false,
+            readonly_rootfs: false,
         }
     }
 }
@@ -58,8 +65,16 @@ fn build_rootfs(root: &Path) {
         // Absolute links, as `busybox --install -s` makes them.
         symlink("/bin/busybox", root.join("bin").join(a)).unwrap();
     }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/tmp:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nalice:x:1000:\nstaff:x:50:alice\n",
+    )
+    .unwrap();
 }
 
 impl Fixture {
@@ -74,7 +89,7 @@ impl Fixture {
         std::fs::create_dir_all(&bundle).unwrap();
         std::fs::create_dir_all(&state_dir).unwrap();
 
-        let user = berth_runtime::resolve_user(&rootfs, "").unwrap();
+        let user = berth_runtime::resolve_user(&rootfs, o.user).unwrap();
         berth_runtime::exec_check::check_executable(&rootfs, args[0], None, "/").unwrap();
         let spec = generate(&SpecOptions {
             id: id.clone(),
@@ -86,6 +101,8 @@ impl Fixture {
             rootfs: rootfs.clone(),
             cgroups_path: format!("/berth/{id}"),
             resources: o.resources,
+            privileged: o.privileged,
+            readonly_rootfs: o.readonly_rootfs,
             ..Default::default()
         })
         .unwrap();
@@ -462,5 +479,124 @@ fn oom_kill_is_detected() {
     let st = f.wait();
     assert!(st.oom_killed, "{st:?}");
     assert_eq!(st.exit_code, 137);
+    f.assert_cleaned_up();
+}
+
+/// Runs to completion and returns (stdout, stderr, exit code).
+fn run(f: &Fixture) -> (String, String, i32) {
+    f.launch();
+    let mut a = f.attach(false, true, true);
+    f.start();
+    let (out, err) = read_frames(&mut a);
+    let code = f.wait().exit_code;
+    f.assert_cleaned_up();
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+        code,
+    )
+}
+
+#[test]
+fn docker_default_confinement() {
+    require_root!();
+    let f = Fixture::new(
+        "confine",
+        &[
+            "sh",
+            "-c",
+            "id; grep -E '^(CapEff|CapInh|Seccomp):' /proc/self/status; \
+             hostname; cat /proc/kcore | head -c 1 | grep -c . ; \
+             touch /proc/sysrq-trigger 2>/dev/null && echo rw-sysrq; true",
+        ],
+        Opts {
+            user: "alice",
+            ..Default::default()
+        },
+    );
+    let (out, err, code) = run(&f);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("uid=1000(alice) gid=1000(alice) groups=50(staff)"),
+        "{out}"
+    );
+    // alice has no capabilities left after the uid change.
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(out.contains(&f.id[..12]), "{out}");
+    assert!(!out.contains("rw-sysrq"), "{out}");
+
+    let f = Fixture::new(
+        "rootcaps",
+        &[
+            "sh",
+            "-c",
+            "grep -E '^CapEff:' /proc/self/status; touch /x 2>&1 || echo ro-ok",
+        ],
+        Opts {
+            readonly_rootfs: true,
+            ..Default::default()
+        },
+    );
+    let (out, _, code) = run(&f);
+    assert_eq!(code, 0);
+    // Docker's default capability set.
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("ro-ok"), "{out}");
+}
+
+#[test]
+fn privileged_container() {
+    require_root!();
+    let f = Fixture::new(
+        "priv",
+        &[
+            "sh",
+            "-c",
+            "grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /dev | grep -c .",
+        ],
+        Opts {
+            privileged: true,
+            ..Default::default()
+        },
+    );
+    let (out, err, code) = run(&f);
+    assert_eq!(code, 0, "{out}{err}");
+    // Everything this process may hold (sandboxes may lack some caps).
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = host.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    assert!(out.contains(&bnd.replace("CapBnd", "CapEff")), "{out}");
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+}
+
+#[test]
+fn stalled_attacher_does_not_block_container() {
+    require_root!();
+    let f = Fixture::new(
+        "slow",
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero bs=65536 count=64 2>/dev/null; echo done",
+        ],
+        Opts::default(),
+    );
+    f.launch();
+    // Attaches but never reads: must be dropped, not wait on.
+    let stalled = f.attach(false, true, true);
+    f.start();
+    let st = f.wait();
+    assert_eq!(st.exit_code, 0);
+    let entries = f.log_entries();
+    let total: usize = entries
+        .iter()
+        .map(|e| e["log"].as_str().unwrap().chars().count())
+        .sum();
+    assert_eq!(total, 64 * 65536 + "done\n".len());
+    assert_eq!(
+        entries.last().unwrap()["log"].as_str().unwrap().len() >= 4,
+        true
+    );
+    drop(stalled);
     f.assert_cleaned_up();
 }

@@ -243,6 +243,29 @@ fn normalize_cap(c: &str) -> Result<String, SpecError> {
     }
 }
 
+/// The capability bounding set of this process (the daemon's equals the
+/// shim's): `ALL` can only grant what we hold, or capset(2) fails with
+/// EPERM (seen in sandboxes that drop e.g. CAP_SYS_RESOURCE).
+fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+/// `ALL_CAPS` is in kernel numbering order, so the index is the cap number.
+fn all_caps_within(bounding: u64) -> impl Iterator<Item = String> {
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
+}
+
 /// moby's `caps.TweakCapabilities`: `ALL` in add wins, then `ALL` in
 /// drop (keeping only the adds), else defaults minus drops plus adds.
 pub fn effective_caps(
@@ -250,8 +273,17 @@ pub fn effective_caps(
     cap_drop: &[String],
     privileged: bool,
 ) -> Result<Vec<String>, SpecError> {
+    tweak_caps(cap_add, cap_drop, privileged, host_bounding_set())
+}
+
+fn tweak_caps(
+    cap_add: &[String],
+    cap_drop: &[String],
+    privileged: bool,
+    bounding: u64,
+) -> Result<Vec<String>, SpecError> {
     if privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(all_caps_within(bounding).collect());
     }
     let add = cap_add
         .iter()
@@ -263,9 +295,7 @@ pub fn effective_caps(
         .collect::<Result<Vec<_>, _>>()?;
     let all = |s: &String| s == "ALL";
     let mut caps: Vec<String> = if add.iter().any(all) {
-        ALL_CAPS
-            .iter()
-            .map(|s| s.to_string())
+        all_caps_within(bounding)
             .filter(|c| !drop.contains(c))
             .collect()
     } else if drop.iter().any(all) {
@@ -621,15 +651,21 @@ mod tests {
         assert!(!c.contains(&"CAP_CHOWN".into()));
         let c = effective_caps(&["KILL".into()], &["ALL".into()], false).unwrap();
         assert_eq!(c, vec!["CAP_KILL".to_string()]);
-        let c = effective_caps(&["ALL".into()], &["SYS_ADMIN".into()], false).unwrap();
+        let c = tweak_caps(&["ALL".into()], &["SYS_ADMIN".into()], false, u64::MAX).unwrap();
         assert_eq!(c.len(), ALL_CAPS.len() - 1);
+        // Without CAP_SYS_RESOURCE (bit 24) in our bounding set.
+        let c = tweak_caps(&[], &[], true, !(1u64 << 24)).unwrap();
+        assert_eq!(c.len(), ALL_CAPS.len() - 1);
+        assert!(!c.contains(&"CAP_SYS_RESOURCE".into()));
         assert!(matches!(
             effective_caps(&["FOO".into()], &[], false),
             Err(SpecError::UnknownCapability(_))
         ));
         // Every name we emit must be known to oci-spec.
+        let all: Vec<String> = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+        assert_eq!(tweak_caps(&[], &[], true, u64::MAX).unwrap(), all);
         let mut o = opts();
-        o.privileged = true;
+        o.cap_add = all;
         assert_eq!(caps_of(&generate(&o).unwrap()).len(), ALL_CAPS.len());
     }
 
