@@ -133,7 +133,7 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<ResolvedUser, SpecError
         // (runc semantics): every group listing the user as a member.
         let mut gids: Vec<u32> = groups
             .iter()
-            .filter(|g| g.members.iter().any(|m| *m == name))
+            .filter(|g| g.members.contains(&name))
             .map(|g| g.gid)
             .filter(|gid| *gid != out.gid)
             .collect();

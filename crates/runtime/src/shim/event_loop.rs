@@ -488,11 +488,11 @@ impl Shim {
                     self.client_data(j, &rest);
                 }
             }
-            Kind::Attach { stdin: true, .. } => {
-                if self.stdin.is_some() && !self.stdin_close_pending {
-                    self.stdin_buf.extend_from_slice(data);
-                    self.write_stdin();
-                }
+            Kind::Attach { stdin: true, .. }
+                if self.stdin.is_some() && !self.stdin_close_pending =>
+            {
+                self.stdin_buf.extend_from_slice(data);
+                self.write_stdin();
             }
             // Input from other clients is ignored.
             _ => {}
