@@ -1,1 +1,23 @@
-fn main() {}
+//! `berth`: one binary for every role. `berth shim` must be dispatched before anything starts
+//! a thread: it runs libcontainer, whose raw clone is unsafe in a multi-threaded process.
+
+mod daemon;
+
+use std::ffi::OsString;
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let role = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    let code = match role {
+        "shim" => match args.get(2) {
+            Some(dir) => berth_runtime::shim::shim_main(std::path::Path::new(dir)),
+            None => {
+                eprintln!("usage: berth shim <state-dir>");
+                2
+            }
+        },
+        "daemon" => daemon::main(args),
+        _ => berth_cli::main_with_args(args),
+    };
+    std::process::exit(code);
+}

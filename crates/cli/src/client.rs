@@ -23,7 +23,10 @@ impl std::fmt::Display for StatusError {
 impl std::error::Error for StatusError {}
 
 pub fn status(code: i32, msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(StatusError { status: msg.into(), code })
+    anyhow::Error::new(StatusError {
+        status: msg.into(),
+        code,
+    })
 }
 
 /// The host we talk to and whether the user chose it.
@@ -35,14 +38,30 @@ pub struct HostChoice {
 
 pub fn choose_host(flag: Option<&str>) -> HostChoice {
     if let Some(h) = flag.filter(|h| !h.is_empty()) {
-        return HostChoice { host: normalize_host(h), explicit: true };
+        return HostChoice {
+            host: normalize_host(h),
+            explicit: true,
+        };
     }
     if let Ok(h) = std::env::var("DOCKER_HOST") {
         if !h.is_empty() {
-            return HostChoice { host: normalize_host(&h), explicit: true };
+            return HostChoice {
+                host: normalize_host(&h),
+                explicit: true,
+            };
         }
     }
-    HostChoice { host: DEFAULT_HOST.to_string(), explicit: false }
+    // BERTH_DEFAULT_HOST moves the default socket (and the daemon the CLI starts) elsewhere,
+    // so tests and side-by-side installs never touch /run/berth.
+    let host = std::env::var("BERTH_DEFAULT_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .map(|h| normalize_host(&h))
+        .unwrap_or_else(|| DEFAULT_HOST.to_string());
+    HostChoice {
+        host,
+        explicit: false,
+    }
 }
 
 fn normalize_host(h: &str) -> String {
@@ -77,7 +96,10 @@ fn raw_connect(host: &str) -> Result<Docker, bollard::errors::Error> {
 
 async fn try_ping(host: &str) -> bool {
     match raw_connect(host) {
-        Ok(d) => matches!(tokio::time::timeout(Duration::from_secs(5), d.ping()).await, Ok(Ok(_))),
+        Ok(d) => matches!(
+            tokio::time::timeout(Duration::from_secs(5), d.ping()).await,
+            Ok(Ok(_))
+        ),
         Err(_) => false,
     }
 }
@@ -90,8 +112,14 @@ pub async fn connect(choice: &HostChoice) -> Result<Docker> {
         if choice.explicit {
             return Err(status(1, cannot_connect(&choice.host)));
         }
-        start_daemon().map_err(|e| {
-            status(1, format!("{}\nfailed to start the daemon: {e}", cannot_connect(&choice.host)))
+        start_daemon(&choice.host).map_err(|e| {
+            status(
+                1,
+                format!(
+                    "{}\nfailed to start the daemon: {e}",
+                    cannot_connect(&choice.host)
+                ),
+            )
         })?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -101,7 +129,10 @@ pub async fn connect(choice: &HostChoice) -> Result<Docker> {
             if Instant::now() > deadline {
                 return Err(status(
                     1,
-                    format!("{} (the daemon did not answer; see {DAEMON_LOG})", cannot_connect(&choice.host)),
+                    format!(
+                        "{} (the daemon did not answer; see {DAEMON_LOG})",
+                        cannot_connect(&choice.host)
+                    ),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -120,14 +151,21 @@ pub async fn connect(choice: &HostChoice) -> Result<Docker> {
 }
 
 /// Spawns `<current exe> daemon` detached, its output appended to the daemon log.
-fn start_daemon() -> Result<()> {
+/// `BERTH_DAEMON_ARGS` adds daemon flags (e.g. `--data-root …`), split at whitespace.
+fn start_daemon(host: &str) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()?;
     std::fs::create_dir_all("/run/berth")?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(DAEMON_LOG)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(DAEMON_LOG)?;
     let log2 = log.try_clone()?;
+    let extra = std::env::var("BERTH_DAEMON_ARGS").unwrap_or_default();
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("daemon")
+        .args(["-H", host])
+        .args(extra.split_whitespace())
         .stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(log2);
@@ -150,7 +188,9 @@ fn start_daemon() -> Result<()> {
 pub fn api_error_message(e: &bollard::errors::Error) -> String {
     use bollard::errors::Error as E;
     match e {
-        E::DockerResponseServerError { message, .. } => format!("Error response from daemon: {message}"),
+        E::DockerResponseServerError { message, .. } => {
+            format!("Error response from daemon: {message}")
+        }
         E::DockerStreamError { error } => error.clone(),
         E::DockerContainerWaitError { error, code } => {
             if error.is_empty() {
@@ -204,8 +244,12 @@ pub fn anyhow_api(e: bollard::errors::Error) -> anyhow::Error {
 pub async fn raw_get(docker: &Docker, path: &str) -> Result<Option<(u16, Vec<u8>)>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = current_host();
-    let Some(sock_path) = host.strip_prefix("unix://") else { return Ok(None) };
-    let mut sock = tokio::net::UnixStream::connect(sock_path).await.map_err(|_| status(1, cannot_connect(&host)))?;
+    let Some(sock_path) = host.strip_prefix("unix://") else {
+        return Ok(None);
+    };
+    let mut sock = tokio::net::UnixStream::connect(sock_path)
+        .await
+        .map_err(|_| status(1, cannot_connect(&host)))?;
     let req = format!(
         "GET /v{}{} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: berth-cli\r\nConnection: close\r\n\r\n",
         docker.client_version(),
@@ -218,7 +262,11 @@ pub async fn raw_get(docker: &Docker, path: &str) -> Result<Option<(u16, Vec<u8>
         anyhow::bail!("malformed response from the daemon");
     };
     let head = String::from_utf8_lossy(&buf[..he]).to_ascii_lowercase();
-    let code: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(500);
+    let code: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
     let body = if head.contains("transfer-encoding: chunked") {
         crate::stream::dechunk(&buf[he + 4..])
     } else {

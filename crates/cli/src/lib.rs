@@ -9,8 +9,13 @@ pub mod output;
 pub mod stream;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use commands::container::{self as ctr, AttachArgs, KillArgs, LogsArgs, MultiArgs, PsArgs, RenameArgs, RmArgs, StartArgs, StopArgs};
-use commands::image::{self as img, HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs};
+use commands::container::{
+    self as ctr, AttachArgs, KillArgs, LogsArgs, MultiArgs, PsArgs, RenameArgs, RmArgs, StartArgs,
+    StopArgs,
+};
+use commands::image::{
+    self as img, HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs,
+};
 use commands::run_opts::ContainerFlags;
 use commands::system::{self as sys, FormatArgs, InspectArgs};
 use std::ffi::OsString;
@@ -165,7 +170,12 @@ struct TypedInspectArgs {
 
 impl TypedInspectArgs {
     fn into_inspect(self) -> InspectArgs {
-        InspectArgs { format: self.format, size: self.size, typ: None, names: self.names }
+        InspectArgs {
+            format: self.format,
+            size: self.size,
+            typ: None,
+            names: self.names,
+        }
     }
 }
 
@@ -189,7 +199,11 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     let mut cmd = Cli::command();
     let prog = args
         .first()
-        .and_then(|a| std::path::Path::new(a).file_name().map(|f| f.to_string_lossy().to_string()))
+        .and_then(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+        })
         .unwrap_or_else(|| "berth".into());
     if prog != "berth" {
         cmd = cmd.bin_name(prog);
@@ -199,7 +213,9 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         Err(e) => {
             use clap::error::ErrorKind;
             let code = match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
                 _ => 125,
             };
             let _ = e.print();
@@ -221,7 +237,10 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         let _ = Cli::command().print_help();
         return 0;
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("failed to start the async runtime: {e}");
@@ -257,40 +276,111 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
     // `run` / `create` connection failures also exit 125.
     let is_run = matches!(
         sub,
-        Cmd::Run(_) | Cmd::Create(_) | Cmd::Container { cmd: ContainerCmd::Run(_) | ContainerCmd::Create(_) }
+        Cmd::Run(_)
+            | Cmd::Create(_)
+            | Cmd::Container {
+                cmd: ContainerCmd::Run(_) | ContainerCmd::Create(_)
+            }
     );
     let docker = match client::connect(&choice).await {
         Ok(d) => d,
         Err(e) if is_run => {
-            return Err(client::status(125, format!("berth: {}", client::error_message(&e))));
+            return Err(client::status(
+                125,
+                format!("berth: {}", client::error_message(&e)),
+            ));
         }
         Err(e) => return Err(e),
     };
     let d = &docker;
     match sub {
-        Cmd::Run(f) | Cmd::Container { cmd: ContainerCmd::Run(f) } => ctr::cmd_run(d, f).await,
-        Cmd::Create(f) | Cmd::Container { cmd: ContainerCmd::Create(f) } => ctr::cmd_create(d, f).await,
-        Cmd::Start(a) | Cmd::Container { cmd: ContainerCmd::Start(a) } => ctr::cmd_start(d, a).await,
-        Cmd::Ps(a) | Cmd::Container { cmd: ContainerCmd::Ls(a) } => ctr::cmd_ps(d, a).await,
-        Cmd::Logs(a) | Cmd::Container { cmd: ContainerCmd::Logs(a) } => ctr::cmd_logs(d, a).await,
-        Cmd::Attach(a) | Cmd::Container { cmd: ContainerCmd::Attach(a) } => ctr::cmd_attach(d, a).await,
-        Cmd::Wait(a) | Cmd::Container { cmd: ContainerCmd::Wait(a) } => ctr::cmd_wait(d, a).await,
-        Cmd::Stop(a) | Cmd::Container { cmd: ContainerCmd::Stop(a) } => ctr::cmd_stop(d, a).await,
-        Cmd::Kill(a) | Cmd::Container { cmd: ContainerCmd::Kill(a) } => ctr::cmd_kill(d, a).await,
-        Cmd::Restart(a) | Cmd::Container { cmd: ContainerCmd::Restart(a) } => ctr::cmd_restart(d, a).await,
-        Cmd::Rm(a) | Cmd::Container { cmd: ContainerCmd::Rm(a) } => ctr::cmd_rm(d, a).await,
-        Cmd::Rename(a) | Cmd::Container { cmd: ContainerCmd::Rename(a) } => ctr::cmd_rename(d, a).await,
-        Cmd::Container { cmd: ContainerCmd::Inspect(a) } => sys::cmd_inspect(d, a.into_inspect(), Some("container")).await,
-        Cmd::Images(a) | Cmd::Image { cmd: ImageCmd::Ls(a) } => img::cmd_images(d, a).await,
-        Cmd::Image { cmd: ImageCmd::Inspect(a) } => sys::cmd_inspect(d, a.into_inspect(), Some("image")).await,
+        Cmd::Run(f)
+        | Cmd::Container {
+            cmd: ContainerCmd::Run(f),
+        } => ctr::cmd_run(d, f).await,
+        Cmd::Create(f)
+        | Cmd::Container {
+            cmd: ContainerCmd::Create(f),
+        } => ctr::cmd_create(d, f).await,
+        Cmd::Start(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Start(a),
+        } => ctr::cmd_start(d, a).await,
+        Cmd::Ps(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Ls(a),
+        } => ctr::cmd_ps(d, a).await,
+        Cmd::Logs(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Logs(a),
+        } => ctr::cmd_logs(d, a).await,
+        Cmd::Attach(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Attach(a),
+        } => ctr::cmd_attach(d, a).await,
+        Cmd::Wait(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Wait(a),
+        } => ctr::cmd_wait(d, a).await,
+        Cmd::Stop(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Stop(a),
+        } => ctr::cmd_stop(d, a).await,
+        Cmd::Kill(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Kill(a),
+        } => ctr::cmd_kill(d, a).await,
+        Cmd::Restart(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Restart(a),
+        } => ctr::cmd_restart(d, a).await,
+        Cmd::Rm(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Rm(a),
+        } => ctr::cmd_rm(d, a).await,
+        Cmd::Rename(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Rename(a),
+        } => ctr::cmd_rename(d, a).await,
+        Cmd::Container {
+            cmd: ContainerCmd::Inspect(a),
+        } => sys::cmd_inspect(d, a.into_inspect(), Some("container")).await,
+        Cmd::Images(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Ls(a),
+        } => img::cmd_images(d, a).await,
+        Cmd::Image {
+            cmd: ImageCmd::Inspect(a),
+        } => sys::cmd_inspect(d, a.into_inspect(), Some("image")).await,
         Cmd::Inspect(a) => sys::cmd_inspect(d, a, None).await,
-        Cmd::History(a) | Cmd::Image { cmd: ImageCmd::History(a) } => img::cmd_history(d, a).await,
-        Cmd::Tag(a) | Cmd::Image { cmd: ImageCmd::Tag(a) } => img::cmd_tag(d, a).await,
-        Cmd::Rmi(a) | Cmd::Image { cmd: ImageCmd::Rm(a) } => img::cmd_rmi(d, a).await,
-        Cmd::Import(a) | Cmd::Image { cmd: ImageCmd::Import(a) } => img::cmd_import(d, a).await,
-        Cmd::Load(a) | Cmd::Image { cmd: ImageCmd::Load(a) } => img::cmd_load(d, a).await,
-        Cmd::Save(a) | Cmd::Image { cmd: ImageCmd::Save(a) } => img::cmd_save(d, a).await,
-        Cmd::Info(a) | Cmd::System { cmd: SystemCmd::Info(a) } => sys::cmd_info(d, a).await,
+        Cmd::History(a)
+        | Cmd::Image {
+            cmd: ImageCmd::History(a),
+        } => img::cmd_history(d, a).await,
+        Cmd::Tag(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Tag(a),
+        } => img::cmd_tag(d, a).await,
+        Cmd::Rmi(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Rm(a),
+        } => img::cmd_rmi(d, a).await,
+        Cmd::Import(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Import(a),
+        } => img::cmd_import(d, a).await,
+        Cmd::Load(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Load(a),
+        } => img::cmd_load(d, a).await,
+        Cmd::Save(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Save(a),
+        } => img::cmd_save(d, a).await,
+        Cmd::Info(a)
+        | Cmd::System {
+            cmd: SystemCmd::Info(a),
+        } => sys::cmd_info(d, a).await,
         Cmd::Version(_) => unreachable!(),
     }
 }
@@ -308,7 +398,19 @@ mod tests {
     #[test]
     fn cli_shapes() {
         Cli::command().debug_assert();
-        let c = parse(&["-H", "unix:///tmp/x.sock", "run", "--rm", "-h", "box", "busybox", "echo", "-n", "hi"]).unwrap();
+        let c = parse(&[
+            "-H",
+            "unix:///tmp/x.sock",
+            "run",
+            "--rm",
+            "-h",
+            "box",
+            "busybox",
+            "echo",
+            "-n",
+            "hi",
+        ])
+        .unwrap();
         assert_eq!(c.host.as_deref(), Some("unix:///tmp/x.sock"));
         match c.cmd.unwrap() {
             Cmd::Run(f) => {
@@ -318,11 +420,34 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse(&["container", "ls", "-a"]).unwrap().cmd, Some(Cmd::Container { cmd: ContainerCmd::Ls(_) })));
-        assert!(matches!(parse(&["container", "ps"]).unwrap().cmd, Some(Cmd::Container { cmd: ContainerCmd::Ls(_) })));
-        assert!(matches!(parse(&["image", "ls"]).unwrap().cmd, Some(Cmd::Image { cmd: ImageCmd::Ls(_) })));
-        assert!(matches!(parse(&["image", "rm", "x"]).unwrap().cmd, Some(Cmd::Image { cmd: ImageCmd::Rm(_) })));
-        assert!(matches!(parse(&["stop", "-t", "3", "a", "b"]).unwrap().cmd, Some(Cmd::Stop(_))));
+        assert!(matches!(
+            parse(&["container", "ls", "-a"]).unwrap().cmd,
+            Some(Cmd::Container {
+                cmd: ContainerCmd::Ls(_)
+            })
+        ));
+        assert!(matches!(
+            parse(&["container", "ps"]).unwrap().cmd,
+            Some(Cmd::Container {
+                cmd: ContainerCmd::Ls(_)
+            })
+        ));
+        assert!(matches!(
+            parse(&["image", "ls"]).unwrap().cmd,
+            Some(Cmd::Image {
+                cmd: ImageCmd::Ls(_)
+            })
+        ));
+        assert!(matches!(
+            parse(&["image", "rm", "x"]).unwrap().cmd,
+            Some(Cmd::Image {
+                cmd: ImageCmd::Rm(_)
+            })
+        ));
+        assert!(matches!(
+            parse(&["stop", "-t", "3", "a", "b"]).unwrap().cmd,
+            Some(Cmd::Stop(_))
+        ));
         assert!(parse(&["run"]).is_err());
         let c = parse(&["run", "--sig-proxy=false", "-a", "stdout", "busybox"]).unwrap();
         match c.cmd.unwrap() {
@@ -341,7 +466,10 @@ mod tests {
 
     #[test]
     fn usage_errors_exit_125() {
-        assert_eq!(main_with_args(vec!["berth".into(), "ps".into(), "--bogus".into()]), 125);
+        assert_eq!(
+            main_with_args(vec!["berth".into(), "ps".into(), "--bogus".into()]),
+            125
+        );
         assert_eq!(main_with_args(vec!["berth".into(), "--help".into()]), 0);
     }
 }

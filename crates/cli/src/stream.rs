@@ -164,7 +164,9 @@ fn write_output(item: LogOutput) {
             let _ = e.write_all(&message);
             let _ = e.flush();
         }
-        LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
+        LogOutput::StdOut { message }
+        | LogOutput::Console { message }
+        | LogOutput::StdIn { message } => {
             let mut o = std::io::stdout().lock();
             let _ = o.write_all(&message);
             let _ = o.flush();
@@ -179,7 +181,10 @@ pub async fn pump(
     stdin: Option<mpsc::Receiver<Option<Vec<u8>>>>,
     detach_keys: Vec<u8>,
 ) -> anyhow::Result<StreamEnd> {
-    let AttachContainerResults { mut output, mut input } = results;
+    let AttachContainerResults {
+        mut output,
+        mut input,
+    } = results;
     let (det_tx, mut det_rx) = mpsc::channel::<()>(1);
     let input_task = stdin.map(|mut rx| {
         tokio::spawn(async move {
@@ -188,7 +193,10 @@ pub async fn pump(
                 match msg {
                     Some(chunk) => {
                         let (fwd, detached) = proxy.feed(&chunk);
-                        if !fwd.is_empty() && (input.write_all(&fwd).await.is_err() || input.flush().await.is_err()) {
+                        if !fwd.is_empty()
+                            && (input.write_all(&fwd).await.is_err()
+                                || input.flush().await.is_err())
+                        {
                             return;
                         }
                         if detached {
@@ -229,7 +237,10 @@ pub fn monitor_tty_size(docker: Docker, id: String, exec: bool) -> tokio::task::
     tokio::spawn(async move {
         let resize = |docker: Docker, id: String| async move {
             if let Some((h, w)) = term_size(1).or_else(|| term_size(0)) {
-                let opts = bollard::query_parameters::ResizeContainerTTYOptions { h: h as i32, w: w as i32 };
+                let opts = bollard::query_parameters::ResizeContainerTTYOptions {
+                    h: h as i32,
+                    w: w as i32,
+                };
                 let _ = exec;
                 docker.resize_container_tty(&id, opts).await.is_ok()
             } else {
@@ -244,7 +255,9 @@ pub fn monitor_tty_size(docker: Docker, id: String, exec: bool) -> tokio::task::
             tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
             delay = (delay * 2).min(100);
         }
-        let Ok(mut sig) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+        let Ok(mut sig) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        else {
             return;
         };
         while sig.recv().await.is_some() {
@@ -280,7 +293,9 @@ pub fn proxy_signals(docker: Docker, id: String) -> tokio::task::JoinHandle<()> 
         }
         drop(tx);
         while let Some(name) = rx.recv().await {
-            let opts = bollard::query_parameters::KillContainerOptions { signal: name.to_string() };
+            let opts = bollard::query_parameters::KillContainerOptions {
+                signal: name.to_string(),
+            };
             if let Err(e) = docker.kill_container(&id, Some(opts)).await {
                 tracing::debug!("error sending signal: {e}");
             }
@@ -322,7 +337,11 @@ pub async fn wait_registered(
 ) -> anyhow::Result<tokio::task::JoinHandle<WaitOutcome>> {
     let host = crate::client::current_host();
     let Some(path) = host.strip_prefix("unix://").map(str::to_string) else {
-        return Ok(spawn_bollard_wait(docker.clone(), id.to_string(), condition.to_string()));
+        return Ok(spawn_bollard_wait(
+            docker.clone(),
+            id.to_string(),
+            condition.to_string(),
+        ));
     };
     use tokio::io::AsyncReadExt;
     let mut sock = tokio::net::UnixStream::connect(&path)
@@ -347,10 +366,20 @@ pub async fn wait_registered(
         }
     };
     let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(500);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
     let mut rest = buf[header_end..].to_vec();
-    async fn read_body(mut sock: tokio::net::UnixStream, mut rest: Vec<u8>, chunked: bool) -> Vec<u8> {
+    async fn read_body(
+        mut sock: tokio::net::UnixStream,
+        mut rest: Vec<u8>,
+        chunked: bool,
+    ) -> Vec<u8> {
         use tokio::io::AsyncReadExt;
         let _ = sock.read_to_end(&mut rest).await;
         if chunked {
@@ -363,23 +392,36 @@ pub async fn wait_registered(
         let body = read_body(sock, std::mem::take(&mut rest), chunked).await;
         let msg = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+            .and_then(|v| {
+                v.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-        return Err(anyhow::Error::new(bollard::errors::Error::DockerResponseServerError {
-            status_code: status,
-            message: msg,
-        }));
+        return Err(anyhow::Error::new(
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: status,
+                message: msg,
+            },
+        ));
     }
     Ok(tokio::spawn(async move {
         let body = read_body(sock, rest, chunked).await;
         let text = String::from_utf8_lossy(&body);
         let start = text.find('{');
         let v: Option<serde_json::Value> = start.and_then(|s| {
-            serde_json::Deserializer::from_str(&text[s..]).into_iter::<serde_json::Value>().next()?.ok()
+            serde_json::Deserializer::from_str(&text[s..])
+                .into_iter::<serde_json::Value>()
+                .next()?
+                .ok()
         });
         match v {
             Some(v) => {
-                if let Some(msg) = v.get("Error").and_then(|e| e.get("Message")).and_then(|m| m.as_str()) {
+                if let Some(msg) = v
+                    .get("Error")
+                    .and_then(|e| e.get("Message"))
+                    .and_then(|m| m.as_str())
+                {
                     if !msg.is_empty() {
                         return Err(msg.to_string());
                     }
@@ -395,9 +437,12 @@ pub(crate) fn dechunk(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        let Some(le) = b[i..].windows(2).position(|w| w == b"\r\n") else { break };
+        let Some(le) = b[i..].windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
         let size_line = String::from_utf8_lossy(&b[i..i + le]).to_string();
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
         i += le + 2;
         if size == 0 {
             break;
@@ -409,7 +454,11 @@ pub(crate) fn dechunk(b: &[u8]) -> Vec<u8> {
     out
 }
 
-fn spawn_bollard_wait(docker: Docker, id: String, condition: String) -> tokio::task::JoinHandle<WaitOutcome> {
+fn spawn_bollard_wait(
+    docker: Docker,
+    id: String,
+    condition: String,
+) -> tokio::task::JoinHandle<WaitOutcome> {
     tokio::spawn(async move {
         let opts = bollard::query_parameters::WaitContainerOptions { condition };
         let mut s = docker.wait_container(&id, Some(opts));
@@ -433,6 +482,9 @@ mod wait_tests {
     #[test]
     fn dechunks() {
         let b = b"19\r\n{\"StatusCode\":3,\"Error\":n\r\n5\r\null}\n\r\n0\r\n\r\n";
-        assert_eq!(super::dechunk(b), b"{\"StatusCode\":3,\"Error\":null}\n".to_vec());
+        assert_eq!(
+            super::dechunk(b),
+            b"{\"StatusCode\":3,\"Error\":null}\n".to_vec()
+        );
     }
 }

@@ -1,1 +1,178 @@
+//! The daemon's core: containers' state machine, restart policies and recovery, over the image
+//! store (`berth-image`) and the runtime (`berth-runtime`, reached only through `berth shim`).
+//! It knows nothing of HTTP; `berth-api` maps requests onto these calls.
 
+pub mod container;
+pub mod error;
+pub mod images;
+pub mod logs;
+pub mod names;
+pub mod shim;
+pub mod signals;
+pub mod system;
+
+pub use container::lifecycle::{AttachTarget, WaitCondition};
+pub use error::{EngineError, Result};
+pub use logs::{LogEntry, LogOptions};
+
+use berth_image::ImageService;
+use berth_store::MetadataDb;
+use container::{ContainerRecord, Handle, Registry};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    /// The `berth` binary, re-executed as `berth shim` for each container.
+    pub self_exe: PathBuf,
+}
+
+pub struct Engine {
+    pub cfg: EngineConfig,
+    pub db: Arc<MetadataDb>,
+    pub images: Arc<ImageService>,
+    pub containers: Registry,
+    pub engine_id: String,
+    shutting_down: AtomicBool,
+}
+
+impl Engine {
+    pub async fn open(cfg: EngineConfig) -> Result<Arc<Engine>> {
+        for d in [
+            cfg.data_root.clone(),
+            cfg.data_root.join("containers"),
+            cfg.exec_root.join("shims"),
+            cfg.exec_root.join("runtime"),
+        ] {
+            tokio::fs::create_dir_all(&d).await?;
+        }
+        let db = Arc::new(MetadataDb::open(&cfg.data_root.join("berth.db"))?);
+        let images = Arc::new(ImageService::open(&cfg.data_root, db.clone())?);
+        let _ = images.layers().sweep_temp();
+        let id_file = cfg.data_root.join("engine-id");
+        let engine_id = match tokio::fs::read_to_string(&id_file).await {
+            Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+            _ => {
+                let id = names::random_id();
+                tokio::fs::write(&id_file, &id).await?;
+                id
+            }
+        };
+        let engine = Arc::new(Engine {
+            cfg,
+            db,
+            images,
+            containers: Registry::default(),
+            engine_id,
+            shutting_down: AtomicBool::new(false),
+        });
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    /// Re-attaches to containers whose shims survived a daemon restart and records the exit of
+    /// those that ended meanwhile (applying their restart policies).
+    async fn recover(self: &Arc<Self>) -> Result<()> {
+        for (id, _name, json) in self.db.list_containers()? {
+            let rec: ContainerRecord = match serde_json::from_str(&json) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(container = %id, "unreadable record, skipped: {e}");
+                    continue;
+                }
+            };
+            let handle = Handle::new(rec);
+            if let Err(e) = self.containers.insert(handle) {
+                tracing::error!(container = %id, "cannot restore: {e}");
+            }
+        }
+        for h in self.containers.all() {
+            let rec = h.snapshot();
+            let shim = shim::ShimClient::new(self.shim_dir(&h.id));
+            if rec.state.is_running() && shim.alive().await {
+                tracing::info!(container = %h.id, "re-attached to running container");
+                self.spawn_monitor(h.clone());
+                continue;
+            }
+            if rec.state.is_running() {
+                let info = shim.exit_file().unwrap_or(shim::ExitInfo {
+                    exit_code: 255,
+                    oom_killed: false,
+                    finished_at: None,
+                });
+                self.record_exit(&h, info).await;
+            } else {
+                self.release_rootfs(&h.id).await;
+            }
+        }
+        self.sweep_runtime_state().await;
+        Ok(())
+    }
+
+    /// A crashed create can leave libcontainer state and cgroups behind; remove those of
+    /// containers that are not running.
+    async fn sweep_runtime_state(&self) {
+        let running: std::collections::HashSet<String> = self
+            .containers
+            .all()
+            .iter()
+            .filter(|h| h.snapshot().state.is_running())
+            .map(|h| h.id.clone())
+            .collect();
+        let mut dirs = vec![self.runtime_root(), self.cfg.exec_root.join("shims")];
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            dirs.extend(rd.flatten().map(|e| e.path().join("berth")));
+        }
+        for dir in dirs {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if running.contains(&name) {
+                    continue;
+                }
+                let p = e.path();
+                let removed = if p.starts_with("/sys/fs/cgroup") {
+                    std::fs::remove_dir(&p)
+                } else {
+                    std::fs::remove_dir_all(&p)
+                };
+                if removed.is_ok() {
+                    tracing::info!(path = %p.display(), "removed stale runtime state");
+                }
+            }
+        }
+    }
+
+    /// Containers keep running when the daemon stops (their shims own them).
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn persist(&self, h: &Handle) -> Result<()> {
+        let rec = h.snapshot();
+        let json = serde_json::to_string(&rec).map_err(EngineError::internal)?;
+        self.db.put_container(&rec.id, &rec.name, &json)?;
+        Ok(())
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.cfg.data_root.join("containers").join(id)
+    }
+
+    pub fn shim_dir(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("shims").join(id)
+    }
+
+    pub fn runtime_root(&self) -> PathBuf {
+        self.cfg.exec_root.join("runtime")
+    }
+}

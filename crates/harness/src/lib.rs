@@ -1,1 +1,319 @@
+//! Test harness: a real `berth daemon` on a temporary socket, data root and exec root, driven
+//! through our CLI and the real docker CLI. Dropping it removes every container, mount, shim
+//! and cgroup the daemon made, even when the test failed half-way.
 
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+pub struct TestDaemon {
+    pub berth_bin: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    child: Option<Child>,
+}
+
+/// The busybox image tarball, built once per test process from Debian's busybox-static.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("berth-fixture-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let out = dir.join("busybox.tar");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-image.sh");
+        let st = Command::new("bash")
+            .arg(script)
+            .arg(&out)
+            .status()
+            .expect("run busybox-image.sh");
+        assert!(st.success(), "building the busybox fixture failed");
+        out
+    })
+}
+
+impl TestDaemon {
+    pub fn start(berth_bin: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("berth-test-").tempdir()?;
+        let socket = dir.path().join("berth.sock");
+        let mut d = TestDaemon {
+            berth_bin: PathBuf::from(berth_bin),
+            data_root: dir.path().join("data"),
+            exec_root: dir.path().join("run"),
+            socket,
+            dir,
+            child: None,
+        };
+        d.spawn()?;
+        Ok(d)
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))?;
+        let child = Command::new(&self.berth_bin)
+            .args(["daemon", "-H", &self.host(), "--log-level", "debug"])
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawn berth daemon")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if self.ping() {
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    bail!("daemon exited early ({st}):\n{}", self.daemon_log());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("daemon did not answer:\n{}", self.daemon_log())
+    }
+
+    pub fn ping(&self) -> bool {
+        let Ok(mut s) = UnixStream::connect(&self.socket) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        matches!(std::io::Read::read(&mut s, &mut buf), Ok(n) if n > 12 && buf[..n].starts_with(b"HTTP/1."))
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL, as a crash: shims and containers must survive it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    pub fn restart(&mut self) -> Result<()> {
+        self.spawn()
+    }
+
+    /// Our CLI, pointed at this daemon.
+    pub fn berth(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.berth_bin);
+        c.env("DOCKER_HOST", self.host()).args(args);
+        c
+    }
+
+    /// The real docker CLI, pointed at this daemon, with its own empty config.
+    pub fn docker(&self, args: &[&str]) -> Command {
+        let cfg = self.dir.path().join("docker-config");
+        let _ = std::fs::create_dir_all(&cfg);
+        let mut c = Command::new(DOCKER);
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", cfg)
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_CONTEXT")
+            .args(args);
+        c
+    }
+
+    /// Imports the busybox fixture as `busybox:latest` through the real docker CLI.
+    pub fn import_busybox(&self) -> Result<String> {
+        let out = self
+            .docker(&["import", &busybox_tar().to_string_lossy(), "busybox:latest"])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "docker import failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn cleanup(&mut self) {
+        if self.child.is_some() && self.ping() {
+            if let Ok(out) = self.docker(&["ps", "-aq", "--no-trunc"]).output() {
+                let ids = String::from_utf8_lossy(&out.stdout).to_string();
+                let ids: Vec<&str> = ids.split_whitespace().collect();
+                if !ids.is_empty() {
+                    let mut args = vec!["rm", "-f"];
+                    args.extend(ids);
+                    let _ = self.docker(&args).output();
+                }
+            }
+        }
+        self.stop();
+        reap_leftovers(self.dir.path());
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// Last resort after a failed test: kill shims and container processes started under `root`,
+/// unmount what is mounted under it, and remove their cgroups.
+pub fn reap_leftovers(root: &Path) {
+    let root_s = root.to_string_lossy().into_owned();
+    let shims = root.join("run").join("shims");
+    let ids: Vec<String> = std::fs::read_dir(&shims)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cg = std::fs::read_to_string(p.path().join("cgroup")).unwrap_or_default();
+            let ours = String::from_utf8_lossy(&cmd).contains(&root_s)
+                || ids.iter().any(|id| cg.contains(&format!("/berth/{id}")));
+            if ours && pid != std::process::id() as i32 {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mut targets: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|t| t.starts_with(&root_s))
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for t in targets {
+        let _ = nix::mount::umount2(t, nix::mount::MntFlags::MNT_DETACH);
+    }
+    for id in &ids {
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for c in rd.flatten() {
+                let _ = std::fs::remove_dir(c.path().join("berth").join(id));
+            }
+        }
+    }
+}
+
+/// Output as text, with the command's stderr in the panic message when it failed.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn command");
+    assert!(
+        out.status.success(),
+        "{:?} failed ({}):\nstdout: {}\nstderr: {}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("spawn command")
+}
+
+/// A raw HTTP/1.0 exchange on the daemon's socket: (status, head, body).
+pub fn http(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<(u16, String, Vec<u8>)> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut resp = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut resp)?;
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of headers")?;
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status")?;
+    let mut payload = resp[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        payload = dechunk(&payload);
+    }
+    Ok((status, head, payload))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = pos + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}

@@ -17,25 +17,38 @@ const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
 /// docker's `toStatusError`: exit 127 / 126 / 125 depending on the message.
 pub fn to_status_error(msg: &str, cmd: &str) -> anyhow::Error {
-    let code = if msg.contains("executable file not found") || msg.contains("no such file or directory") {
-        127
-    } else if msg.contains("permission denied") || msg.contains("is a directory") {
-        126
-    } else {
-        125
-    };
-    status(code, format!("berth: {msg}\n\nRun 'berth {cmd} --help' for more information"))
+    let code =
+        if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+            127
+        } else if msg.contains("permission denied") || msg.contains("is a directory") {
+            126
+        } else {
+            125
+        };
+    status(
+        code,
+        format!("berth: {msg}\n\nRun 'berth {cmd} --help' for more information"),
+    )
 }
 
 fn ctx_for(f: &ContainerFlags) -> Ctx {
     Ctx {
-        console_size: if f.tty && isatty(1) { stream::term_size(1) } else { None },
+        console_size: if f.tty && isatty(1) {
+            stream::term_size(1)
+        } else {
+            None
+        },
         lookup_env: None,
     }
 }
 
 /// Pulls an image, printing progress lines to stderr (as `docker run` does).
-pub async fn pull_image(docker: &Docker, image: &str, platform: Option<&str>, quiet: bool) -> Result<()> {
+pub async fn pull_image(
+    docker: &Docker,
+    image: &str,
+    platform: Option<&str>,
+    quiet: bool,
+) -> Result<()> {
     let full = familiar_with_tag(image);
     let (repo, tag) = match full.split_once('@') {
         Some((r, d)) => (r.to_string(), d.to_string()),
@@ -72,10 +85,18 @@ pub async fn pull_image(docker: &Docker, image: &str, platform: Option<&str>, qu
 }
 
 /// `POST /containers/create`, pulling the image on a 404 as the docker CLI does.
-async fn create_container(docker: &Docker, f: &ContainerFlags, cmd: &str) -> Result<(String, bollard::models::ContainerCreateBody)> {
-    let (body, name) = build_create(f, &ctx_for(f), cmd == "run").map_err(|e| to_status_error(&format!("{e:#}"), cmd))?;
+async fn create_container(
+    docker: &Docker,
+    f: &ContainerFlags,
+    cmd: &str,
+) -> Result<(String, bollard::models::ContainerCreateBody)> {
+    let (body, name) = build_create(f, &ctx_for(f), cmd == "run")
+        .map_err(|e| to_status_error(&format!("{e:#}"), cmd))?;
     let image = f.args[0].clone();
-    let opts = qp::CreateContainerOptions { name: name.clone(), platform: f.platform.clone().unwrap_or_default() };
+    let opts = qp::CreateContainerOptions {
+        name: name.clone(),
+        platform: f.platform.clone().unwrap_or_default(),
+    };
     let pull = f.pull.as_str();
     if !matches!(pull, "missing" | "never" | "always") {
         return Err(to_status_error(
@@ -88,10 +109,18 @@ async fn create_container(docker: &Docker, f: &ContainerFlags, cmd: &str) -> Res
             .await
             .map_err(|e| to_status_error(&crate::client::error_message(&e), cmd))?;
     }
-    let resp = match docker.create_container(Some(opts.clone()), body.clone()).await {
+    let resp = match docker
+        .create_container(Some(opts.clone()), body.clone())
+        .await
+    {
         Ok(r) => r,
-        Err(e) if is_not_found(&e) && pull != "never" && pull != "always" && is_image_missing(&e) => {
-            eprintln!("Unable to find image '{}' locally", familiar_with_tag(&image));
+        Err(e)
+            if is_not_found(&e) && pull != "never" && pull != "always" && is_image_missing(&e) =>
+        {
+            eprintln!(
+                "Unable to find image '{}' locally",
+                familiar_with_tag(&image)
+            );
             pull_image(docker, &image, f.platform.as_deref(), f.quiet)
                 .await
                 .map_err(|e| to_status_error(&crate::client::error_message(&e), cmd))?;
@@ -102,7 +131,10 @@ async fn create_container(docker: &Docker, f: &ContainerFlags, cmd: &str) -> Res
         }
         Err(e) => {
             if is_not_found(&e) && is_image_missing(&e) {
-                eprintln!("Unable to find image '{}' locally", familiar_with_tag(&image));
+                eprintln!(
+                    "Unable to find image '{}' locally",
+                    familiar_with_tag(&image)
+                );
             }
             return Err(to_status_error(&api_error_message(&e), cmd));
         }
@@ -114,7 +146,12 @@ async fn create_container(docker: &Docker, f: &ContainerFlags, cmd: &str) -> Res
         if std::path::Path::new(path).exists() {
             return Err(to_status_error(&format!("container ID file found, make sure the other container isn't running or delete {path}"), cmd));
         }
-        std::fs::write(path, &resp.id).map_err(|e| to_status_error(&format!("failed to write the container ID to the file: {e}"), cmd))?;
+        std::fs::write(path, &resp.id).map_err(|e| {
+            to_status_error(
+                &format!("failed to write the container ID to the file: {e}"),
+                cmd,
+            )
+        })?;
     }
     Ok((resp.id, body))
 }
@@ -147,7 +184,11 @@ struct AttachPlan {
     sig_proxy: bool,
 }
 
-async fn open_attach(docker: &Docker, id: &str, p: &AttachPlan) -> Result<bollard::container::AttachContainerResults> {
+async fn open_attach(
+    docker: &Docker,
+    id: &str,
+    p: &AttachPlan,
+) -> Result<bollard::container::AttachContainerResults> {
     let opts = qp::AttachContainerOptions {
         detach_keys: p.detach_keys.clone(),
         logs: false,
@@ -156,11 +197,15 @@ async fn open_attach(docker: &Docker, id: &str, p: &AttachPlan) -> Result<bollar
         stdout: p.stdout,
         stderr: p.stderr,
     };
-    docker.attach_container(id, Some(opts)).await.map_err(anyhow_api)
+    docker
+        .attach_container(id, Some(opts))
+        .await
+        .map_err(anyhow_api)
 }
 
 fn detach_bytes(keys: &Option<String>) -> Result<Vec<u8>> {
-    stream::parse_detach_keys(keys.as_deref().unwrap_or(DEFAULT_DETACH_KEYS)).map_err(|e| anyhow::anyhow!(e))
+    stream::parse_detach_keys(keys.as_deref().unwrap_or(DEFAULT_DETACH_KEYS))
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 /// What a wait outcome means as an exit code (docker's `waitExitOrRemoved`).
@@ -177,10 +222,16 @@ async fn wait_status(h: tokio::task::JoinHandle<stream::WaitOutcome>) -> i32 {
 
 pub async fn cmd_run(docker: &Docker, f: ContainerFlags) -> Result<i32> {
     let stdin_is_tty = isatty(0);
-    if f.interactive && f.tty && !f.detach && !stdin_is_tty && (f.attach.is_empty() || f.attach.iter().any(|a| a.eq_ignore_ascii_case("stdin"))) {
+    if f.interactive
+        && f.tty
+        && !f.detach
+        && !stdin_is_tty
+        && (f.attach.is_empty() || f.attach.iter().any(|a| a.eq_ignore_ascii_case("stdin")))
+    {
         return Err(status(1, "the input device is not a TTY"));
     }
-    let detach_keys = detach_bytes(&f.detach_keys).map_err(|e| to_status_error(&e.to_string(), "run"))?;
+    let detach_keys =
+        detach_bytes(&f.detach_keys).map_err(|e| to_status_error(&e.to_string(), "run"))?;
     let (id, body) = create_container(docker, &f, "run").await?;
     let plan = AttachPlan {
         stdin: body.attach_stdin == Some(true),
@@ -194,7 +245,11 @@ pub async fn cmd_run(docker: &Docker, f: ContainerFlags) -> Result<i32> {
     let mut attach = None;
     let mut raw = None;
     if attached {
-        attach = Some(open_attach(docker, &id, &plan).await.map_err(|e| to_status_error(&crate::client::error_message(&e), "run"))?);
+        attach = Some(
+            open_attach(docker, &id, &plan)
+                .await
+                .map_err(|e| to_status_error(&crate::client::error_message(&e), "run"))?,
+        );
         if plan.tty && plan.stdin && stdin_is_tty {
             raw = Some(RawTerminal::enable());
         }
@@ -212,7 +267,10 @@ pub async fn cmd_run(docker: &Docker, f: ContainerFlags) -> Result<i32> {
     if detached {
         println!("{id}");
     }
-    if let Err(e) = docker.start_container(&id, None::<qp::StartContainerOptions>).await {
+    if let Err(e) = docker
+        .start_container(&id, None::<qp::StartContainerOptions>)
+        .await
+    {
         drop(attach);
         drop(raw);
         if f.rm {
@@ -225,9 +283,21 @@ pub async fn cmd_run(docker: &Docker, f: ContainerFlags) -> Result<i32> {
     if detached {
         return Ok(0);
     }
-    let resize = if plan.tty && isatty(1) { Some(stream::monitor_tty_size(docker.clone(), id.clone(), false)) } else { None };
-    let sigs = if plan.sig_proxy { Some(stream::proxy_signals(docker.clone(), id.clone())) } else { None };
-    let stdin_rx = if plan.stdin { Some(stream::spawn_stdin_reader()) } else { None };
+    let resize = if plan.tty && isatty(1) {
+        Some(stream::monitor_tty_size(docker.clone(), id.clone(), false))
+    } else {
+        None
+    };
+    let sigs = if plan.sig_proxy {
+        Some(stream::proxy_signals(docker.clone(), id.clone()))
+    } else {
+        None
+    };
+    let stdin_rx = if plan.stdin {
+        Some(stream::spawn_stdin_reader())
+    } else {
+        None
+    };
     let end = stream::pump(attach.take().unwrap(), stdin_rx, detach_keys).await;
     if let Some(t) = resize {
         t.abort();
@@ -246,8 +316,13 @@ pub async fn cmd_run(docker: &Docker, f: ContainerFlags) -> Result<i32> {
     Ok(match waiter {
         Some(w) => wait_status(w).await,
         None => {
-            let i = docker.inspect_container(&id, None::<qp::InspectContainerOptions>).await;
-            i.ok().and_then(|i| i.state).and_then(|s| s.exit_code).unwrap_or(125) as i32
+            let i = docker
+                .inspect_container(&id, None::<qp::InspectContainerOptions>)
+                .await;
+            i.ok()
+                .and_then(|i| i.state)
+                .and_then(|s| s.exit_code)
+                .unwrap_or(125) as i32
         }
     })
 }
@@ -270,10 +345,16 @@ pub struct StartArgs {
 pub async fn cmd_start(docker: &Docker, a: StartArgs) -> Result<i32> {
     if a.attach || a.interactive {
         if a.containers.len() > 1 {
-            return Err(status(1, "you cannot start and attach multiple containers at once"));
+            return Err(status(
+                1,
+                "you cannot start and attach multiple containers at once",
+            ));
         }
         let name = &a.containers[0];
-        let c = docker.inspect_container(name, None::<qp::InspectContainerOptions>).await.map_err(anyhow_api)?;
+        let c = docker
+            .inspect_container(name, None::<qp::InspectContainerOptions>)
+            .await
+            .map_err(anyhow_api)?;
         let cfg = c.config.clone().unwrap_or_default();
         let id = c.id.clone().unwrap_or_else(|| name.clone());
         let tty = cfg.tty == Some(true);
@@ -287,16 +368,41 @@ pub async fn cmd_start(docker: &Docker, a: StartArgs) -> Result<i32> {
         };
         let detach_keys = detach_bytes(&a.detach_keys)?;
         let attach = open_attach(docker, &id, &plan).await?;
-        let raw = if plan.tty && plan.stdin && isatty(0) { Some(RawTerminal::enable()) } else { None };
+        let raw = if plan.tty && plan.stdin && isatty(0) {
+            Some(RawTerminal::enable())
+        } else {
+            None
+        };
         let auto_remove = c.host_config.and_then(|h| h.auto_remove).unwrap_or(false);
-        let waiter = stream::wait_registered(docker, &id, if auto_remove { "removed" } else { "next-exit" }).await.ok();
-        if let Err(e) = docker.start_container(&id, None::<qp::StartContainerOptions>).await {
+        let waiter = stream::wait_registered(
+            docker,
+            &id,
+            if auto_remove { "removed" } else { "next-exit" },
+        )
+        .await
+        .ok();
+        if let Err(e) = docker
+            .start_container(&id, None::<qp::StartContainerOptions>)
+            .await
+        {
             drop(raw);
             return Err(anyhow_api(e));
         }
-        let resize = if plan.tty && isatty(1) { Some(stream::monitor_tty_size(docker.clone(), id.clone(), false)) } else { None };
-        let sigs = if plan.sig_proxy { Some(stream::proxy_signals(docker.clone(), id.clone())) } else { None };
-        let stdin_rx = if plan.stdin { Some(stream::spawn_stdin_reader()) } else { None };
+        let resize = if plan.tty && isatty(1) {
+            Some(stream::monitor_tty_size(docker.clone(), id.clone(), false))
+        } else {
+            None
+        };
+        let sigs = if plan.sig_proxy {
+            Some(stream::proxy_signals(docker.clone(), id.clone()))
+        } else {
+            None
+        };
+        let stdin_rx = if plan.stdin {
+            Some(stream::spawn_stdin_reader())
+        } else {
+            None
+        };
         let end = stream::pump(attach, stdin_rx, detach_keys).await;
         resize.map(|t| t.abort());
         sigs.map(|t| t.abort());
@@ -312,7 +418,10 @@ pub async fn cmd_start(docker: &Docker, a: StartArgs) -> Result<i32> {
     let names = a.containers.clone();
     Ok(for_each(&names, |n| {
         let d = docker.clone();
-        async move { d.start_container(&n, None::<qp::StartContainerOptions>).await }
+        async move {
+            d.start_container(&n, None::<qp::StartContainerOptions>)
+                .await
+        }
     })
     .await)
 }
@@ -332,16 +441,28 @@ pub struct AttachArgs {
 }
 
 pub async fn cmd_attach(docker: &Docker, a: AttachArgs) -> Result<i32> {
-    let c = docker.inspect_container(&a.container, None::<qp::InspectContainerOptions>).await.map_err(anyhow_api)?;
+    let c = docker
+        .inspect_container(&a.container, None::<qp::InspectContainerOptions>)
+        .await
+        .map_err(anyhow_api)?;
     let st = c.state.clone().unwrap_or_default();
     if st.running != Some(true) {
-        return Err(status(1, "You cannot attach to a stopped container, start it first"));
+        return Err(status(
+            1,
+            "You cannot attach to a stopped container, start it first",
+        ));
     }
     if st.paused == Some(true) {
-        return Err(status(1, "You cannot attach to a paused container, unpause it first"));
+        return Err(status(
+            1,
+            "You cannot attach to a paused container, unpause it first",
+        ));
     }
     if st.restarting == Some(true) {
-        return Err(status(1, "You cannot attach to a restarting container, wait until it is running"));
+        return Err(status(
+            1,
+            "You cannot attach to a restarting container, wait until it is running",
+        ));
     }
     let cfg = c.config.clone().unwrap_or_default();
     let id = c.id.clone().unwrap_or_else(|| a.container.clone());
@@ -358,12 +479,30 @@ pub async fn cmd_attach(docker: &Docker, a: AttachArgs) -> Result<i32> {
         return Err(status(1, "the input device is not a TTY"));
     }
     let detach_keys = detach_bytes(&a.detach_keys)?;
-    let waiter = stream::wait_registered(docker, &id, "not-running").await.ok();
+    let waiter = stream::wait_registered(docker, &id, "not-running")
+        .await
+        .ok();
     let attach = open_attach(docker, &id, &plan).await?;
-    let raw = if plan.tty && plan.stdin && isatty(0) { Some(RawTerminal::enable()) } else { None };
-    let resize = if plan.tty && isatty(1) { Some(stream::monitor_tty_size(docker.clone(), id.clone(), false)) } else { None };
-    let sigs = if plan.sig_proxy { Some(stream::proxy_signals(docker.clone(), id.clone())) } else { None };
-    let stdin_rx = if plan.stdin { Some(stream::spawn_stdin_reader()) } else { None };
+    let raw = if plan.tty && plan.stdin && isatty(0) {
+        Some(RawTerminal::enable())
+    } else {
+        None
+    };
+    let resize = if plan.tty && isatty(1) {
+        Some(stream::monitor_tty_size(docker.clone(), id.clone(), false))
+    } else {
+        None
+    };
+    let sigs = if plan.sig_proxy {
+        Some(stream::proxy_signals(docker.clone(), id.clone()))
+    } else {
+        None
+    };
+    let stdin_rx = if plan.stdin {
+        Some(stream::spawn_stdin_reader())
+    } else {
+        None
+    };
     let end = stream::pump(attach, stdin_rx, detach_keys).await;
     resize.map(|t| t.abort());
     sigs.map(|t| t.abort());
@@ -413,7 +552,9 @@ pub fn parse_filters(f: &[String]) -> Result<HashMap<String, Vec<String>>> {
         let (k, v) = x
             .split_once('=')
             .ok_or_else(|| status(125, format!("invalid argument \"{x}\" for \"-f, --filter\" flag: bad format of filter (expected name=value)")))?;
-        m.entry(k.trim().to_ascii_lowercase()).or_default().push(v.to_string());
+        m.entry(k.trim().to_ascii_lowercase())
+            .or_default()
+            .push(v.to_string());
     }
     Ok(m)
 }
@@ -436,7 +577,11 @@ fn display_ports(ports: &Value) -> String {
             let s = match p["PublicPort"].as_i64() {
                 Some(pub_) if pub_ != 0 => {
                     let ip = p["IP"].as_str().unwrap_or("");
-                    let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+                    let host = if ip.contains(':') {
+                        format!("[{ip}]")
+                    } else {
+                        ip.to_string()
+                    };
                     format!("{host}:{pub_}->{private}/{typ}")
                 }
                 _ => format!("{private}/{typ}"),
@@ -451,7 +596,10 @@ fn display_ports(ports: &Value) -> String {
 
 fn labels_string(l: &Value) -> String {
     let mut v: Vec<String> = match l {
-        Value::Object(o) => o.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect(),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect(),
         _ => vec![],
     };
     v.sort();
@@ -463,12 +611,23 @@ pub fn ps_context(c: &Value, trunc: bool) -> Value {
     let id = c["Id"].as_str().unwrap_or("");
     let names: Vec<String> = c["Names"]
         .as_array()
-        .map(|a| a.iter().filter_map(|n| n.as_str()).map(|n| n.trim_start_matches('/').to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .collect()
+        })
         .unwrap_or_default();
-    let names: Vec<String> = if trunc { names.into_iter().filter(|n| !n.contains('/')).collect() } else { names };
+    let names: Vec<String> = if trunc {
+        names.into_iter().filter(|n| !n.contains('/')).collect()
+    } else {
+        names
+    };
     let mut image = c["Image"].as_str().unwrap_or("").to_string();
     if trunc {
-        if image.starts_with("sha256:") || (image.len() == 64 && image.chars().all(|x| x.is_ascii_hexdigit())) {
+        if image.starts_with("sha256:")
+            || (image.len() == 64 && image.chars().all(|x| x.is_ascii_hexdigit()))
+        {
             image = output::short_id(&image);
         }
     }
@@ -490,7 +649,11 @@ pub fn ps_context(c: &Value, trunc: bool) -> Value {
         .map(|a| {
             a.iter()
                 .map(|m| {
-                    let name = m["Name"].as_str().filter(|s| !s.is_empty()).or(m["Source"].as_str()).unwrap_or("");
+                    let name = m["Name"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .or(m["Source"].as_str())
+                        .unwrap_or("");
                     if trunc {
                         output::ellipsis(name, 15)
                     } else {
@@ -505,7 +668,10 @@ pub fn ps_context(c: &Value, trunc: bool) -> Value {
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default();
     networks.sort();
-    let local_volumes = c["Mounts"].as_array().map(|a| a.iter().filter(|m| m["Driver"] == "local").count()).unwrap_or(0);
+    let local_volumes = c["Mounts"]
+        .as_array()
+        .map(|a| a.iter().filter(|m| m["Driver"] == "local").count())
+        .unwrap_or(0);
     json!({
         "Command": output::go_quote(&command),
         "CreatedAt": output::go_time_string(created),
@@ -541,25 +707,39 @@ pub async fn cmd_ps(docker: &Docker, a: PsArgs) -> Result<i32> {
         limit = 1;
     }
     let size = a.size
-        || a.format.as_deref().map(|f| f.contains(".Size")).unwrap_or(false);
+        || a.format
+            .as_deref()
+            .map(|f| f.contains(".Size"))
+            .unwrap_or(false);
     let opts = qp::ListContainersOptions {
         all: a.all || limit > 0,
         limit: if limit > 0 { Some(limit) } else { None },
         size,
-        filters: if filters.is_empty() { None } else { Some(filters) },
+        filters: if filters.is_empty() {
+            None
+        } else {
+            Some(filters)
+        },
     };
-    let list = docker.list_containers(Some(opts)).await.map_err(anyhow_api)?;
+    let list = docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(anyhow_api)?;
     let rows: Vec<Value> = list
         .iter()
         .map(|c| ps_context(&serde_json::to_value(c).unwrap_or(Value::Null), !a.no_trunc))
         .collect();
-    let mut default = "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_string();
+    let mut default =
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+            .to_string();
     if a.size {
         default.push_str("\t{{.Size}}");
     }
     let format = if a.quiet {
         if a.format.is_some() {
-            eprintln!("WARNING: Ignoring custom format, because both --format and --quiet are set.");
+            eprintln!(
+                "WARNING: Ignoring custom format, because both --format and --quiet are set."
+            );
         }
         Format::Raw("{{.ID}}".into())
     } else {
@@ -648,14 +828,22 @@ pub fn parse_timestamp(value: &str, now: i64) -> Result<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
         return Ok(t.timestamp());
     }
-    if let Some((secs, _)) = value.split_once('.').filter(|(a, b)| a.parse::<i64>().is_ok() && b.parse::<u64>().is_ok()) {
+    if let Some((secs, _)) = value
+        .split_once('.')
+        .filter(|(a, b)| a.parse::<i64>().is_ok() && b.parse::<u64>().is_ok())
+    {
         return Ok(secs.parse()?);
     }
     if let Ok(n) = value.parse::<i64>() {
         return Ok(n);
     }
     use chrono::{NaiveDate, NaiveDateTime, TimeZone};
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H"] {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(value, f) {
             if let Some(t) = chrono::Local.from_local_datetime(&t).single() {
                 return Ok(t.timestamp());
@@ -663,7 +851,10 @@ pub fn parse_timestamp(value: &str, now: i64) -> Result<i64> {
         }
     }
     if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        if let Some(t) = chrono::Local.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap()).single() {
+        if let Some(t) = chrono::Local
+            .from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
+            .single()
+        {
             return Ok(t.timestamp());
         }
     }
@@ -671,11 +862,24 @@ pub fn parse_timestamp(value: &str, now: i64) -> Result<i64> {
 }
 
 pub async fn cmd_logs(docker: &Docker, a: LogsArgs) -> Result<i32> {
-    let c = docker.inspect_container(&a.container, None::<qp::InspectContainerOptions>).await.map_err(anyhow_api)?;
+    let c = docker
+        .inspect_container(&a.container, None::<qp::InspectContainerOptions>)
+        .await
+        .map_err(anyhow_api)?;
     let id = c.id.clone().unwrap_or_else(|| a.container.clone());
     let now = chrono::Utc::now().timestamp();
-    let since = a.since.as_deref().map(|s| parse_timestamp(s, now)).transpose()?.unwrap_or(0);
-    let until = a.until.as_deref().map(|s| parse_timestamp(s, now)).transpose()?.unwrap_or(0);
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| parse_timestamp(s, now))
+        .transpose()?
+        .unwrap_or(0);
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| parse_timestamp(s, now))
+        .transpose()?
+        .unwrap_or(0);
     let opts = qp::LogsOptions {
         follow: a.follow,
         stdout: true,
@@ -718,11 +922,15 @@ pub struct MultiArgs {
 pub async fn cmd_wait(docker: &Docker, a: MultiArgs) -> Result<i32> {
     let mut failed = false;
     for c in &a.containers {
-        let opts = qp::WaitContainerOptions { condition: "not-running".into() };
+        let opts = qp::WaitContainerOptions {
+            condition: "not-running".into(),
+        };
         let mut s = docker.wait_container(c, Some(opts));
         match s.next().await {
             Some(Ok(r)) => println!("{}", r.status_code),
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => println!("{code}"),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                println!("{code}")
+            }
             Some(Err(e)) => {
                 eprintln!("{}", api_error_message(&e));
                 failed = true;
@@ -742,7 +950,12 @@ pub struct StopArgs {
     #[arg(short = 's', long)]
     pub signal: Option<String>,
     /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "timeout", alias = "time", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "timeout",
+        alias = "time",
+        allow_hyphen_values = true
+    )]
     pub timeout: Option<i32>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
@@ -754,7 +967,9 @@ fn with_stop_timeout(docker: &Docker, t: Option<i32>) -> Docker {
         Some(t) => t as u64 + 120,
         None => 600,
     };
-    docker.clone().with_timeout(std::time::Duration::from_secs(secs))
+    docker
+        .clone()
+        .with_timeout(std::time::Duration::from_secs(secs))
 }
 
 async fn for_each<F, Fut>(names: &[String], f: F) -> i32
@@ -774,7 +989,11 @@ where
             }
         }
     }
-    if failed { 1 } else { 0 }
+    if failed {
+        1
+    } else {
+        0
+    }
 }
 
 pub async fn cmd_stop(docker: &Docker, a: StopArgs) -> Result<i32> {
@@ -782,7 +1001,10 @@ pub async fn cmd_stop(docker: &Docker, a: StopArgs) -> Result<i32> {
     let (sig, t) = (a.signal.clone(), a.timeout);
     Ok(for_each(&a.containers, |n| {
         let d = d.clone();
-        let opts = qp::StopContainerOptions { signal: sig.clone(), t };
+        let opts = qp::StopContainerOptions {
+            signal: sig.clone(),
+            t,
+        };
         async move { d.stop_container(&n, Some(opts)).await }
     })
     .await)
@@ -793,7 +1015,10 @@ pub async fn cmd_restart(docker: &Docker, a: StopArgs) -> Result<i32> {
     let (sig, t) = (a.signal.clone(), a.timeout);
     Ok(for_each(&a.containers, |n| {
         let d = d.clone();
-        let opts = qp::RestartContainerOptions { signal: sig.clone(), t };
+        let opts = qp::RestartContainerOptions {
+            signal: sig.clone(),
+            t,
+        };
         async move { d.restart_container(&n, Some(opts)).await }
     })
     .await)
@@ -834,9 +1059,19 @@ pub struct RmArgs {
 }
 
 pub async fn cmd_rm(docker: &Docker, a: RmArgs) -> Result<i32> {
-    let opts = qp::RemoveContainerOptions { v: a.volumes, force: a.force, link: a.link };
-    let names: Vec<String> = a.containers.iter().map(|c| c.trim_matches('/').to_string()).collect();
-    let d = docker.clone().with_timeout(std::time::Duration::from_secs(600));
+    let opts = qp::RemoveContainerOptions {
+        v: a.volumes,
+        force: a.force,
+        link: a.link,
+    };
+    let names: Vec<String> = a
+        .containers
+        .iter()
+        .map(|c| c.trim_matches('/').to_string())
+        .collect();
+    let d = docker
+        .clone()
+        .with_timeout(std::time::Duration::from_secs(600));
     Ok(for_each(&names, |n| {
         let d = d.clone();
         let opts = opts.clone();
@@ -859,7 +1094,16 @@ pub async fn cmd_rename(docker: &Docker, a: RenameArgs) -> Result<i32> {
     docker
         .rename_container(&a.container, qp::RenameContainerOptions { name: new })
         .await
-        .map_err(|e| status(1, format!("{}\nError: failed to rename container named {}", api_error_message(&e), a.container)))?;
+        .map_err(|e| {
+            status(
+                1,
+                format!(
+                    "{}\nError: failed to rename container named {}",
+                    api_error_message(&e),
+                    a.container
+                ),
+            )
+        })?;
     Ok(0)
 }
 
@@ -869,13 +1113,18 @@ mod tests {
 
     #[test]
     fn status_codes() {
-        let e = to_status_error("Error response from daemon: exec: \"nope\": executable file not found in $PATH", "run");
+        let e = to_status_error(
+            "Error response from daemon: exec: \"nope\": executable file not found in $PATH",
+            "run",
+        );
         assert_eq!(crate::client::exit_code_of(&e), 127);
         let e = to_status_error("Error response from daemon: permission denied", "run");
         assert_eq!(crate::client::exit_code_of(&e), 126);
         let e = to_status_error("Error response from daemon: boom", "run");
         assert_eq!(crate::client::exit_code_of(&e), 125);
-        assert!(crate::client::error_message(&e).starts_with("berth: Error response from daemon: boom"));
+        assert!(
+            crate::client::error_message(&e).starts_with("berth: Error response from daemon: boom")
+        );
     }
 
     #[test]
@@ -896,7 +1145,10 @@ mod tests {
         assert_eq!(ctx["Names"], "web");
         assert_eq!(ctx["RunningFor"], "5 seconds ago");
         assert_eq!(ctx["Labels"], "a=1,b=2");
-        assert_eq!(ctx["Ports"], "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 443/tcp");
+        assert_eq!(
+            ctx["Ports"],
+            "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 443/tcp"
+        );
         let out = output::render_list(
             &Format::parse(None, "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"),
             &[ctx],
@@ -905,14 +1157,19 @@ mod tests {
         .unwrap();
         let mut lines = out.lines();
         assert!(lines.next().unwrap().starts_with("CONTAINER ID   IMAGE     COMMAND                  CREATED         STATUS         PORTS"));
-        assert!(lines.next().unwrap().starts_with("0123456789ab   busybox   \"sleep 1000000000000…\"   5 seconds ago   Up 5 seconds   "));
+        assert!(lines.next().unwrap().starts_with(
+            "0123456789ab   busybox   \"sleep 1000000000000…\"   5 seconds ago   Up 5 seconds   "
+        ));
     }
 
     #[test]
     fn timestamps() {
         assert_eq!(parse_timestamp("10m", 1000).unwrap(), 400);
         assert_eq!(parse_timestamp("1h30m", 10000).unwrap(), 10000 - 5400);
-        assert_eq!(parse_timestamp("2013-01-02T13:23:37Z", 0).unwrap(), 1357133017);
+        assert_eq!(
+            parse_timestamp("2013-01-02T13:23:37Z", 0).unwrap(),
+            1357133017
+        );
         assert_eq!(parse_timestamp("1700000000", 0).unwrap(), 1700000000);
         assert_eq!(parse_timestamp("1700000000.5", 0).unwrap(), 1700000000);
         assert!(parse_timestamp("yesterday", 0).is_err());
@@ -920,7 +1177,12 @@ mod tests {
 
     #[test]
     fn filters() {
-        let f = parse_filters(&["status=exited".into(), "label=a=b".into(), "status=created".into()]).unwrap();
+        let f = parse_filters(&[
+            "status=exited".into(),
+            "label=a=b".into(),
+            "status=created".into(),
+        ])
+        .unwrap();
         assert_eq!(f["status"], vec!["exited", "created"]);
         assert_eq!(f["label"], vec!["a=b"]);
         assert!(parse_filters(&["bad".into()]).is_err());

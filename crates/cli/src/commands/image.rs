@@ -52,16 +52,32 @@ pub fn split_repo_tag(r: &str) -> (String, String) {
 /// The docker CLI's image "contexts": one row per tag (or one `<none>` row).
 pub fn image_rows(img: &Value, trunc: bool, digests: bool) -> Vec<Value> {
     let id = img["Id"].as_str().unwrap_or("");
-    let id_s = if trunc { output::short_id(id) } else { id.to_string() };
+    let id_s = if trunc {
+        output::short_id(id)
+    } else {
+        id.to_string()
+    };
     let created = img["Created"].as_i64().unwrap_or(0);
     let size = img["Size"].as_i64().unwrap_or(0);
     let repo_tags: Vec<String> = img["RepoTags"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str()).map(str::to_string).filter(|t| t != "<none>:<none>").collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .map(str::to_string)
+                .filter(|t| t != "<none>:<none>")
+                .collect()
+        })
         .unwrap_or_default();
     let repo_digests: Vec<String> = img["RepoDigests"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str()).map(str::to_string).filter(|t| t != "<none>@<none>").collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .map(str::to_string)
+                .filter(|t| t != "<none>@<none>")
+                .collect()
+        })
         .unwrap_or_default();
     let containers = img["Containers"].as_i64().unwrap_or(-1);
     let mk = |repo: &str, tag: &str, digest: &str| {
@@ -83,7 +99,11 @@ pub fn image_rows(img: &Value, trunc: bool, digests: bool) -> Vec<Value> {
     let digest_for = |repo: &str| -> String {
         repo_digests
             .iter()
-            .find_map(|d| d.split_once('@').filter(|(r, _)| *r == repo).map(|(_, d)| d.to_string()))
+            .find_map(|d| {
+                d.split_once('@')
+                    .filter(|(r, _)| *r == repo)
+                    .map(|(_, d)| d.to_string())
+            })
             .unwrap_or_else(|| "<none>".into())
     };
     if repo_tags.is_empty() {
@@ -116,11 +136,18 @@ fn images_headers() -> Value {
 pub async fn cmd_images(docker: &Docker, a: ImagesArgs) -> Result<i32> {
     let mut filters = parse_filters(&a.filter)?;
     if let Some(r) = &a.reference {
-        filters.entry("reference".into()).or_default().push(r.clone());
+        filters
+            .entry("reference".into())
+            .or_default()
+            .push(r.clone());
     }
     let opts = qp::ListImagesOptions {
         all: a.all,
-        filters: if filters.is_empty() { None } else { Some(filters) },
+        filters: if filters.is_empty() {
+            None
+        } else {
+            Some(filters)
+        },
         digests: a.digests,
         ..Default::default()
     };
@@ -132,7 +159,11 @@ pub async fn cmd_images(docker: &Docker, a: ImagesArgs) -> Result<i32> {
         let v = serde_json::to_value(img)?;
         if a.quiet {
             let id = v["Id"].as_str().unwrap_or("").to_string();
-            let shown = if a.no_trunc { id.clone() } else { output::short_id(&id) };
+            let shown = if a.no_trunc {
+                id.clone()
+            } else {
+                output::short_id(&id)
+            };
             if seen.insert(shown.clone()) {
                 rows.push(json!({"ID": shown}));
             }
@@ -145,7 +176,11 @@ pub async fn cmd_images(docker: &Docker, a: ImagesArgs) -> Result<i32> {
     } else {
         "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
-    let format = if a.quiet { Format::Raw("{{.ID}}".into()) } else { Format::parse(a.format.as_deref(), default) };
+    let format = if a.quiet {
+        Format::Raw("{{.ID}}".into())
+    } else {
+        Format::parse(a.format.as_deref(), default)
+    };
     output::print_out(&output::render_list(&format, &rows, &images_headers())?);
     Ok(0)
 }
@@ -206,7 +241,10 @@ pub async fn cmd_history(docker: &Docker, a: HistoryArgs) -> Result<i32> {
     let format = if a.quiet {
         Format::Raw("{{.ID}}".into())
     } else {
-        Format::parse(a.format.as_deref(), "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}")
+        Format::parse(
+            a.format.as_deref(),
+            "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+        )
     };
     output::print_out(&output::render_list(&format, &rows, &headers)?);
     Ok(0)
@@ -222,11 +260,20 @@ pub struct TagArgs {
 
 pub async fn cmd_tag(docker: &Docker, a: TagArgs) -> Result<i32> {
     if a.target.contains('@') {
-        return Err(status(1, "refusing to create a tag with a digest reference"));
+        return Err(status(
+            1,
+            "refusing to create a tag with a digest reference",
+        ));
     }
     let (repo, tag) = split_repo_tag(&a.target);
-    let opts = qp::TagImageOptions { repo: Some(repo), tag: Some(if tag.is_empty() { "latest".into() } else { tag }) };
-    docker.tag_image(&a.source, Some(opts)).await.map_err(anyhow_api)?;
+    let opts = qp::TagImageOptions {
+        repo: Some(repo),
+        tag: Some(if tag.is_empty() { "latest".into() } else { tag }),
+    };
+    docker
+        .tag_image(&a.source, Some(opts))
+        .await
+        .map_err(anyhow_api)?;
     Ok(0)
 }
 
@@ -248,7 +295,11 @@ pub struct RmiArgs {
 pub async fn cmd_rmi(docker: &Docker, a: RmiArgs) -> Result<i32> {
     let mut failed = false;
     for img in &a.images {
-        let opts = qp::RemoveImageOptions { force: a.force, noprune: a.no_prune, platforms: None };
+        let opts = qp::RemoveImageOptions {
+            force: a.force,
+            noprune: a.no_prune,
+            platforms: None,
+        };
         match docker.remove_image(img, Some(opts), None).await {
             Ok(items) => {
                 for it in items {
@@ -271,10 +322,14 @@ pub async fn cmd_rmi(docker: &Docker, a: RmiArgs) -> Result<i32> {
 
 // ---------- import / load / save ----------
 
-fn file_stream(path: Option<String>) -> Result<impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static> {
+fn file_stream(
+    path: Option<String>,
+) -> Result<impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static> {
     use std::io::Read;
     let mut reader: Box<dyn Read + Send> = match path {
-        Some(p) => Box::new(std::fs::File::open(&p).map_err(|e| anyhow!("open {p}: {}", crate::io_err_text(&e)))?),
+        Some(p) => Box::new(
+            std::fs::File::open(&p).map_err(|e| anyhow!("open {p}: {}", crate::io_err_text(&e)))?,
+        ),
         None => Box::new(std::io::stdin()),
     };
     // Read on a blocking thread and hand chunks over.
@@ -285,7 +340,10 @@ fn file_stream(path: Option<String>) -> Result<impl futures_util::Stream<Item = 
             match reader.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => {
-                    if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -297,7 +355,9 @@ fn file_stream(path: Option<String>) -> Result<impl futures_util::Stream<Item = 
             }
         }
     });
-    Ok(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) }))
+    Ok(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|x| (x, rx))
+    }))
 }
 
 #[derive(Args, Debug)]
@@ -330,10 +390,16 @@ pub async fn cmd_import(docker: &Docker, a: ImportArgs) -> Result<i32> {
     let body = if is_url {
         None
     } else {
-        let path = if a.source == "-" { None } else { Some(a.source.clone()) };
+        let path = if a.source == "-" {
+            None
+        } else {
+            Some(a.source.clone())
+        };
         Some(bollard::body_try_stream(file_stream(path)?))
     };
-    let d = docker.clone().with_timeout(std::time::Duration::from_secs(3600));
+    let d = docker
+        .clone()
+        .with_timeout(std::time::Duration::from_secs(3600));
     let mut s = d.create_image(Some(opts), body, None);
     while let Some(item) = s.next().await {
         let info = item.map_err(|e| match e {
@@ -372,9 +438,15 @@ pub async fn cmd_load(docker: &Docker, a: LoadArgs) -> Result<i32> {
     let quiet = a.quiet || !isatty(1);
     let opts = qp::ImportImageOptions {
         quiet,
-        platform: if a.platform.is_empty() { None } else { Some(a.platform.clone()) },
+        platform: if a.platform.is_empty() {
+            None
+        } else {
+            Some(a.platform.clone())
+        },
     };
-    let d = docker.clone().with_timeout(std::time::Duration::from_secs(3600));
+    let d = docker
+        .clone()
+        .with_timeout(std::time::Duration::from_secs(3600));
     let mut s = d.import_image_stream(opts, stream, None);
     while let Some(item) = s.next().await {
         let info = item.map_err(|e| match e {
@@ -406,17 +478,30 @@ pub struct SaveArgs {
 
 pub async fn cmd_save(docker: &Docker, a: SaveArgs) -> Result<i32> {
     if a.output.is_none() && isatty(1) {
-        return Err(status(1, "cowardly refusing to save to a terminal. Use the -o flag or redirect"));
+        return Err(status(
+            1,
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+        ));
     }
     let names: Vec<&str> = a.images.iter().map(String::as_str).collect();
-    let d = docker.clone().with_timeout(std::time::Duration::from_secs(3600));
+    let d = docker
+        .clone()
+        .with_timeout(std::time::Duration::from_secs(3600));
     let mut s = d.export_images(&names);
     match &a.output {
         Some(path) => {
             let p = std::path::Path::new(path);
-            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let tmp = dir.join(format!(".{}.berth-tmp-{}", p.file_name().and_then(|f| f.to_str()).unwrap_or("save"), std::process::id()));
-            let mut f = std::fs::File::create(&tmp).map_err(|e| anyhow!("failed to save image: {e}"))?;
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let tmp = dir.join(format!(
+                ".{}.berth-tmp-{}",
+                p.file_name().and_then(|f| f.to_str()).unwrap_or("save"),
+                std::process::id()
+            ));
+            let mut f =
+                std::fs::File::create(&tmp).map_err(|e| anyhow!("failed to save image: {e}"))?;
             let res: Result<()> = async {
                 while let Some(chunk) = s.next().await {
                     let chunk = chunk.map_err(anyhow_api)?;
@@ -450,9 +535,18 @@ mod tests {
 
     #[test]
     fn repo_tags() {
-        assert_eq!(split_repo_tag("busybox:latest"), ("busybox".into(), "latest".into()));
-        assert_eq!(split_repo_tag("localhost:5000/a/b"), ("localhost:5000/a/b".into(), "".into()));
-        assert_eq!(split_repo_tag("localhost:5000/a:1"), ("localhost:5000/a".into(), "1".into()));
+        assert_eq!(
+            split_repo_tag("busybox:latest"),
+            ("busybox".into(), "latest".into())
+        );
+        assert_eq!(
+            split_repo_tag("localhost:5000/a/b"),
+            ("localhost:5000/a/b".into(), "".into())
+        );
+        assert_eq!(
+            split_repo_tag("localhost:5000/a:1"),
+            ("localhost:5000/a".into(), "1".into())
+        );
     }
 
     #[test]
@@ -470,7 +564,10 @@ mod tests {
         assert_eq!(rows[0]["ID"], "4a2f1e5e9d8c");
         assert_eq!(rows[0]["Digest"], "sha256:abcd");
         let out = output::render_list(
-            &Format::parse(None, "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"),
+            &Format::parse(
+                None,
+                "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+            ),
             &rows,
             &images_headers(),
         )
@@ -481,7 +578,11 @@ mod tests {
              busybox      latest    4a2f1e5e9d8c   2 minutes ago   4.26MB\n\
              busybox      1.36      4a2f1e5e9d8c   2 minutes ago   4.26MB\n"
         );
-        let dangling = image_rows(&json!({"Id": "sha256:ab", "RepoTags": [], "Created": now, "Size": 1}), true, false);
+        let dangling = image_rows(
+            &json!({"Id": "sha256:ab", "RepoTags": [], "Created": now, "Size": 1}),
+            true,
+            false,
+        );
         assert_eq!(dangling[0]["Repository"], "<none>");
         assert_eq!(dangling[0]["Tag"], "<none>");
     }

@@ -3,8 +3,8 @@
 
 use anyhow::{anyhow, bail, Result};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use clap::{ArgAction, Args};
 use std::collections::HashMap;
@@ -223,11 +223,16 @@ fn lookup(ctx: &Ctx, k: &str) -> Option<String> {
 pub fn ram_in_bytes(s: &str) -> Result<i64> {
     let t = s.trim();
     let lower = t.to_ascii_lowercase();
-    let num_end = lower.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(lower.len());
+    let num_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
     let (num, unit) = lower.split_at(num_end);
     let n: f64 = num.parse().map_err(|_| anyhow!("invalid size: '{s}'"))?;
     let unit = unit.trim();
-    let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty())).unwrap_or(unit);
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty()))
+        .unwrap_or(unit);
     let mul: f64 = match unit {
         "" | "b" => 1.0,
         "k" => 1024.0,
@@ -242,7 +247,9 @@ pub fn ram_in_bytes(s: &str) -> Result<i64> {
 
 /// `--cpus 1.5` → NanoCpus.
 pub fn parse_cpus(s: &str) -> Result<i64> {
-    let f: f64 = s.parse().map_err(|_| anyhow!("failed to parse {s} as a rational number"))?;
+    let f: f64 = s
+        .parse()
+        .map_err(|_| anyhow!("failed to parse {s} as a rational number"))?;
     let n = (f * 1e9).round();
     if n < 0.0 || n > i64::MAX as f64 {
         bail!("value is too precise");
@@ -267,15 +274,21 @@ pub fn parse_restart(s: &str) -> Result<RestartPolicy> {
             if name_enum != RestartPolicyNameEnum::ON_FAILURE {
                 bail!("invalid restart policy format: maximum retry count can only be used with 'on-failure'");
             }
-            Some(c.parse::<i64>().map_err(|_| anyhow!("invalid restart policy format: maximum retry count must be an integer"))?)
+            Some(c.parse::<i64>().map_err(|_| {
+                anyhow!("invalid restart policy format: maximum retry count must be an integer")
+            })?)
         }
         None => None,
     };
-    Ok(RestartPolicy { name: Some(name_enum), maximum_retry_count: max.or(Some(0)) })
+    Ok(RestartPolicy {
+        name: Some(name_enum),
+        maximum_retry_count: max.or(Some(0)),
+    })
 }
 
 fn read_kv_file(path: &str) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("open {path}: {}", crate::io_err_text(&e)))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!("open {path}: {}", crate::io_err_text(&e)))?;
     let mut out = Vec::new();
     for line in text.lines() {
         let l = line.trim_start();
@@ -321,15 +334,23 @@ fn parse_port_spec(spec: &str) -> Result<(Vec<String>, Vec<(String, PortBinding)
     };
     let (ip, host, cport) = if let Some(rest) = body.strip_prefix('[') {
         // [ipv6]:host:container
-        let (ip, rest) = rest.split_once("]:").ok_or_else(|| anyhow!("invalid IP address: {spec}"))?;
-        let (h, c) = rest.split_once(':').ok_or_else(|| anyhow!("invalid port format: {spec}"))?;
+        let (ip, rest) = rest
+            .split_once("]:")
+            .ok_or_else(|| anyhow!("invalid IP address: {spec}"))?;
+        let (h, c) = rest
+            .split_once(':')
+            .ok_or_else(|| anyhow!("invalid port format: {spec}"))?;
         (ip.to_string(), h.to_string(), c.to_string())
     } else {
         let parts: Vec<&str> = body.split(':').collect();
         match parts.len() {
             1 => (String::new(), String::new(), parts[0].to_string()),
             2 => (String::new(), parts[0].to_string(), parts[1].to_string()),
-            3 => (parts[0].to_string(), parts[1].to_string(), parts[2].to_string()),
+            3 => (
+                parts[0].to_string(),
+                parts[1].to_string(),
+                parts[2].to_string(),
+            ),
             _ => {
                 let (rest, c) = body.rsplit_once(':').unwrap();
                 let (ip, h) = rest.rsplit_once(':').unwrap();
@@ -342,12 +363,20 @@ fn parse_port_spec(spec: &str) -> Result<(Vec<String>, Vec<(String, PortBinding)
     }
     let range = |s: &str| -> Result<(u32, u32)> {
         let (a, b) = s.split_once('-').unwrap_or((s, s));
-        let a: u32 = a.parse().map_err(|_| anyhow!("invalid containerPort: {s}"))?;
-        let b: u32 = b.parse().map_err(|_| anyhow!("invalid containerPort: {s}"))?;
+        let a: u32 = a
+            .parse()
+            .map_err(|_| anyhow!("invalid containerPort: {s}"))?;
+        let b: u32 = b
+            .parse()
+            .map_err(|_| anyhow!("invalid containerPort: {s}"))?;
         Ok((a, b))
     };
     let (c0, c1) = range(&cport)?;
-    let hrange = if host.is_empty() { None } else { Some(range(&host)?) };
+    let hrange = if host.is_empty() {
+        None
+    } else {
+        Some(range(&host)?)
+    };
     let mut exposed = Vec::new();
     let mut bindings = Vec::new();
     for (i, p) in (c0..=c1).enumerate() {
@@ -359,13 +388,23 @@ fn parse_port_spec(spec: &str) -> Result<(Vec<String>, Vec<(String, PortBinding)
             Some((h0, h1)) if h1 > h0 => format!("{h0}-{h1}"),
             Some((h0, _)) => h0.to_string(),
         };
-        bindings.push((key, PortBinding { host_ip: Some(ip.clone()), host_port: Some(hp) }));
+        bindings.push((
+            key,
+            PortBinding {
+                host_ip: Some(ip.clone()),
+                host_port: Some(hp),
+            },
+        ));
     }
     Ok((exposed, bindings))
 }
 
 /// Builds the create body and the container name from the flags, as `docker run` does.
-pub fn build_create(f: &ContainerFlags, ctx: &Ctx, for_run: bool) -> Result<(ContainerCreateBody, Option<String>)> {
+pub fn build_create(
+    f: &ContainerFlags,
+    ctx: &Ctx,
+    for_run: bool,
+) -> Result<(ContainerCreateBody, Option<String>)> {
     let image = f.args[0].clone();
     let cmd: Vec<String> = f.args[1..].to_vec();
 
@@ -438,7 +477,11 @@ pub fn build_create(f: &ContainerFlags, ctx: &Ctx, for_run: bool) -> Result<(Con
         Some(s) => Some(ram_in_bytes(s)?),
         None => None,
     };
-    let memory_reservation = f.memory_reservation.as_deref().map(ram_in_bytes).transpose()?;
+    let memory_reservation = f
+        .memory_reservation
+        .as_deref()
+        .map(ram_in_bytes)
+        .transpose()?;
     let nano_cpus = f.cpus.as_deref().map(parse_cpus).transpose()?;
     if nano_cpus.is_some() && (f.cpu_period.is_some() || f.cpu_quota.is_some()) {
         bail!("conflicting options: Nano CPUs and CPU Period/Quota cannot both be set");
@@ -453,12 +496,17 @@ pub fn build_create(f: &ContainerFlags, ctx: &Ctx, for_run: bool) -> Result<(Con
             }
             Some(p)
         }
-        None => Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: Some(0) }),
+        None => Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: Some(0),
+        }),
     };
 
     let mut log_opts = HashMap::new();
     for o in &f.log_opt {
-        let (k, v) = o.split_once('=').ok_or_else(|| anyhow!("invalid key/value pair format in logging opts: {o}"))?;
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid key/value pair format in logging opts: {o}"))?;
         log_opts.insert(k.to_string(), v.to_string());
     }
 
@@ -489,14 +537,22 @@ pub fn build_create(f: &ContainerFlags, ctx: &Ctx, for_run: bool) -> Result<(Con
             }
         }
         for (k, pb) in b {
-            port_bindings.entry(k).or_insert_with(|| Some(vec![])).get_or_insert_with(Vec::new).push(pb);
+            port_bindings
+                .entry(k)
+                .or_insert_with(|| Some(vec![]))
+                .get_or_insert_with(Vec::new)
+                .push(pb);
         }
     }
     for e in &f.expose {
         let (body, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
         let (a, b) = body.split_once('-').unwrap_or((body, body));
-        let a: u32 = a.parse().map_err(|_| anyhow!("invalid range format for --expose: {e}"))?;
-        let b: u32 = b.parse().map_err(|_| anyhow!("invalid range format for --expose: {e}"))?;
+        let a: u32 = a
+            .parse()
+            .map_err(|_| anyhow!("invalid range format for --expose: {e}"))?;
+        let b: u32 = b
+            .parse()
+            .map_err(|_| anyhow!("invalid range format for --expose: {e}"))?;
         for p in a..=b {
             let k = format!("{p}/{proto}");
             if !exposed.contains(&k) {
@@ -514,7 +570,9 @@ pub fn build_create(f: &ContainerFlags, ctx: &Ctx, for_run: bool) -> Result<(Con
     }
     let mut sysctls = HashMap::new();
     for s in &f.sysctl {
-        let (k, v) = s.split_once('=').ok_or_else(|| anyhow!("sysctl '{s}' is not allowed"))?;
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow!("sysctl '{s}' is not allowed"))?;
         sysctls.insert(k.to_string(), v.to_string());
     }
 
@@ -525,11 +583,17 @@ pub fn build_create(f: &ContainerFlags, ctx: &Ctx, for_run: bool) -> Result<(Con
             eps.insert(
                 n.to_string(),
                 EndpointSettings {
-                    aliases: if f.network_alias.is_empty() { None } else { Some(f.network_alias.clone()) },
+                    aliases: if f.network_alias.is_empty() {
+                        None
+                    } else {
+                        Some(f.network_alias.clone())
+                    },
                     ..Default::default()
                 },
             );
-            Some(NetworkingConfig { endpoints_config: Some(eps) })
+            Some(NetworkingConfig {
+                endpoints_config: Some(eps),
+            })
         }
         _ => None,
     };
@@ -549,33 +613,80 @@ pub fn build_create(f: &ContainerFlags, ctx: &Ctx, for_run: bool) -> Result<(Con
         cpuset_cpus: f.cpuset_cpus.clone(),
         cpuset_mems: f.cpuset_mems.clone(),
         pids_limit: f.pids_limit,
-        cap_add: if f.cap_add.is_empty() { None } else { Some(f.cap_add.clone()) },
-        cap_drop: if f.cap_drop.is_empty() { None } else { Some(f.cap_drop.clone()) },
+        cap_add: if f.cap_add.is_empty() {
+            None
+        } else {
+            Some(f.cap_add.clone())
+        },
+        cap_drop: if f.cap_drop.is_empty() {
+            None
+        } else {
+            Some(f.cap_drop.clone())
+        },
         privileged: Some(f.privileged),
         readonly_rootfs: Some(f.read_only),
         log_config: Some(HostConfigLogConfig {
-            typ: Some(f.log_driver.clone().unwrap_or_else(|| "json-file".to_string())),
+            typ: Some(
+                f.log_driver
+                    .clone()
+                    .unwrap_or_else(|| "json-file".to_string()),
+            ),
             config: Some(log_opts),
         }),
-        security_opt: if f.security_opt.is_empty() { None } else { Some(f.security_opt.clone()) },
+        security_opt: if f.security_opt.is_empty() {
+            None
+        } else {
+            Some(f.security_opt.clone())
+        },
         init: if f.init { Some(true) } else { None },
-        port_bindings: if port_bindings.is_empty() { None } else { Some(port_bindings) },
+        port_bindings: if port_bindings.is_empty() {
+            None
+        } else {
+            Some(port_bindings)
+        },
         publish_all_ports: Some(f.publish_all),
         tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
-        extra_hosts: if f.add_host.is_empty() { None } else { Some(f.add_host.clone()) },
-        dns: if f.dns.is_empty() { None } else { Some(f.dns.clone()) },
-        dns_options: if f.dns_option.is_empty() { None } else { Some(f.dns_option.clone()) },
-        dns_search: if f.dns_search.is_empty() { None } else { Some(f.dns_search.clone()) },
+        extra_hosts: if f.add_host.is_empty() {
+            None
+        } else {
+            Some(f.add_host.clone())
+        },
+        dns: if f.dns.is_empty() {
+            None
+        } else {
+            Some(f.dns.clone())
+        },
+        dns_options: if f.dns_option.is_empty() {
+            None
+        } else {
+            Some(f.dns_option.clone())
+        },
+        dns_search: if f.dns_search.is_empty() {
+            None
+        } else {
+            Some(f.dns_search.clone())
+        },
         shm_size,
         runtime: f.runtime.clone(),
-        group_add: if f.group_add.is_empty() { None } else { Some(f.group_add.clone()) },
-        sysctls: if sysctls.is_empty() { None } else { Some(sysctls) },
+        group_add: if f.group_add.is_empty() {
+            None
+        } else {
+            Some(f.group_add.clone())
+        },
+        sysctls: if sysctls.is_empty() {
+            None
+        } else {
+            Some(sysctls)
+        },
         pid_mode: f.pid.clone(),
         ipc_mode: f.ipc.clone(),
         uts_mode: f.uts.clone(),
         oom_score_adj: f.oom_score_adj,
         oom_kill_disable: if f.oom_kill_disable { Some(true) } else { None },
-        console_size: ctx.console_size.filter(|_| f.tty).map(|(h, w)| vec![h as usize, w as usize]),
+        console_size: ctx
+            .console_size
+            .filter(|_| f.tty)
+            .map(|(h, w)| vec![h as usize, w as usize]),
         ..Default::default()
     };
 
@@ -586,14 +697,22 @@ pub fn build_create(f: &ContainerFlags, ctx: &Ctx, for_run: bool) -> Result<(Con
         attach_stdin: Some(attach_stdin),
         attach_stdout: Some(attach_stdout),
         attach_stderr: Some(attach_stderr),
-        exposed_ports: if exposed.is_empty() { None } else { Some(exposed) },
+        exposed_ports: if exposed.is_empty() {
+            None
+        } else {
+            Some(exposed)
+        },
         tty: Some(f.tty),
         open_stdin: Some(f.interactive),
         stdin_once: Some(stdin_once),
         env: Some(env),
         cmd: if cmd.is_empty() { None } else { Some(cmd) },
         image: Some(image),
-        volumes: if anon_volumes.is_empty() { None } else { Some(anon_volumes) },
+        volumes: if anon_volumes.is_empty() {
+            None
+        } else {
+            Some(anon_volumes)
+        },
         working_dir: f.workdir.clone(),
         entrypoint,
         labels: Some(labels),
@@ -654,7 +773,10 @@ mod tests {
         let p = parse_restart("on-failure:3").unwrap();
         assert_eq!(p.name, Some(RestartPolicyNameEnum::ON_FAILURE));
         assert_eq!(p.maximum_retry_count, Some(3));
-        assert_eq!(parse_restart("unless-stopped").unwrap().name, Some(RestartPolicyNameEnum::UNLESS_STOPPED));
+        assert_eq!(
+            parse_restart("unless-stopped").unwrap().name,
+            Some(RestartPolicyNameEnum::UNLESS_STOPPED)
+        );
         assert!(parse_restart("always:2").is_err());
         assert!(parse_restart("sometimes").is_err());
     }
@@ -662,7 +784,15 @@ mod tests {
     #[test]
     fn interactive_tty_rm() {
         let f = parse(&["-it", "--rm", "busybox", "sh"]);
-        let (b, name) = build_create(&f, &Ctx { console_size: Some((24, 80)), lookup_env: Some(no_env) }, true).unwrap();
+        let (b, name) = build_create(
+            &f,
+            &Ctx {
+                console_size: Some((24, 80)),
+                lookup_env: Some(no_env),
+            },
+            true,
+        )
+        .unwrap();
         assert_eq!(name, None);
         assert_eq!(b.image.as_deref(), Some("busybox"));
         assert_eq!(b.cmd, Some(vec!["sh".to_string()]));
@@ -682,17 +812,82 @@ mod tests {
     #[test]
     fn detached_with_everything() {
         let f = parse(&[
-            "-d", "--name", "web", "-e", "K=V", "-e", "HOME", "-e", "UNSET", "-m", "512m", "--cpus", "1.5",
-            "--restart", "unless-stopped", "--network", "net1", "-p", "8080:80", "-v", "data:/d", "-v", "/anon",
-            "-l", "a=b", "-l", "flag", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL", "--read-only", "--privileged",
-            "--pids-limit", "100", "-c", "512", "--log-opt", "max-size=10m", "--security-opt", "no-new-privileges",
-            "--entrypoint", "", "-w", "/tmp", "-u", "1000:1000", "-h", "box", "--stop-signal", "SIGINT",
-            "--stop-timeout", "5", "-i", "nginx", "-g", "daemon off;",
+            "-d",
+            "--name",
+            "web",
+            "-e",
+            "K=V",
+            "-e",
+            "HOME",
+            "-e",
+            "UNSET",
+            "-m",
+            "512m",
+            "--cpus",
+            "1.5",
+            "--restart",
+            "unless-stopped",
+            "--network",
+            "net1",
+            "-p",
+            "8080:80",
+            "-v",
+            "data:/d",
+            "-v",
+            "/anon",
+            "-l",
+            "a=b",
+            "-l",
+            "flag",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-drop",
+            "ALL",
+            "--read-only",
+            "--privileged",
+            "--pids-limit",
+            "100",
+            "-c",
+            "512",
+            "--log-opt",
+            "max-size=10m",
+            "--security-opt",
+            "no-new-privileges",
+            "--entrypoint",
+            "",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "-h",
+            "box",
+            "--stop-signal",
+            "SIGINT",
+            "--stop-timeout",
+            "5",
+            "-i",
+            "nginx",
+            "-g",
+            "daemon off;",
         ]);
-        let (b, name) = build_create(&f, &Ctx { console_size: None, lookup_env: Some(some_env) }, true).unwrap();
+        let (b, name) = build_create(
+            &f,
+            &Ctx {
+                console_size: None,
+                lookup_env: Some(some_env),
+            },
+            true,
+        )
+        .unwrap();
         assert_eq!(name.as_deref(), Some("web"));
-        assert_eq!(b.cmd, Some(vec!["-g".to_string(), "daemon off;".to_string()]));
-        assert_eq!(b.env, Some(vec!["K=V".into(), "HOME=/root".into(), "UNSET".into()]));
+        assert_eq!(
+            b.cmd,
+            Some(vec!["-g".to_string(), "daemon off;".to_string()])
+        );
+        assert_eq!(
+            b.env,
+            Some(vec!["K=V".into(), "HOME=/root".into(), "UNSET".into()])
+        );
         assert_eq!(b.attach_stdin, Some(false));
         assert_eq!(b.attach_stdout, Some(false));
         assert_eq!(b.open_stdin, Some(true));
@@ -715,7 +910,10 @@ mod tests {
         assert_eq!(hc.pids_limit, Some(100));
         assert_eq!(hc.network_mode.as_deref(), Some("net1"));
         assert_eq!(hc.binds, Some(vec!["data:/d".to_string()]));
-        assert_eq!(hc.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::UNLESS_STOPPED));
+        assert_eq!(
+            hc.restart_policy.unwrap().name,
+            Some(RestartPolicyNameEnum::UNLESS_STOPPED)
+        );
         assert_eq!(hc.cap_add, Some(vec!["NET_ADMIN".to_string()]));
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(hc.readonly_rootfs, Some(true));
@@ -725,13 +923,21 @@ mod tests {
         let pb = hc.port_bindings.unwrap();
         let b80 = pb["80/tcp"].as_ref().unwrap();
         assert_eq!(b80[0].host_port.as_deref(), Some("8080"));
-        assert!(b.networking_config.unwrap().endpoints_config.unwrap().contains_key("net1"));
+        assert!(b
+            .networking_config
+            .unwrap()
+            .endpoints_config
+            .unwrap()
+            .contains_key("net1"));
         // JSON shape as docker sends it
         let f = parse(&["-p", "127.0.0.1:80:8080/udp", "busybox"]);
         let (b, _) = build_create(&f, &Ctx::default(), true).unwrap();
         let v = serde_json::to_value(&b).unwrap();
         assert_eq!(v["ExposedPorts"], serde_json::json!({"8080/udp": {}}));
-        assert_eq!(v["HostConfig"]["PortBindings"]["8080/udp"][0]["HostIp"], "127.0.0.1");
+        assert_eq!(
+            v["HostConfig"]["PortBindings"]["8080/udp"][0]["HostIp"],
+            "127.0.0.1"
+        );
         assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "no");
         assert!(v.get("Cmd").is_none());
     }
@@ -754,7 +960,10 @@ mod tests {
         assert!(!f.rm);
         assert_eq!(f.args, vec!["busybox", "ls", "-la", "--rm"]);
         assert_eq!(familiar_with_tag("busybox"), "busybox:latest");
-        assert_eq!(familiar_with_tag("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(
+            familiar_with_tag("localhost:5000/x"),
+            "localhost:5000/x:latest"
+        );
         assert_eq!(familiar_with_tag("x:1"), "x:1");
     }
 }

@@ -49,7 +49,9 @@ fn go_arch() -> &'static str {
 }
 
 pub async fn cmd_version(docker: Option<&Docker>, a: FormatArgs) -> Result<i32> {
-    let api = docker.map(|d| d.client_version().to_string()).unwrap_or_else(|| bollard::API_DEFAULT_VERSION.to_string());
+    let api = docker
+        .map(|d| d.client_version().to_string())
+        .unwrap_or_else(|| bollard::API_DEFAULT_VERSION.to_string());
     let client = client_version_value(&api);
     let (server, err) = match docker {
         Some(d) => match d.version().await {
@@ -68,26 +70,56 @@ pub async fn cmd_version(docker: Option<&Docker>, a: FormatArgs) -> Result<i32> 
     }
     let mut out = String::new();
     out.push_str("Client:\n");
-    out.push_str(&format!(" Version:           {}\n", client["Version"].as_str().unwrap_or("")));
+    out.push_str(&format!(
+        " Version:           {}\n",
+        client["Version"].as_str().unwrap_or("")
+    ));
     out.push_str(&format!(" API version:       {}\n", api));
-    out.push_str(&format!(" Go version:        {}\n", client["GoVersion"].as_str().unwrap_or("")));
-    out.push_str(&format!(" Git commit:        {}\n", client["GitCommit"].as_str().unwrap_or("")));
-    out.push_str(&format!(" Built:             {}\n", client["BuildTime"].as_str().unwrap_or("")));
-    out.push_str(&format!(" OS/Arch:           {}/{}\n", std::env::consts::OS, go_arch()));
+    out.push_str(&format!(
+        " Go version:        {}\n",
+        client["GoVersion"].as_str().unwrap_or("")
+    ));
+    out.push_str(&format!(
+        " Git commit:        {}\n",
+        client["GitCommit"].as_str().unwrap_or("")
+    ));
+    out.push_str(&format!(
+        " Built:             {}\n",
+        client["BuildTime"].as_str().unwrap_or("")
+    ));
+    out.push_str(&format!(
+        " OS/Arch:           {}/{}\n",
+        std::env::consts::OS,
+        go_arch()
+    ));
     out.push_str(" Context:           default\n");
     if !server.is_null() {
         let s = &server;
         let gs = |k: &str| s[k].as_str().unwrap_or("").to_string();
         out.push('\n');
-        out.push_str(&format!("Server: {}\n", s["Platform"]["Name"].as_str().unwrap_or("")));
+        out.push_str(&format!(
+            "Server: {}\n",
+            s["Platform"]["Name"].as_str().unwrap_or("")
+        ));
         out.push_str(" Engine:\n");
         out.push_str(&format!("  Version:          {}\n", gs("Version")));
-        out.push_str(&format!("  API version:      {} (minimum version {})\n", gs("ApiVersion"), gs("MinAPIVersion")));
+        out.push_str(&format!(
+            "  API version:      {} (minimum version {})\n",
+            gs("ApiVersion"),
+            gs("MinAPIVersion")
+        ));
         out.push_str(&format!("  Go version:       {}\n", gs("GoVersion")));
         out.push_str(&format!("  Git commit:       {}\n", gs("GitCommit")));
         out.push_str(&format!("  Built:            {}\n", gs("BuildTime")));
-        out.push_str(&format!("  OS/Arch:          {}/{}\n", gs("Os"), gs("Arch")));
-        out.push_str(&format!("  Experimental:     {}\n", s["Experimental"].as_bool().unwrap_or(false)));
+        out.push_str(&format!(
+            "  OS/Arch:          {}/{}\n",
+            gs("Os"),
+            gs("Arch")
+        ));
+        out.push_str(&format!(
+            "  Experimental:     {}\n",
+            s["Experimental"].as_bool().unwrap_or(false)
+        ));
         if let Some(comps) = s["Components"].as_array() {
             for c in comps {
                 let name = c["Name"].as_str().unwrap_or("");
@@ -95,7 +127,10 @@ pub async fn cmd_version(docker: Option<&Docker>, a: FormatArgs) -> Result<i32> 
                     continue;
                 }
                 out.push_str(&format!(" {name}:\n"));
-                out.push_str(&format!("  Version:          {}\n", c["Version"].as_str().unwrap_or("")));
+                out.push_str(&format!(
+                    "  Version:          {}\n",
+                    c["Version"].as_str().unwrap_or("")
+                ));
                 if let Some(Value::Object(d)) = c.get("Details") {
                     for (k, v) in d {
                         let label = format!("{k}:");
@@ -140,7 +175,11 @@ pub async fn cmd_info(docker: &Docker, a: FormatArgs) -> Result<i32> {
     if let Some(st) = i["DriverStatus"].as_array() {
         for pair in st {
             if let Some(p) = pair.as_array() {
-                o.push_str(&format!("  {}: {}\n", p.first().and_then(|x| x.as_str()).unwrap_or(""), p.get(1).and_then(|x| x.as_str()).unwrap_or("")));
+                o.push_str(&format!(
+                    "  {}: {}\n",
+                    p.first().and_then(|x| x.as_str()).unwrap_or(""),
+                    p.get(1).and_then(|x| x.as_str()).unwrap_or("")
+                ));
             }
         }
     }
@@ -150,7 +189,14 @@ pub async fn cmd_info(docker: &Docker, a: FormatArgs) -> Result<i32> {
     if let Some(rt) = i["Runtimes"].as_object() {
         let mut names: Vec<&String> = rt.keys().collect();
         names.sort();
-        o.push_str(&format!(" Runtimes: {}\n", names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")));
+        o.push_str(&format!(
+            " Runtimes: {}\n",
+            names
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
     }
     o.push_str(&format!(" Default Runtime: {}\n", s("DefaultRuntime")));
     o.push_str(&format!(" Init Binary: {}\n", s("InitBinary")));
@@ -176,19 +222,31 @@ pub async fn cmd_info(docker: &Docker, a: FormatArgs) -> Result<i32> {
     o.push_str(&format!(" OSType: {}\n", s("OSType")));
     o.push_str(&format!(" Architecture: {}\n", s("Architecture")));
     o.push_str(&format!(" CPUs: {}\n", s("NCPU")));
-    o.push_str(&format!(" Total Memory: {}\n", output::bytes_size(i["MemTotal"].as_f64().unwrap_or(0.0))));
+    o.push_str(&format!(
+        " Total Memory: {}\n",
+        output::bytes_size(i["MemTotal"].as_f64().unwrap_or(0.0))
+    ));
     o.push_str(&format!(" Name: {}\n", s("Name")));
     o.push_str(&format!(" ID: {}\n", s("ID")));
     o.push_str(&format!(" Docker Root Dir: {}\n", s("DockerRootDir")));
-    o.push_str(&format!(" Debug Mode: {}\n", i["Debug"].as_bool().unwrap_or(false)));
-    o.push_str(&format!(" Experimental: {}\n", i["ExperimentalBuild"].as_bool().unwrap_or(false)));
+    o.push_str(&format!(
+        " Debug Mode: {}\n",
+        i["Debug"].as_bool().unwrap_or(false)
+    ));
+    o.push_str(&format!(
+        " Experimental: {}\n",
+        i["ExperimentalBuild"].as_bool().unwrap_or(false)
+    ));
     o.push_str(" Insecure Registries:\n");
     if let Some(cidrs) = i["RegistryConfig"]["InsecureRegistryCIDRs"].as_array() {
         for c in cidrs.iter().filter_map(|x| x.as_str()) {
             o.push_str(&format!("  {c}\n"));
         }
     }
-    o.push_str(&format!(" Live Restore Enabled: {}\n", i["LiveRestoreEnabled"].as_bool().unwrap_or(false)));
+    o.push_str(&format!(
+        " Live Restore Enabled: {}\n",
+        i["LiveRestoreEnabled"].as_bool().unwrap_or(false)
+    ));
     if let Some(w) = i["Warnings"].as_array() {
         let warns: Vec<&str> = w.iter().filter_map(|x| x.as_str()).collect();
         output::print_out(&o);
@@ -226,7 +284,10 @@ async fn inspect_kind(docker: &Docker, kind: &str, name: &str, size: bool) -> Fo
     // Prefer the daemon's own bytes (key order, nulls) as the docker CLI prints them.
     let enc = percent_encode_path(name);
     let path = match kind {
-        "container" => format!("/containers/{enc}/json{}", if size { "?size=1" } else { "" }),
+        "container" => format!(
+            "/containers/{enc}/json{}",
+            if size { "?size=1" } else { "" }
+        ),
         "image" => format!("/images/{enc}/json"),
         "network" => format!("/networks/{enc}"),
         "volume" => format!("/volumes/{enc}"),
@@ -244,7 +305,12 @@ async fn inspect_kind(docker: &Docker, kind: &str, name: &str, size: bool) -> Fo
                 .ok()
                 .and_then(|v| v["message"].as_str().map(str::to_string))
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-            return Found::Err(anyhow::Error::new(bollard::errors::Error::DockerResponseServerError { status_code: code, message: msg }));
+            return Found::Err(anyhow::Error::new(
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: code,
+                    message: msg,
+                },
+            ));
         }
         Ok(None) => {}
         Err(e) => return Found::Err(e),
@@ -252,14 +318,19 @@ async fn inspect_kind(docker: &Docker, kind: &str, name: &str, size: bool) -> Fo
     macro_rules! go {
         ($fut:expr) => {
             match $fut.await {
-                Ok(v) => Found::Ok(output::to_json_indent(&v), serde_json::to_value(&v).unwrap_or(Value::Null)),
+                Ok(v) => Found::Ok(
+                    output::to_json_indent(&v),
+                    serde_json::to_value(&v).unwrap_or(Value::Null),
+                ),
                 Err(e) if is_not_found(&e) => Found::NotFound,
                 Err(e) => Found::Err(anyhow_api(e)),
             }
         };
     }
     match kind {
-        "container" => go!(docker.inspect_container(name, Some(qp::InspectContainerOptions { size }))),
+        "container" => {
+            go!(docker.inspect_container(name, Some(qp::InspectContainerOptions { size })))
+        }
         "image" => go!(docker.inspect_image(name)),
         "network" => go!(docker.inspect_network(name, None::<qp::InspectNetworkOptions>)),
         "volume" => go!(docker.inspect_volume(name)),
@@ -271,7 +342,12 @@ async fn inspect_kind(docker: &Docker, kind: &str, name: &str, size: bool) -> Fo
 pub async fn cmd_inspect(docker: &Docker, a: InspectArgs, fixed: Option<&str>) -> Result<i32> {
     let kinds: Vec<&str> = match fixed.or(a.typ.as_deref()) {
         Some(k @ ("container" | "image" | "network" | "volume")) => vec![k],
-        Some(other) => return Err(status(1, format!("\"{other}\" is not a valid value for --type"))),
+        Some(other) => {
+            return Err(status(
+                1,
+                format!("\"{other}\" is not a valid value for --type"),
+            ))
+        }
         None => vec!["container", "image", "network", "volume"],
     };
     let mut pretty = Vec::new();
@@ -336,5 +412,8 @@ fn percent_encode_path(s: &str) -> String {
 }
 
 fn indent4(s: &str) -> String {
-    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

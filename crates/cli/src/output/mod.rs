@@ -110,7 +110,9 @@ pub fn time_ago(unix: i64) -> String {
 
 /// Parses an RFC 3339 timestamp (as the API returns) to unix seconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp())
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp())
 }
 
 /// Go's `time.Unix(t, 0).String()` in local time: "2024-01-02 15:04:05 +0000 UTC".
@@ -121,7 +123,11 @@ pub fn go_time_string(unix: i64) -> String {
         None => return unix.to_string(),
     };
     let off = t.format("%z").to_string();
-    let zone = if off == "+0000" { "UTC".to_string() } else { off.clone() };
+    let zone = if off == "+0000" {
+        "UTC".to_string()
+    } else {
+        off.clone()
+    };
     format!("{} {} {}", t.format("%Y-%m-%d %H:%M:%S"), off, zone)
 }
 
@@ -181,7 +187,10 @@ pub fn tabwrite_with(text: &str, minwidth: usize, padding: usize) -> String {
     let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     // Go's tabwriter aligns column blocks: consecutive lines having a cell in that column.
     // Compute widths per (line, column) by scanning blocks.
-    let mut widths: Vec<Vec<usize>> = rows.iter().map(|r| vec![0; r.len().saturating_sub(1)]).collect();
+    let mut widths: Vec<Vec<usize>> = rows
+        .iter()
+        .map(|r| vec![0; r.len().saturating_sub(1)])
+        .collect();
     let maxcols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     for col in 0..maxcols.saturating_sub(1) {
         let mut i = 0;
@@ -250,7 +259,9 @@ impl Format {
 
 /// docker's `preFormat`: trim spaces, turn literal `\t` / `\n` into tab / newline.
 pub fn pre_format(s: &str) -> String {
-    s.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n")
+    s.trim_matches(' ')
+        .replace("\\t", "\t")
+        .replace("\\n", "\n")
 }
 
 /// Renders a list of context objects the way docker's formatter does.
@@ -291,7 +302,9 @@ pub fn render_list(format: &Format, rows: &[Value], headers: &Value) -> anyhow::
 
 /// Go's `json.Marshal` escapes <, > and & (HTML-safe); serde_json does not.
 pub fn go_json_html_escape(s: &str) -> String {
-    s.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+    s.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 pub fn print_out(s: &str) {
@@ -344,7 +357,10 @@ mod tests {
     fn ids_and_strings() {
         assert_eq!(short_id("sha256:0123456789abcdef0123"), "0123456789ab");
         assert_eq!(short_id("0123456789abcdef0123"), "0123456789ab");
-        assert_eq!(ellipsis("sleep 1000000000000000", 20), "sleep 1000000000000…");
+        assert_eq!(
+            ellipsis("sleep 1000000000000000", 20),
+            "sleep 1000000000000…"
+        );
         assert_eq!(ellipsis("short", 20), "short");
         assert_eq!(go_quote("sh -c \"x\"\n"), "\"sh -c \\\"x\\\"\\n\"");
     }
@@ -365,6 +381,9 @@ mod tests {
         let f = Format::parse(Some("{{.Names}}"), "");
         assert_eq!(render_list(&f, &rows, &headers).unwrap(), "web\n");
         let f = Format::parse(Some("json"), "");
-        assert_eq!(render_list(&f, &rows, &headers).unwrap(), "{\"ID\":\"abc\",\"Names\":\"web\"}\n");
+        assert_eq!(
+            render_list(&f, &rows, &headers).unwrap(),
+            "{\"ID\":\"abc\",\"Names\":\"web\"}\n"
+        );
     }
 }

@@ -13,7 +13,12 @@ enum Node {
     Action(Pipeline),
     If(Pipeline, Vec<Node>, Vec<Node>),
     With(Pipeline, Vec<Node>, Vec<Node>),
-    Range(Option<(Option<String>, String)>, Pipeline, Vec<Node>, Vec<Node>),
+    Range(
+        Option<(Option<String>, String)>,
+        Pipeline,
+        Vec<Node>,
+        Vec<Node>,
+    ),
 }
 
 #[derive(Debug, Clone)]
@@ -142,14 +147,17 @@ fn lex(s: &str) -> Result<Vec<Tok>> {
             }
             out.push(Tok::Str(cs[st..i].iter().collect()));
             i += 1;
-        } else if c.is_ascii_digit() || (c == '-' && i + 1 < cs.len() && cs[i + 1].is_ascii_digit()) {
+        } else if c.is_ascii_digit() || (c == '-' && i + 1 < cs.len() && cs[i + 1].is_ascii_digit())
+        {
             let st = i;
             i += 1;
             while i < cs.len() && (cs[i].is_ascii_digit() || cs[i] == '.' || cs[i] == 'e') {
                 i += 1;
             }
             let t: String = cs[st..i].iter().collect();
-            out.push(Tok::Num(t.parse().map_err(|_| anyhow!("bad number syntax: {t}"))?));
+            out.push(Tok::Num(
+                t.parse().map_err(|_| anyhow!("bad number syntax: {t}"))?,
+            ));
         } else if c.is_alphabetic() || c == '_' {
             let st = i;
             while i < cs.len() && (cs[i].is_alphanumeric() || cs[i] == '_') {
@@ -250,7 +258,9 @@ fn split_items(src: &str) -> Result<Vec<Item>> {
             text = text.trim_start();
         }
         let mut inner_start = start + 2;
-        let trim_left = rest[inner_start..].starts_with("- ") || rest[inner_start..].starts_with("-\t") || rest[inner_start..].starts_with("-\n");
+        let trim_left = rest[inner_start..].starts_with("- ")
+            || rest[inner_start..].starts_with("-\t")
+            || rest[inner_start..].starts_with("-\n");
         if trim_left {
             text = text.trim_end();
             inner_start += 1;
@@ -443,7 +453,10 @@ pub fn go_print(v: &Value) -> String {
             keys.sort();
             format!(
                 "map[{}]",
-                keys.iter().map(|k| format!("{}:{}", k, go_print(&o[*k]))).collect::<Vec<_>>().join(" ")
+                keys.iter()
+                    .map(|k| format!("{}:{}", k, go_print(&o[*k])))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )
         }
     }
@@ -468,7 +481,12 @@ fn field(v: &Value, names: &[String]) -> Result<Value> {
             },
             Value::Null => return Err(anyhow!("nil pointer evaluating .{n}")),
             Value::String(ref s) if s == NO_VALUE => return Ok(Value::String(NO_VALUE.into())),
-            other => return Err(anyhow!("can't evaluate field {n} in type {}", type_name(&other))),
+            other => {
+                return Err(anyhow!(
+                    "can't evaluate field {n} in type {}",
+                    type_name(&other)
+                ))
+            }
         };
     }
     Ok(cur)
@@ -502,7 +520,8 @@ impl Template {
     pub fn parse(src: &str) -> Result<Template> {
         let items = split_items(src).map_err(|e| anyhow!("template parsing error: {e}"))?;
         let mut pos = 0;
-        let (nodes, term) = parse_nodes(&items, &mut pos).map_err(|e| anyhow!("template parsing error: {e}"))?;
+        let (nodes, term) =
+            parse_nodes(&items, &mut pos).map_err(|e| anyhow!("template parsing error: {e}"))?;
         if let Some(t) = term {
             bail!("template parsing error: unexpected {{{{{t}}}}}");
         }
@@ -511,7 +530,11 @@ impl Template {
 
     pub fn render(&self, data: &Value) -> Result<String> {
         let mut out = String::new();
-        let mut scope = Scope { dot: data.clone(), root: data, vars: HashMap::new() };
+        let mut scope = Scope {
+            dot: data.clone(),
+            root: data,
+            vars: HashMap::new(),
+        };
         exec_nodes(&self.nodes, &mut scope, &mut out)
             .map_err(|e| anyhow!("template: executing \"\" : {e}"))?;
         Ok(out)
@@ -549,11 +572,17 @@ fn exec_nodes(nodes: &[Node], sc: &mut Scope, out: &mut String) -> Result<()> {
             Node::Range(vars, p, body, els) => {
                 let v = eval_pipeline(p, sc)?;
                 let entries: Vec<(Value, Value)> = match v {
-                    Value::Array(a) => a.into_iter().enumerate().map(|(i, x)| (Value::from(i), x)).collect(),
+                    Value::Array(a) => a
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, x)| (Value::from(i), x))
+                        .collect(),
                     Value::Object(o) => {
                         let mut keys: Vec<String> = o.keys().cloned().collect();
                         keys.sort();
-                        keys.into_iter().map(|k| (Value::String(k.clone()), o[&k].clone())).collect()
+                        keys.into_iter()
+                            .map(|k| (Value::String(k.clone()), o[&k].clone()))
+                            .collect()
                     }
                     Value::Number(n) => {
                         let c = n.as_i64().unwrap_or(0).max(0);
@@ -611,13 +640,22 @@ fn eval_arg(a: &Arg, sc: &mut Scope) -> Result<Value> {
             let base = if n.is_empty() {
                 sc.root.clone()
             } else {
-                sc.vars.get(n).cloned().ok_or_else(|| anyhow!("undefined variable: ${n}"))?
+                sc.vars
+                    .get(n)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("undefined variable: ${n}"))?
             };
             field(&base, f)?
         }
         Arg::Str(s) => Value::String(s.clone()),
         Arg::Num(n) => serde_json::Number::from_f64(*n)
-            .map(|x| if n.fract() == 0.0 { Value::from(*n as i64) } else { Value::Number(x) })
+            .map(|x| {
+                if n.fract() == 0.0 {
+                    Value::from(*n as i64)
+                } else {
+                    Value::Number(x)
+                }
+            })
             .unwrap_or(Value::Null),
         Arg::Bool(b) => Value::Bool(*b),
         Arg::Nil => Value::Null,
@@ -658,7 +696,10 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value> {
     let s = |i: usize| -> String { args.get(i).map(go_print).unwrap_or_default() };
     let need = |n: usize| -> Result<()> {
         if args.len() < n {
-            bail!("wrong number of args for {name}: want {n} got {}", args.len());
+            bail!(
+                "wrong number of args for {name}: want {n} got {}",
+                args.len()
+            );
         }
         Ok(())
     };
@@ -672,7 +713,10 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value> {
             let mut cur = args[0].clone();
             for k in &args[1..] {
                 cur = match (&cur, k) {
-                    (Value::Object(o), _) => o.get(&go_print(k)).cloned().unwrap_or(Value::String(NO_VALUE.into())),
+                    (Value::Object(o), _) => o
+                        .get(&go_print(k))
+                        .cloned()
+                        .unwrap_or(Value::String(NO_VALUE.into())),
                     (Value::Array(a), Value::Number(n)) => {
                         let i = n.as_i64().unwrap_or(-1);
                         if i < 0 || i as usize >= a.len() {
@@ -681,7 +725,10 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value> {
                         a[i as usize].clone()
                     }
                     (Value::Null, _) => Value::String(NO_VALUE.into()),
-                    _ => bail!("error calling index: can't index item of type {}", type_name(&cur)),
+                    _ => bail!(
+                        "error calling index: can't index item of type {}",
+                        type_name(&cur)
+                    ),
                 };
             }
             cur
@@ -716,7 +763,12 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value> {
         "pad" => {
             need(3)?;
             let n = |v: &Value| v.as_i64().unwrap_or(0).max(0) as usize;
-            Value::String(format!("{}{}{}", " ".repeat(n(&args[1])), s(0), " ".repeat(n(&args[2]))))
+            Value::String(format!(
+                "{}{}{}",
+                " ".repeat(n(&args[1])),
+                s(0),
+                " ".repeat(n(&args[2]))
+            ))
         }
         "truncate" => {
             need(2)?;
@@ -739,8 +791,18 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value> {
             Value::String(go_printf(&s(0), &args[1..]))
         }
         "not" => Value::Bool(!args.first().map(truthy).unwrap_or(false)),
-        "and" => args.iter().find(|v| !truthy(v)).or(args.last()).cloned().unwrap_or(Value::Null),
-        "or" => args.iter().find(|v| truthy(v)).or(args.last()).cloned().unwrap_or(Value::Null),
+        "and" => args
+            .iter()
+            .find(|v| !truthy(v))
+            .or(args.last())
+            .cloned()
+            .unwrap_or(Value::Null),
+        "or" => args
+            .iter()
+            .find(|v| truthy(v))
+            .or(args.last())
+            .cloned()
+            .unwrap_or(Value::Null),
         "eq" => {
             need(2)?;
             Value::Bool(args[1..].iter().any(|b| values_eq(&args[0], b)))
@@ -819,11 +881,20 @@ fn go_printf(fmt: &str, args: &[Value]) -> String {
         };
         let text = match verb {
             'q' => super::go_quote(&go_print(&arg)),
-            'd' => arg.as_f64().map(|f| (f as i64).to_string()).unwrap_or_else(|| go_print(&arg)),
+            'd' => arg
+                .as_f64()
+                .map(|f| (f as i64).to_string())
+                .unwrap_or_else(|| go_print(&arg)),
             _ => go_print(&arg),
         };
         let left = spec.starts_with('-');
-        let width: usize = spec.trim_start_matches('-').split('.').next().unwrap_or("").parse().unwrap_or(0);
+        let width: usize = spec
+            .trim_start_matches('-')
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .parse()
+            .unwrap_or(0);
         let n = text.chars().count();
         if n < width {
             if left {
@@ -860,7 +931,10 @@ mod tests {
         assert_eq!(r("{{.State.ExitCode}}", &v), "3");
         assert_eq!(r("{{.Id}}", &v), "abc");
         assert_eq!(r("{{.ID}}", &v), "abc");
-        assert_eq!(r("id={{.Id}} rc={{.State.ExitCode}}\n", &v), "id=abc rc=3\n");
+        assert_eq!(
+            r("id={{.Id}} rc={{.State.ExitCode}}\n", &v),
+            "id=abc rc=3\n"
+        );
         assert_eq!(r("{{json .Config.Labels}}", &v), r#"{"a.b":"x","k":"v"}"#);
         assert_eq!(r(r#"{{index .Config.Labels "a.b"}}"#, &v), "x");
         assert_eq!(r(r#"{{index .Config.Env 1}}"#, &v), "B=2");
@@ -872,18 +946,30 @@ mod tests {
         assert_eq!(r("{{.Nope}}", &v), "<no value>");
         assert_eq!(r("{{.Config.Labels | json}}", &v), r#"{"a.b":"x","k":"v"}"#);
         assert_eq!(r("{{upper .Names}}", &v), "WEB");
-        assert_eq!(r("{{printf \"%s-%d\" .Names .State.ExitCode}}", &v), "web-3");
+        assert_eq!(
+            r("{{printf \"%s-%d\" .Names .State.ExitCode}}", &v),
+            "web-3"
+        );
         assert_eq!(r("{{json .}}", &json!({"a": [1, 2]})), r#"{"a":[1,2]}"#);
         assert!(Template::parse("{{.A").is_err());
-        assert!(Template::parse("{{nofunc .A}}").unwrap().render(&v).is_err());
+        assert!(Template::parse("{{nofunc .A}}")
+            .unwrap()
+            .render(&v)
+            .is_err());
     }
 
     #[test]
     fn control_flow() {
         let v = json!({"Env": ["A=1", "B=2"], "Labels": {"x": "1", "y": "2"}, "On": true, "Off": false});
         assert_eq!(r("{{range .Env}}{{.}};{{end}}", &v), "A=1;B=2;");
-        assert_eq!(r("{{range $k, $v := .Labels}}{{$k}}={{$v}} {{end}}", &v), "x=1 y=2 ");
-        assert_eq!(r("{{range $i, $e := .Env}}{{$i}}:{{$e}},{{end}}", &v), "0:A=1,1:B=2,");
+        assert_eq!(
+            r("{{range $k, $v := .Labels}}{{$k}}={{$v}} {{end}}", &v),
+            "x=1 y=2 "
+        );
+        assert_eq!(
+            r("{{range $i, $e := .Env}}{{$i}}:{{$e}},{{end}}", &v),
+            "0:A=1,1:B=2,"
+        );
         assert_eq!(r("{{if .On}}yes{{else}}no{{end}}", &v), "yes");
         assert_eq!(r("{{if .Off}}yes{{else}}no{{end}}", &v), "no");
         assert_eq!(r("{{if .Off}}a{{else if .On}}b{{else}}c{{end}}", &v), "b");

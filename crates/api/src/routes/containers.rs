@@ -1,0 +1,319 @@
+use crate::error::{ApiError, ApiResult};
+use crate::query::Params;
+use crate::stream::{body_from, frame, MULTIPLEXED, RAW};
+use crate::{ApiVersion, AppState};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use berth_engine::{AttachTarget, LogOptions, WaitCondition};
+use bollard_stubs::models::{ContainerCreateBody, ContainerCreateResponse};
+use chrono::{DateTime, Utc};
+use futures_util::stream;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+pub async fn list(
+    State(engine): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
+    let p = Params::parse(q.as_deref());
+    let limit = p.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+    let all = p.bool("all") || limit.is_some();
+    Ok(Json(engine.list_containers(all, limit, &p.filters()?)?))
+}
+
+pub async fn create(
+    State(engine): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let p = Params::parse(q.as_deref());
+    let req: ContainerCreateBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let (id, warnings) = engine.create_container(p.get("name"), req).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ContainerCreateResponse { id, warnings }),
+    )
+        .into_response())
+}
+
+pub async fn inspect(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(engine.inspect_container(&id)?))
+}
+
+pub async fn start(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    engine.start_container(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn stop(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<StatusCode> {
+    let p = Params::parse(q.as_deref());
+    engine
+        .stop_container(&id, p.int("t")?, p.get("signal").filter(|s| !s.is_empty()))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn restart(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<StatusCode> {
+    let p = Params::parse(q.as_deref());
+    engine
+        .restart_container(&id, p.int("t")?, p.get("signal").filter(|s| !s.is_empty()))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn kill(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<StatusCode> {
+    let p = Params::parse(q.as_deref());
+    engine.kill_container(&id, p.get("signal")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<StatusCode> {
+    let p = Params::parse(q.as_deref());
+    engine
+        .remove_container(&id, p.bool("force"), p.bool("v"))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn rename(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<StatusCode> {
+    let p = Params::parse(q.as_deref());
+    let name = p.get("name").unwrap_or("");
+    engine.rename_container(&id, name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn resize(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<StatusCode> {
+    let p = Params::parse(q.as_deref());
+    let dim = |k: &str| -> ApiResult<u16> {
+        p.int(k)?
+            .and_then(|v| u16::try_from(v).ok())
+            .ok_or_else(|| ApiError::bad_request(format!("invalid {k}")))
+    };
+    engine.resize_container(&id, dim("h")?, dim("w")?).await?;
+    Ok(StatusCode::OK)
+}
+
+/// The status line and headers go out at once (clients start the container only after the
+/// wait is registered); the body follows when the condition is met.
+pub async fn wait(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = Params::parse(q.as_deref());
+    let condition = WaitCondition::parse(p.get("condition").unwrap_or(""))?;
+    let handle = engine.find_container(&id)?;
+    let body = stream::once(async move {
+        let v = match engine.wait_handle(&handle, condition).await {
+            Ok(code) => serde_json::json!({"StatusCode": code, "Error": null}),
+            Err(e) => serde_json::json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
+        };
+        Ok::<_, std::io::Error>(Bytes::from(format!("{v}\n")))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        body_from(body),
+    )
+        .into_response())
+}
+
+fn parse_time(s: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
+    let Some(s) = s.filter(|s| !s.is_empty() && *s != "0") else {
+        return Ok(None);
+    };
+    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let secs: i64 = secs
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid timestamp: {s}")))?;
+    let nanos: u32 = format!("{frac:0<9}")[..9]
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid timestamp: {s}")))?;
+    Ok(DateTime::from_timestamp(secs, nanos))
+}
+
+pub async fn logs(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Extension(version): Extension<ApiVersion>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = Params::parse(q.as_deref());
+    let opts = LogOptions {
+        stdout: p.bool("stdout"),
+        stderr: p.bool("stderr"),
+        follow: p.bool("follow"),
+        since: parse_time(p.get("since"))?,
+        until: parse_time(p.get("until"))?,
+        tail: match p.get("tail") {
+            None | Some("") | Some("all") => None,
+            Some(n) => Some(
+                n.parse::<i64>()
+                    .map(|n| n.max(0) as usize)
+                    .map_err(|_| ApiError::bad_request(format!("invalid tail: {n}")))?,
+            ),
+        },
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let timestamps = p.bool("timestamps");
+    let (tty, rx) = engine.container_logs(&id, opts)?;
+    let body = stream::unfold(rx, move |mut rx| async move {
+        let e = rx.recv().await?;
+        let mut line = Vec::with_capacity(e.line.len() + 32);
+        if timestamps {
+            line.extend_from_slice(berth_engine::container::inspect::rfc3339(&e.time).as_bytes());
+            line.push(b' ');
+        }
+        line.extend_from_slice(&e.line);
+        let chunk = if tty {
+            Bytes::from(line)
+        } else {
+            frame(e.stream, &line)
+        };
+        Some((Ok::<_, std::io::Error>(chunk), rx))
+    });
+    let ctype = if tty || !version.at_least(1, 42) {
+        RAW
+    } else {
+        MULTIPLEXED
+    };
+    Ok(([(header::CONTENT_TYPE, ctype)], body_from(body)).into_response())
+}
+
+/// Copies the shim's framed output to the client: frames as they are without a TTY, bare
+/// payloads with one. Returns when the container's output ends.
+async fn copy_output<W: AsyncWrite + Unpin>(
+    mut shim: impl AsyncRead + Unpin,
+    mut client: W,
+    tty: bool,
+) {
+    let mut header = [0u8; 8];
+    let mut buf = Vec::new();
+    loop {
+        if shim.read_exact(&mut header).await.is_err() {
+            break;
+        }
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        buf.resize(len, 0);
+        if shim.read_exact(&mut buf).await.is_err() {
+            break;
+        }
+        let ok = if tty {
+            client.write_all(&buf).await
+        } else {
+            match client.write_all(&header).await {
+                Ok(()) => client.write_all(&buf).await,
+                Err(e) => Err(e),
+            }
+        };
+        if ok.is_err() || client.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = client.shutdown().await;
+}
+
+async fn pump<C: AsyncRead + AsyncWrite + Send + 'static>(client: C, shim: UnixStream, tty: bool) {
+    let (mut client_r, client_w) = tokio::io::split(client);
+    let (shim_r, mut shim_w) = shim.into_split();
+    let stdin = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_r, &mut shim_w).await;
+        // The client half-closed: pass the EOF on so the container's stdin closes.
+        let _ = shim_w.shutdown().await;
+    });
+    copy_output(shim_r, client_w, tty).await;
+    stdin.abort();
+}
+
+pub async fn attach(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Extension(version): Extension<ApiVersion>,
+    RawQuery(q): RawQuery,
+    mut req: Request,
+) -> ApiResult<Response> {
+    let p = Params::parse(q.as_deref());
+    let h = engine.find_container(&id)?;
+    let tty = h.snapshot().tty();
+    let (stdin, stdout, stderr) = (p.bool("stdin"), p.bool("stdout"), p.bool("stderr"));
+    let upgrade = req.headers().get(header::UPGRADE).is_some();
+    let target = engine
+        .attach_container(&id, stdin && upgrade, stdout, stderr)
+        .await?;
+    let ctype = if tty || !version.at_least(1, 42) {
+        RAW
+    } else {
+        MULTIPLEXED
+    };
+    let connect = async move {
+        match target {
+            AttachTarget::Ready(s) => Some(s),
+            AttachTarget::Pending(rx) => rx.await.ok(),
+        }
+    };
+    if !upgrade {
+        // Old clients read the output as a plain streamed response body.
+        let (tx, rx) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            if let Some(s) = connect.await {
+                copy_output(s, tx, tty).await;
+            }
+        });
+        let body = Body::from_stream(tokio_util::io::ReaderStream::new(rx));
+        return Ok(([(header::CONTENT_TYPE, ctype)], body).into_response());
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        if let Some(s) = connect.await {
+            pump(TokioIo::new(upgraded), s, tty).await;
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONTENT_TYPE, ctype)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?)
+}

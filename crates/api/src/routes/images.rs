@@ -1,0 +1,198 @@
+use crate::error::{ApiError, ApiResult};
+use crate::query::Params;
+use crate::stream::json_line;
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use berth_image::reference::Reference;
+use berth_image::ImportOptions;
+use futures_util::TryStreamExt;
+use serde_json::json;
+use std::io::BufWriter;
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
+
+pub async fn list(
+    State(engine): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
+    let p = Params::parse(q.as_deref());
+    Ok(Json(engine.list_images(p.bool("all"), &p.filters()?)?))
+}
+
+/// A request body as a blocking reader, for the synchronous image store.
+fn blocking_reader(body: Body) -> SyncIoBridge<impl tokio::io::AsyncRead + Unpin> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    SyncIoBridge::new(StreamReader::new(stream))
+}
+
+fn json_stream(lines: Vec<serde_json::Value>) -> Response {
+    let body: Vec<u8> = lines.iter().flat_map(|l| json_line(l).to_vec()).collect();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn target_reference(repo: &str, tag: &str) -> ApiResult<Option<Reference>> {
+    if repo.is_empty() {
+        return Ok(None);
+    }
+    let full = if tag.is_empty() {
+        repo.to_string()
+    } else {
+        format!("{repo}:{tag}")
+    };
+    Ok(Some(Reference::parse_normalized(&full)?.with_default_tag()))
+}
+
+/// `POST /images/create`: `fromSrc` imports a rootfs tarball; `fromImage` pulls.
+pub async fn create(
+    State(engine): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> ApiResult<Response> {
+    let p = Params::parse(q.as_deref());
+    if let Some(image) = p.get("fromImage") {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("pull access denied for {image}: pulling from registries is not supported by this engine yet; use `import` or `load`"),
+        ));
+    }
+    let src = p.get("fromSrc").unwrap_or("");
+    if src != "-" {
+        return Err(ApiError::bad_request(if src.is_empty() {
+            "either fromSrc or fromImage must be given".to_string()
+        } else {
+            format!("importing from a URL is not supported: {src}")
+        }));
+    }
+    let opts = ImportOptions {
+        reference: target_reference(p.get("repo").unwrap_or(""), p.get("tag").unwrap_or(""))?,
+        message: p
+            .get("message")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
+        changes: p
+            .all("changes")
+            .into_iter()
+            .filter(|c| !c.trim().is_empty())
+            .collect(),
+        platform: p
+            .get("platform")
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
+    };
+    let reader = blocking_reader(body);
+    let images = engine.images.clone();
+    let image = tokio::task::spawn_blocking(move || images.import(reader, opts))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(json_stream(vec![json!({"status": image.id.to_string()})]))
+}
+
+pub async fn load(State(engine): State<AppState>, body: Body) -> ApiResult<Response> {
+    let reader = blocking_reader(body);
+    let images = engine.images.clone();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        images
+            .load(reader, &mut |msg: &str| {
+                lines.push(json!({"stream": format!("{msg}\n")}))
+            })
+            .map(|_| lines)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(json_stream(lines))
+}
+
+async fn save(engine: AppState, names: Vec<String>) -> ApiResult<Response> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no images given"));
+    }
+    for n in &names {
+        engine.image_by_name(n).await?;
+    }
+    let (w, r) = tokio::io::duplex(256 * 1024);
+    let images = engine.images.clone();
+    let writer = SyncIoBridge::new(w);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = images.save(&names, BufWriter::with_capacity(256 * 1024, writer)) {
+            tracing::warn!("save failed after the stream started: {e}");
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(ReaderStream::new(r)),
+    )
+        .into_response())
+}
+
+pub async fn save_many(
+    State(engine): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    save(engine, Params::parse(q.as_deref()).all("names")).await
+}
+
+/// Image names contain slashes, so `/images/{name}/json|history|get` share one wildcard route.
+pub async fn get_by_name(
+    State(engine): State<AppState>,
+    Path(path): Path<String>,
+) -> ApiResult<Response> {
+    if let Some(name) = path.strip_suffix("/json") {
+        return Ok(Json(engine.inspect_image(name).await?).into_response());
+    }
+    if let Some(name) = path.strip_suffix("/history") {
+        return Ok(Json(engine.image_history(name).await?).into_response());
+    }
+    if let Some(name) = path.strip_suffix("/get") {
+        return save(engine, vec![name.to_string()]).await;
+    }
+    Err(ApiError::new(StatusCode::NOT_FOUND, "page not found"))
+}
+
+pub async fn post_by_name(
+    State(engine): State<AppState>,
+    Path(path): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let p = Params::parse(q.as_deref());
+    if let Some(name) = path.strip_suffix("/tag") {
+        let repo = p.get("repo").unwrap_or("");
+        if repo.is_empty() {
+            return Err(ApiError::bad_request(
+                "repository name must have at least one component",
+            ));
+        }
+        let target = target_reference(repo, p.get("tag").unwrap_or(""))?
+            .map(|r| r.full())
+            .unwrap_or_default();
+        let images = engine.images.clone();
+        let source = name.to_string();
+        tokio::task::spawn_blocking(move || images.tag(&source, &target))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+        return Ok(StatusCode::CREATED.into_response());
+    }
+    if path.ends_with("/push") {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "pushing to registries is not supported by this engine yet",
+        ));
+    }
+    Err(ApiError::new(StatusCode::NOT_FOUND, "page not found"))
+}
+
+pub async fn remove(
+    State(engine): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<impl IntoResponse> {
+    let p = Params::parse(q.as_deref());
+    Ok(Json(
+        engine
+            .remove_image(&name, p.bool("force"), p.bool("noprune"))
+            .await?,
+    ))
+}

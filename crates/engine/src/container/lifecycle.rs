@@ -1,0 +1,490 @@
+//! Start, stop, kill, restart, remove, rename, wait and attach, plus the monitor task that
+//! records each exit and applies restart policies and auto-removal.
+
+use super::{Handle, PendingAttach, Status};
+use crate::error::{EngineError, Result};
+use crate::shim::{ExitInfo, ShimClient};
+use crate::{names, signals, Engine};
+use bollard_stubs::models::RestartPolicyNameEnum;
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+
+/// What `wait` waits for, as `POST /containers/{id}/wait?condition=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(EngineError::InvalidArgument(format!(
+                "invalid condition: \"{other}\""
+            ))),
+        }
+    }
+}
+
+/// Where an attach stream comes from: connected now, or once the container starts.
+pub enum AttachTarget {
+    Ready(UnixStream),
+    Pending(oneshot::Receiver<UnixStream>),
+}
+
+fn not_running(h: &Handle) -> EngineError {
+    EngineError::Conflict(format!("Container {} is not running", h.id))
+}
+
+impl Engine {
+    fn shim(&self, id: &str) -> ShimClient {
+        ShimClient::new(self.shim_dir(id))
+    }
+
+    pub async fn start_container(self: &Arc<Self>, key: &str) -> Result<()> {
+        let h = self.containers.find(key)?;
+        let _g = h.lifecycle.lock().await;
+        if h.snapshot().state.is_running() {
+            return Err(EngineError::NotModified);
+        }
+        h.update(|r| r.state.stopped_by_user = false);
+        self.start_locked(&h).await
+    }
+
+    /// Starts `h`; the caller holds its lifecycle lock.
+    async fn start_locked(self: &Arc<Self>, h: &Arc<Handle>) -> Result<()> {
+        let rec = h.snapshot();
+        let result = self.launch(h, &rec).await;
+        if let Err(e) = &result {
+            let code = match e.to_string() {
+                m if m.contains("executable file not found")
+                    || m.contains("no such file or directory") =>
+                {
+                    127
+                }
+                m if m.contains("permission denied") || m.contains("is a directory") => 126,
+                _ => 128,
+            };
+            self.release_rootfs(&h.id).await;
+            let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
+            h.update(|r| {
+                r.state.status = if r.state.started_at.is_some() || code != 128 {
+                    Status::Exited
+                } else {
+                    r.state.status
+                };
+                r.state.exit_code = code;
+                r.state.error = e.to_string();
+            });
+            let _ = self.persist(h);
+            // Attachers waiting for this start get EOF instead of hanging.
+            h.pending_attach
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            h.exits.send_modify(|g| *g += 1);
+            if rec.host_config.auto_remove.unwrap_or(false) {
+                // dockerd removes an auto-remove container whose start failed; `docker run
+                // --rm` waits for that removal before it exits.
+                let (engine, id) = (self.clone(), h.id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = engine.remove_container(&id, true, false).await {
+                        tracing::warn!(container = %id, "auto-remove after failed start: {e}");
+                    }
+                });
+            }
+        }
+        result
+    }
+
+    async fn launch(self: &Arc<Self>, h: &Arc<Handle>, rec: &super::ContainerRecord) -> Result<()> {
+        let (bundle, opts) = self.prepare_bundle(rec).await?;
+        let cwd = opts.cwd.clone();
+        let path_env = opts
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .map(str::to_string);
+        let (rootfs, arg0) = (bundle.rootfs.clone(), rec.path.clone());
+        tokio::task::spawn_blocking(move || {
+            berth_runtime::exec_check::check_executable(&rootfs, &arg0, path_env.as_deref(), &cwd)
+        })
+        .await
+        .map_err(EngineError::internal)?
+        .map_err(|e| {
+            EngineError::InvalidArgument(format!(
+                "OCI runtime create failed: unable to start container process: {e}"
+            ))
+        })?;
+        let spec = berth_runtime::spec::generate(&opts)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        let spec_json = serde_json::to_vec_pretty(&spec).map_err(EngineError::internal)?;
+        tokio::fs::write(bundle.dir.join("config.json"), spec_json).await?;
+
+        let state_dir = self.shim_dir(&h.id);
+        let _ = tokio::fs::remove_dir_all(&state_dir).await;
+        tokio::fs::create_dir_all(&state_dir).await?;
+        let shim_cfg = berth_runtime::shim::ShimConfig {
+            id: h.id.clone(),
+            bundle: bundle.dir.clone(),
+            state_dir: state_dir.clone(),
+            runtime_root: self.runtime_root(),
+            log_path: rec.log_path.clone().into(),
+            log_max_size: rec.log_max_size,
+            log_max_files: rec.log_max_files,
+            tty: rec.tty(),
+            open_stdin: rec.config.open_stdin.unwrap_or(false),
+            stdin_once: rec.config.stdin_once.unwrap_or(false),
+        };
+        let cfg_json = serde_json::to_vec(&shim_cfg).map_err(EngineError::internal)?;
+        tokio::fs::write(state_dir.join("shim.json"), cfg_json).await?;
+        let pid = ShimClient::launch(&self.cfg.self_exe, &state_dir).await?;
+        let shim = self.shim(&h.id);
+
+        let pending: Vec<PendingAttach> =
+            std::mem::take(&mut *h.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
+        for p in pending {
+            match shim.attach(p.stdin, p.stdout, p.stderr).await {
+                Ok(s) => {
+                    let _ = p.reply.send(s);
+                }
+                Err(e) => tracing::warn!(container = %h.id, "attach before start failed: {e}"),
+            }
+        }
+        if let Err(e) = shim.start().await {
+            let _ = shim.kill(9).await;
+            let _ = shim.wait().await;
+            return Err(e);
+        }
+        h.update(|r| {
+            r.state.status = Status::Running;
+            r.state.pid = pid;
+            r.state.exit_code = 0;
+            r.state.oom_killed = false;
+            r.state.error.clear();
+            r.state.started_at = Some(Utc::now());
+        });
+        self.persist(h)?;
+        h.starts.send_modify(|g| *g += 1);
+        self.spawn_monitor(h.clone());
+        tracing::info!(container = %h.id, pid, "started");
+        Ok(())
+    }
+
+    /// Waits for the shim to report the exit, then records it. Also used after a daemon
+    /// restart to re-attach to containers that kept running.
+    pub(crate) fn spawn_monitor(self: &Arc<Self>, h: Arc<Handle>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let shim = engine.shim(&h.id);
+            let info = match shim.wait().await {
+                Ok(i) => i,
+                Err(_) => shim.exit_file().unwrap_or(ExitInfo {
+                    exit_code: 255,
+                    oom_killed: false,
+                    finished_at: None,
+                }),
+            };
+            engine.record_exit(&h, info).await;
+        });
+    }
+
+    pub(crate) async fn record_exit(self: &Arc<Self>, h: &Arc<Handle>, info: ExitInfo) {
+        self.release_rootfs(&h.id).await;
+        let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
+        let rec = h.update(|r| {
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = info.exit_code;
+            r.state.oom_killed = info.oom_killed;
+            r.state.finished_at = Some(info.finished_at.unwrap_or_else(Utc::now));
+            r.clone()
+        });
+        if let Err(e) = self.persist(h) {
+            tracing::error!(container = %h.id, "cannot persist exit: {e}");
+        }
+        h.exits.send_modify(|g| *g += 1);
+        tracing::info!(container = %h.id, code = info.exit_code, "exited");
+
+        let policy = rec.host_config.restart_policy.clone().unwrap_or_default();
+        let max = policy.maximum_retry_count.unwrap_or(0);
+        let restart = !rec.state.stopped_by_user
+            && !self.shutting_down()
+            && match policy.name.unwrap_or(RestartPolicyNameEnum::NO) {
+                RestartPolicyNameEnum::ALWAYS | RestartPolicyNameEnum::UNLESS_STOPPED => true,
+                RestartPolicyNameEnum::ON_FAILURE => {
+                    info.exit_code != 0 && (max == 0 || rec.restart_count < max)
+                }
+                _ => false,
+            };
+        let engine = self.clone();
+        let h = h.clone();
+        if restart {
+            tokio::spawn(async move {
+                // dockerd's back-off starts at 100 ms and doubles; reset after 10 s of running.
+                let ran = rec
+                    .state
+                    .started_at
+                    .map(|s| Utc::now() - s)
+                    .unwrap_or_default();
+                let delay = if ran > chrono::Duration::seconds(10) {
+                    100
+                } else {
+                    (100u64 << rec.restart_count.clamp(0, 10)).min(60_000)
+                };
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let _g = h.lifecycle.lock().await;
+                let r = h.snapshot();
+                if r.state.stopped_by_user || r.state.is_running() || *h.removed.borrow() {
+                    return;
+                }
+                h.update(|r| r.restart_count += 1);
+                if let Err(e) = engine.start_locked(&h).await {
+                    tracing::warn!(container = %h.id, "restart failed: {e}");
+                }
+            });
+        } else if rec.host_config.auto_remove.unwrap_or(false) {
+            tokio::spawn(async move {
+                if let Err(e) = engine.remove_container(&h.id, true, false).await {
+                    tracing::warn!(container = %h.id, "auto-remove failed: {e}");
+                }
+            });
+        }
+    }
+
+    pub async fn stop_container(
+        &self,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let h = self.containers.find(key)?;
+        let _g = h.lifecycle.lock().await;
+        self.stop_locked(&h, timeout, signal).await
+    }
+
+    async fn stop_locked(
+        &self,
+        h: &Handle,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let mut exits = h.exits.subscribe();
+        let rec = h.snapshot();
+        if !rec.state.is_running() {
+            return Err(EngineError::NotModified);
+        }
+        h.update(|r| r.state.stopped_by_user = true);
+        let sig_name = signal
+            .map(str::to_string)
+            .or_else(|| rec.config.stop_signal.clone().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "SIGTERM".into());
+        let sig = signals::parse(&sig_name)
+            .ok_or_else(|| EngineError::InvalidArgument(format!("Invalid signal: {sig_name}")))?;
+        let timeout = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let shim = self.shim(&h.id);
+        exits.borrow_and_update();
+        if let Err(e) = shim.kill(sig).await {
+            tracing::warn!(container = %h.id, "stop signal failed: {e}");
+        }
+        if timeout >= 0 {
+            let graceful =
+                tokio::time::timeout(Duration::from_secs(timeout as u64), exits.changed()).await;
+            if graceful.is_ok() {
+                return Ok(());
+            }
+            tracing::info!(container = %h.id, "did not stop in {timeout}s, killing");
+            let _ = shim.kill(libc::SIGKILL).await;
+        }
+        let _ = exits.changed().await;
+        Ok(())
+    }
+
+    pub async fn kill_container(&self, key: &str, signal: Option<&str>) -> Result<()> {
+        let h = self.containers.find(key)?;
+        let name = signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL");
+        let sig = signals::parse(name)
+            .ok_or_else(|| EngineError::InvalidArgument(format!("Invalid signal: {name}")))?;
+        if !h.snapshot().state.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "cannot kill container: {key}: {}",
+                not_running(&h)
+            )));
+        }
+        let mut exits = h.exits.subscribe();
+        exits.borrow_and_update();
+        if sig == libc::SIGKILL
+            || Some(sig)
+                == h.snapshot()
+                    .config
+                    .stop_signal
+                    .as_deref()
+                    .and_then(signals::parse)
+        {
+            h.update(|r| r.state.stopped_by_user = true);
+        }
+        self.shim(&h.id).kill(sig).await?;
+        if sig == libc::SIGKILL {
+            // dockerd returns once a SIGKILLed container is gone, so a following inspect
+            // already shows it exited.
+            let _ = tokio::time::timeout(Duration::from_secs(10), exits.changed()).await;
+        }
+        Ok(())
+    }
+
+    pub async fn restart_container(
+        self: &Arc<Self>,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let h = self.containers.find(key)?;
+        let _g = h.lifecycle.lock().await;
+        match self.stop_locked(&h, timeout, signal).await {
+            Ok(()) | Err(EngineError::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        h.update(|r| r.state.stopped_by_user = false);
+        self.start_locked(&h).await
+    }
+
+    pub async fn remove_container(&self, key: &str, force: bool, _volumes: bool) -> Result<()> {
+        let h = self.containers.find(key)?;
+        let _g = h.lifecycle.lock().await;
+        if *h.removed.borrow() {
+            return Err(EngineError::no_such_container(key));
+        }
+        let rec = h.snapshot();
+        if rec.state.is_running() {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            let mut exits = h.exits.subscribe();
+            exits.borrow_and_update();
+            h.update(|r| r.state.stopped_by_user = true);
+            let _ = self.shim(&h.id).kill(libc::SIGKILL).await;
+            if h.snapshot().state.is_running() {
+                let _ = tokio::time::timeout(Duration::from_secs(30), exits.changed()).await;
+            }
+        }
+        h.update(|r| r.state.status = Status::Removing);
+        self.release_rootfs(&h.id).await;
+        let dir = self.container_dir(&h.id);
+        let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                h.update(|r| r.state.status = Status::Dead);
+                return Err(EngineError::Internal(format!(
+                    "unable to remove filesystem for {}: {e}",
+                    h.id
+                )));
+            }
+        }
+        self.db.delete_container(&h.id)?;
+        self.containers.remove(&h.id);
+        h.removed.send_replace(true);
+        tracing::info!(container = %h.id, "removed");
+        Ok(())
+    }
+
+    pub fn rename_container(&self, key: &str, new_name: &str) -> Result<()> {
+        let h = self.containers.find(key)?;
+        if !names::valid_name(new_name) {
+            return Err(EngineError::InvalidArgument(format!(
+                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let new_name = new_name.trim_start_matches('/');
+        let old = h.name();
+        if old == new_name {
+            return Err(EngineError::Conflict(format!(
+                "Renaming a container with the same name as its current name"
+            )));
+        }
+        self.containers.rename(&h.id, &old, new_name)?;
+        h.update(|r| r.name = new_name.to_string());
+        if let Err(e) = self.persist(&h) {
+            self.containers.rename(&h.id, new_name, &old)?;
+            h.update(|r| r.name = old);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Returns the exit code once `condition` holds.
+    pub async fn wait_container(&self, key: &str, condition: WaitCondition) -> Result<i64> {
+        let h = self.containers.find(key)?;
+        self.wait_handle(&h, condition).await
+    }
+
+    /// Like `wait_container`, for a handle looked up earlier (so the HTTP layer can send its
+    /// headers before blocking).
+    pub async fn wait_handle(&self, h: &Handle, condition: WaitCondition) -> Result<i64> {
+        let mut exits = h.exits.subscribe();
+        let mut removed = h.removed.subscribe();
+        exits.borrow_and_update();
+        match condition {
+            WaitCondition::NotRunning => {
+                if !h.snapshot().state.is_running() {
+                    return Ok(h.snapshot().state.exit_code);
+                }
+                let _ = exits.changed().await;
+            }
+            WaitCondition::NextExit => {
+                let _ = exits.changed().await;
+            }
+            WaitCondition::Removed => {
+                let _ = removed.wait_for(|r| *r).await;
+            }
+        }
+        Ok(h.snapshot().state.exit_code)
+    }
+
+    pub fn find_container(&self, key: &str) -> Result<Arc<Handle>> {
+        self.containers.find(key)
+    }
+
+    pub async fn attach_container(
+        &self,
+        key: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<AttachTarget> {
+        let h = self.containers.find(key)?;
+        if h.snapshot().state.is_running() {
+            if let Ok(s) = self.shim(&h.id).attach(stdin, stdout, stderr).await {
+                return Ok(AttachTarget::Ready(s));
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        h.pending_attach
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(PendingAttach {
+                stdin,
+                stdout,
+                stderr,
+                reply: tx,
+            });
+        Ok(AttachTarget::Pending(rx))
+    }
+
+    pub async fn resize_container(&self, key: &str, height: u16, width: u16) -> Result<()> {
+        let h = self.containers.find(key)?;
+        if !h.snapshot().state.is_running() {
+            return Err(not_running(&h));
+        }
+        self.shim(&h.id).resize(height, width).await
+    }
+}

@@ -1,0 +1,205 @@
+//! Everything a container needs on disk before its shim starts: the overlay rootfs, the
+//! generated /etc files, and the OCI bundle (config.json).
+
+use super::ContainerRecord;
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use berth_runtime::spec::{NetworkMode, Resources, SpecOptions};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+}
+
+fn bind(dest: &str, source: &Path, readonly: bool) -> oci_mount::Mount {
+    let mut opts = vec!["rbind".to_string(), "rprivate".to_string()];
+    if readonly {
+        opts.push("ro".into());
+    }
+    oci_mount::MountBuilder::default()
+        .destination(dest)
+        .typ("bind")
+        .source(source)
+        .options(opts)
+        .build()
+        .expect("all mount fields are set")
+}
+
+mod oci_mount {
+    pub use oci_spec::runtime::{Mount, MountBuilder};
+}
+
+/// The host's resolv.conf, minus loopback resolvers a container cannot reach (dockerd's rule),
+/// with Google's servers when nothing is left.
+fn resolv_conf(host_network: bool) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if host_network {
+        return host;
+    }
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver") {
+            let addr = words.next().unwrap_or("");
+            if addr.starts_with("127.") || addr == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+fn hosts_file(hostname: &str, host_network: bool) -> String {
+    if host_network {
+        return std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    }
+    format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+    )
+}
+
+impl Engine {
+    /// Mounts the rootfs and writes the bundle. Idempotent: a leftover mount is replaced.
+    pub(crate) async fn prepare_bundle(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<(Bundle, SpecOptions)> {
+        let dir = self.container_dir(&rec.id);
+        let rootfs = dir.join("rootfs");
+        let image = self.image_by_name(&rec.image_id).await?;
+        let images = self.images.clone();
+        let (d, r) = (dir.clone(), rootfs.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let lowers = images.layer_dirs(&image)?;
+            let _ = berth_store::overlay::unmount(&r);
+            std::fs::create_dir_all(&r)?;
+            berth_store::overlay::mount_rootfs(&lowers, &d.join("upper"), &d.join("work"), &r)?;
+            Ok(())
+        })
+        .await
+        .map_err(EngineError::internal)??;
+
+        let hc = &rec.host_config;
+        let network_mode = hc.network_mode.as_deref().unwrap_or("bridge");
+        let host_network = network_mode == "host";
+        let hostname = rec.config.hostname.clone().unwrap_or_default();
+        let etc = [
+            ("hosts", hosts_file(&hostname, host_network)),
+            ("hostname", format!("{hostname}\n")),
+            ("resolv.conf", resolv_conf(host_network)),
+        ];
+        let mut mounts = Vec::new();
+        for (name, content) in etc {
+            let p = dir.join(name);
+            tokio::fs::write(&p, content).await?;
+            mounts.push(bind(&format!("/etc/{name}"), &p, false));
+        }
+
+        let mut env = rec.config.env.clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            env.push(format!("HOSTNAME={hostname}"));
+        }
+        if rec.tty() && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        let cwd = rec
+            .config
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let user_spec = rec.config.user.clone().unwrap_or_default();
+        let r = rootfs.clone();
+        let user =
+            tokio::task::spawn_blocking(move || berth_runtime::user::resolve_user(&r, &user_spec))
+                .await
+                .map_err(EngineError::internal)?
+                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+
+        let mut security = (false, false);
+        for opt in hc.security_opt.clone().unwrap_or_default() {
+            match opt.as_str() {
+                "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
+                    security.0 = true
+                }
+                "seccomp=unconfined" | "seccomp:unconfined" => security.1 = true,
+                "no-new-privileges=false" | "no-new-privileges:false" => {}
+                other if other.starts_with("label") || other.starts_with("apparmor") => {}
+                other => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid --security-opt: {other:?}"
+                    )))
+                }
+            }
+        }
+        let network = match network_mode {
+            "host" => NetworkMode::Host,
+            // Bridge networking arrives with the network driver; until then the container gets
+            // its own namespace with loopback only, as `--network none`.
+            _ => NetworkMode::NewNamespace,
+        };
+        let opts = SpecOptions {
+            id: rec.id.clone(),
+            args: std::iter::once(rec.path.clone())
+                .chain(rec.args.iter().cloned())
+                .collect(),
+            env,
+            cwd,
+            user,
+            hostname,
+            domainname: rec.config.domainname.clone().unwrap_or_default(),
+            tty: rec.tty(),
+            rootfs: rootfs.clone(),
+            readonly_rootfs: hc.readonly_rootfs.unwrap_or(false),
+            privileged: hc.privileged.unwrap_or(false),
+            cap_add: hc.cap_add.clone().unwrap_or_default(),
+            cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+            no_new_privileges: security.0,
+            seccomp_unconfined: security.1,
+            resources: Resources {
+                memory: hc.memory.filter(|m| *m > 0),
+                memory_swap: hc.memory_swap.filter(|m| *m != 0),
+                memory_reservation: hc.memory_reservation.filter(|m| *m > 0),
+                cpu_shares: hc.cpu_shares.filter(|c| *c > 0).map(|c| c as u64),
+                nano_cpus: hc.nano_cpus.filter(|c| *c > 0),
+                cpu_quota: hc.cpu_quota.filter(|c| *c > 0),
+                cpu_period: hc.cpu_period.filter(|c| *c > 0).map(|c| c as u64),
+                cpuset_cpus: hc.cpuset_cpus.clone().filter(|c| !c.is_empty()),
+                pids_limit: hc.pids_limit.filter(|p| *p > 0),
+                blkio_weight: hc.blkio_weight.filter(|w| *w > 0),
+            },
+            network,
+            extra_mounts: mounts,
+            cgroups_path: format!("/berth/{}", rec.id),
+            sysctls: hc
+                .sysctls
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect::<HashMap<_, _>>(),
+            shm_size: hc.shm_size.unwrap_or(64 << 20).max(0) as u64,
+            oom_score_adj: hc.oom_score_adj.map(|v| v as i32),
+            rlimits: Vec::new(),
+        };
+        Ok((Bundle { dir, rootfs }, opts))
+    }
+
+    pub(crate) async fn release_rootfs(&self, id: &str) {
+        let rootfs = self.container_dir(id).join("rootfs");
+        let _ = tokio::task::spawn_blocking(move || berth_store::overlay::unmount(&rootfs)).await;
+    }
+}
