@@ -3,7 +3,7 @@
 # libseccomp for the runtime, busybox-static for the test image, nftables/iproute2 for the
 # network driver, hyperfine for the benchmarks. Idempotent.
 set -euo pipefail
-pkgs=(libseccomp-dev pkg-config busybox-static nftables iproute2 hyperfine ca-certificates)
+pkgs=(libseccomp-dev pkg-config busybox-static nftables iproute2 zstd hyperfine curl ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
