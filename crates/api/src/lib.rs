@@ -2,6 +2,7 @@
 //! and unversioned paths reach the same handlers; every response carries dockerd's headers.
 
 pub mod error;
+mod json;
 pub mod query;
 mod routes;
 mod stream;

@@ -510,3 +510,71 @@ fn log_rotation_follows_log_opts() {
     let out = ok(&mut d.docker(&["logs", "--tail", "1", "chatty"]));
     assert_eq!(out.trim(), "line-1999");
 }
+
+/// A slow stop holds the container's lifecycle lock; listing and inspecting must not wait for it.
+/// `--stop-signal` picks what `stop` sends.
+#[test]
+fn reads_do_not_wait_for_a_slow_stop() {
+    let d = daemon();
+    ok(&mut d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.1; done",
+    ]));
+    ok(&mut d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "polite",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 42' USR1; while true; do sleep 0.1; done",
+    ]));
+    let id = inspect(&d, "stubborn", "{{.Id}}");
+    let mut stopper = d.docker(&["stop", "-t", "4", "stubborn"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let ps = ok(&mut d.docker(&["ps", "--format", "{{.Names}}"]));
+    assert!(ps.contains("stubborn"));
+    assert_eq!(inspect(&d, "stubborn", "{{.State.Running}}"), "true");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "reads waited for the stop: {:?}",
+        t0.elapsed()
+    );
+    assert!(stopper.wait().unwrap().success());
+    assert_eq!(inspect(&d, "stubborn", "{{.State.ExitCode}}"), "137");
+    ok(&mut d.docker(&["stop", "polite"]));
+    assert_eq!(inspect(&d, "polite", "{{.State.ExitCode}}"), "42");
+    assert_eq!(inspect(&d, "polite", "{{.Config.StopSignal}}"), "USR1");
+
+    // Once removed, nothing of the containers is left: no shim, no mount, no cgroup.
+    ok(&mut d.docker(&["rm", "stubborn", "polite"]));
+    let shims = std::process::Command::new("pgrep")
+        .args(["-f", &format!("berth shim {}", d.exec_root.display())])
+        .output()
+        .unwrap();
+    assert!(
+        shims.stdout.is_empty(),
+        "shim left: {}",
+        String::from_utf8_lossy(&shims.stdout)
+    );
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(!mounts.contains(&*d.data_root.to_string_lossy()));
+    for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        assert!(
+            !ctrl.path().join("berth").join(&id).exists(),
+            "cgroup left in {}",
+            ctrl.path().display()
+        );
+    }
+    assert!(!d.data_root.join("containers").join(&id).exists());
+}

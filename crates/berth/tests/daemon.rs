@@ -111,3 +111,15 @@ fn sigterm_stops_cleanly_and_cli_autostarts() {
         panic!("autostart failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// Shim sockets under a deep exec root are longer than a UNIX socket path may be.
+#[test]
+fn deep_exec_root_still_reaches_shims() {
+    let nest = "a-rather-long-directory-name-for-the-engine/and-another-level-below-it";
+    let d = TestDaemon::start_nested(BIN, nest).unwrap();
+    d.import_busybox().unwrap();
+    let out = ok(&mut d.docker(&["run", "--rm", "busybox", "echo", "deep"]));
+    assert_eq!(out.trim(), "deep");
+    ok(&mut d.docker(&["run", "-d", "--name", "deep", "busybox", "sleep", "30"]));
+    ok(&mut d.docker(&["stop", "-t", "0", "deep"]));
+}

@@ -245,14 +245,38 @@ fn loads_archives_saved_by_docker_and_podman() {
     let d = TestDaemon::start(BIN).unwrap();
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for (file, tag, id) in [
-        ("docker-20.10-save.tar", "fixture/tiny:docker", "b4078a8c6c2f"),
-        ("podman-4-docker-archive.tar", "localhost/fixture/tiny:podman", "6c8025eb5110"),
-        ("podman-4-oci-archive.tar", "localhost/fixture/tiny:podman", "6c8025eb5110"),
+        (
+            "docker-20.10-save.tar",
+            "fixture/tiny:docker",
+            "b4078a8c6c2f",
+        ),
+        (
+            "podman-4-docker-archive.tar",
+            "localhost/fixture/tiny:podman",
+            "6c8025eb5110",
+        ),
+        (
+            "podman-4-oci-archive.tar",
+            "localhost/fixture/tiny:podman",
+            "6c8025eb5110",
+        ),
     ] {
         let out = ok(&mut d.docker(&["load", "-i", &fixtures.join(file).to_string_lossy()]));
-        assert!(out.contains(&format!("Loaded image: {tag}")), "{file}: {out}");
-        let fields = ok(&mut d.docker(&["image", "inspect", tag, "--format", "{{.Id}} {{json .Config.Cmd}}"]));
-        assert!(fields.starts_with(&format!("sha256:{id}")), "{file}: {fields}");
+        assert!(
+            out.contains(&format!("Loaded image: {tag}")),
+            "{file}: {out}"
+        );
+        let fields = ok(&mut d.docker(&[
+            "image",
+            "inspect",
+            tag,
+            "--format",
+            "{{.Id}} {{json .Config.Cmd}}",
+        ]));
+        assert!(
+            fields.starts_with(&format!("sha256:{id}")),
+            "{file}: {fields}"
+        );
         assert!(fields.contains("[\"/hello.txt\"]"), "{file}: {fields}");
     }
 }

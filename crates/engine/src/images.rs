@@ -7,7 +7,6 @@ use crate::Engine;
 use berth_image::{DeleteItem, Image};
 use bollard_stubs::models::*;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use std::collections::HashMap;
 
 fn created(img: &Image) -> Option<DateTime<Utc>> {
@@ -113,7 +112,7 @@ impl Engine {
                 ..Default::default()
             });
         }
-        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out.sort_by_key(|i| std::cmp::Reverse(i.created));
         Ok(out)
     }
 
@@ -240,11 +239,6 @@ fn reference_matches(pattern: &str, tag: &str) -> bool {
     }
     let repo = tag.rsplit_once(':').map(|(r, _)| r).unwrap_or(tag);
     glob(pattern.as_bytes(), tag.as_bytes()) || glob(pattern.as_bytes(), repo.as_bytes())
-}
-
-/// Used by the API for `docker import`'s reply and elsewhere.
-pub fn image_value(img: &Image) -> Value {
-    serde_json::json!({"Id": img.id.to_string()})
 }
 
 #[cfg(test)]

@@ -112,37 +112,36 @@ impl Engine {
         Ok(())
     }
 
-    /// A crashed create can leave libcontainer state and cgroups behind; remove those of
-    /// containers that are not running.
+    /// A crashed create can leave libcontainer state and cgroups behind. The exec root is ours
+    /// alone, so anything there not belonging to a running container goes; cgroups are shared
+    /// with other engines on the host, so only those of our own stopped containers are removed.
     async fn sweep_runtime_state(&self) {
-        let running: std::collections::HashSet<String> = self
-            .containers
-            .all()
+        let recs: Vec<ContainerRecord> =
+            self.containers.all().iter().map(|h| h.snapshot()).collect();
+        let running: std::collections::HashSet<&str> = recs
             .iter()
-            .filter(|h| h.snapshot().state.is_running())
-            .map(|h| h.id.clone())
+            .filter(|r| r.state.is_running())
+            .map(|r| r.id.as_str())
             .collect();
-        let mut dirs = vec![self.runtime_root(), self.cfg.exec_root.join("shims")];
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            dirs.extend(rd.flatten().map(|e| e.path().join("berth")));
-        }
-        for dir in dirs {
+        for dir in [self.runtime_root(), self.cfg.exec_root.join("shims")] {
             let Ok(rd) = std::fs::read_dir(&dir) else {
                 continue;
             };
             for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if running.contains(&name) {
-                    continue;
+                if !running.contains(e.file_name().to_string_lossy().as_ref()) {
+                    let _ = std::fs::remove_dir_all(e.path());
                 }
-                let p = e.path();
-                let removed = if p.starts_with("/sys/fs/cgroup") {
-                    std::fs::remove_dir(&p)
-                } else {
-                    std::fs::remove_dir_all(&p)
-                };
-                if removed.is_ok() {
-                    tracing::info!(path = %p.display(), "removed stale runtime state");
+            }
+        }
+        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        let hierarchies: Vec<PathBuf> = hierarchies.flatten().map(|e| e.path()).collect();
+        for rec in recs.iter().filter(|r| !running.contains(r.id.as_str())) {
+            for h in &hierarchies {
+                let cg = h.join("berth").join(&rec.id);
+                if cg.exists() && std::fs::remove_dir(&cg).is_ok() {
+                    tracing::info!(path = %cg.display(), "removed stale cgroup");
                 }
             }
         }

@@ -6,6 +6,7 @@ use crate::error::{EngineError, Result};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -61,8 +62,23 @@ impl ShimClient {
         )))
     }
 
+    /// UNIX socket paths are limited to 107 bytes; a deep exec root goes past that, so long
+    /// paths are reached through the state directory's descriptor instead.
+    async fn connect_socket(&self) -> std::io::Result<UnixStream> {
+        let path = self.socket();
+        if path.as_os_str().len() < 100 {
+            return UnixStream::connect(path).await;
+        }
+        let dir = std::fs::File::open(&self.state_dir)?;
+        let short = format!("/proc/self/fd/{}/shim.sock", dir.as_raw_fd());
+        let s = UnixStream::connect(short).await;
+        drop(dir);
+        s
+    }
+
     async fn connect(&self, req: Value) -> Result<(UnixStream, Value)> {
-        let mut s = UnixStream::connect(self.socket())
+        let mut s = self
+            .connect_socket()
             .await
             .map_err(|e| EngineError::Internal(format!("shim not reachable: {e}")))?;
         let mut line = serde_json::to_vec(&req).map_err(EngineError::internal)?;

@@ -88,7 +88,7 @@ impl Engine {
             api_version: Some(API_VERSION.into()),
             min_api_version: Some(MIN_API_VERSION.into()),
             git_commit: Some(String::new()),
-            go_version: Some(format!("rust")),
+            go_version: Some(String::new()),
             os: Some("linux".into()),
             arch: Some(arch),
             kernel_version: Some(kernel),

@@ -41,12 +41,19 @@ pub fn busybox_tar() -> &'static Path {
 
 impl TestDaemon {
     pub fn start(berth_bin: &str) -> Result<Self> {
+        Self::start_nested(berth_bin, "")
+    }
+
+    /// Like `start`, with the data and exec roots under `nest` inside the temp dir: a long
+    /// `nest` checks that deep paths (past the UNIX socket path limit) work.
+    pub fn start_nested(berth_bin: &str, nest: &str) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("berth-test-").tempdir()?;
         let socket = dir.path().join("berth.sock");
+        let roots = dir.path().join(nest);
         let mut d = TestDaemon {
             berth_bin: PathBuf::from(berth_bin),
-            data_root: dir.path().join("data"),
-            exec_root: dir.path().join("run"),
+            data_root: roots.join("data"),
+            exec_root: roots.join("run"),
             socket,
             dir,
             child: None,
@@ -188,7 +195,7 @@ impl TestDaemon {
             }
         }
         self.stop();
-        reap_leftovers(self.dir.path());
+        reap_leftovers(self.dir.path(), &self.exec_root);
     }
 }
 
@@ -200,9 +207,9 @@ impl Drop for TestDaemon {
 
 /// Last resort after a failed test: kill shims and container processes started under `root`,
 /// unmount what is mounted under it, and remove their cgroups.
-pub fn reap_leftovers(root: &Path) {
+pub fn reap_leftovers(root: &Path, exec_root: &Path) {
     let root_s = root.to_string_lossy().into_owned();
-    let shims = root.join("run").join("shims");
+    let shims = exec_root.join("shims");
     let ids: Vec<String> = std::fs::read_dir(&shims)
         .map(|rd| {
             rd.flatten()

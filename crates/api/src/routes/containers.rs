@@ -1,4 +1,5 @@
 use crate::error::{ApiError, ApiResult};
+use crate::json::Json;
 use crate::query::Params;
 use crate::stream::{body_from, frame, MULTIPLEXED, RAW};
 use crate::{ApiVersion, AppState};
@@ -6,7 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use berth_engine::{AttachTarget, LogOptions, WaitCondition};
 use bollard_stubs::models::{ContainerCreateBody, ContainerCreateResponse};
 use chrono::{DateTime, Utc};
@@ -309,11 +310,11 @@ pub async fn attach(
             pump(TokioIo::new(upgraded), s, tty).await;
         }
     });
-    Ok(Response::builder()
+    Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONTENT_TYPE, ctype)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "tcp")
         .body(Body::empty())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }

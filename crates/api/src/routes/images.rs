@@ -1,4 +1,5 @@
 use crate::error::{ApiError, ApiResult};
+use crate::json::Json;
 use crate::query::Params;
 use crate::stream::json_line;
 use crate::AppState;
@@ -6,7 +7,6 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use berth_image::reference::Reference;
 use berth_image::ImportOptions;
 use futures_util::TryStreamExt;

@@ -3,7 +3,7 @@ mod images;
 mod system;
 
 use crate::AppState;
-use axum::routing::{delete, get, head, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 pub fn routes() -> Router<AppState> {
@@ -34,5 +34,4 @@ pub fn routes() -> Router<AppState> {
                 .post(images::post_by_name)
                 .delete(images::remove),
         )
-        .route("/_berth/health", head(system::ping_head))
 }

@@ -1,8 +1,8 @@
+use crate::json::Json;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use axum::Json;
 
 fn ping_headers() -> HeaderMap {
     let mut h = HeaderMap::new();

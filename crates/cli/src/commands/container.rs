@@ -404,8 +404,12 @@ pub async fn cmd_start(docker: &Docker, a: StartArgs) -> Result<i32> {
             None
         };
         let end = stream::pump(attach, stdin_rx, detach_keys).await;
-        resize.map(|t| t.abort());
-        sigs.map(|t| t.abort());
+        if let Some(t) = resize {
+            t.abort()
+        }
+        if let Some(t) = sigs {
+            t.abort()
+        }
         drop(raw);
         if end? == StreamEnd::Detached {
             return Ok(0);
@@ -504,8 +508,12 @@ pub async fn cmd_attach(docker: &Docker, a: AttachArgs) -> Result<i32> {
         None
     };
     let end = stream::pump(attach, stdin_rx, detach_keys).await;
-    resize.map(|t| t.abort());
-    sigs.map(|t| t.abort());
+    if let Some(t) = resize {
+        t.abort()
+    }
+    if let Some(t) = sigs {
+        t.abort()
+    }
     drop(raw);
     if end? == StreamEnd::Detached {
         return Ok(0);
@@ -624,12 +632,11 @@ pub fn ps_context(c: &Value, trunc: bool) -> Value {
         names
     };
     let mut image = c["Image"].as_str().unwrap_or("").to_string();
-    if trunc {
-        if image.starts_with("sha256:")
-            || (image.len() == 64 && image.chars().all(|x| x.is_ascii_hexdigit()))
-        {
-            image = output::short_id(&image);
-        }
+    if trunc
+        && (image.starts_with("sha256:")
+            || (image.len() == 64 && image.chars().all(|x| x.is_ascii_hexdigit())))
+    {
+        image = output::short_id(&image);
     }
     let mut command = c["Command"].as_str().unwrap_or("").to_string();
     if trunc {

@@ -152,23 +152,11 @@ pub async fn cmd_images(docker: &Docker, a: ImagesArgs) -> Result<i32> {
         ..Default::default()
     };
     let mut list = docker.list_images(Some(opts)).await.map_err(anyhow_api)?;
-    list.sort_by(|x, y| y.created.cmp(&x.created));
+    list.sort_by_key(|i| std::cmp::Reverse(i.created));
+    // `-q` prints one ID per row, as docker 28 does: an image with two tags shows up twice.
     let mut rows = Vec::new();
-    let mut seen = std::collections::HashSet::new();
     for img in &list {
         let v = serde_json::to_value(img)?;
-        if a.quiet {
-            let id = v["Id"].as_str().unwrap_or("").to_string();
-            let shown = if a.no_trunc {
-                id.clone()
-            } else {
-                output::short_id(&id)
-            };
-            if seen.insert(shown.clone()) {
-                rows.push(json!({"ID": shown}));
-            }
-            continue;
-        }
         rows.extend(image_rows(&v, !a.no_trunc, a.digests));
     }
     let default = if a.digests {

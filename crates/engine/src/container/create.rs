@@ -55,7 +55,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let n: f64 = num.parse().ok()?;
-    (n >= 0.0).then(|| (n * mult as f64) as u64)
+    (n >= 0.0).then_some((n * mult as f64) as u64)
 }
 
 /// The image defaults dockerd copies into a new container (`merge` in moby's daemon).
@@ -143,9 +143,9 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<(u64, u32)> {
         ));
     }
     if retries > 0 && name != RestartPolicyNameEnum::ON_FAILURE {
-        return Err(EngineError::InvalidArgument(format!(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        )));
+        return Err(EngineError::InvalidArgument(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'".into(),
+        ));
     }
     policy.maximum_retry_count = Some(retries);
     let restarts = !matches!(

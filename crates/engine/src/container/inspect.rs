@@ -166,7 +166,6 @@ impl Engine {
                 sandbox_key: Some(String::new()),
                 ports: Some(HashMap::new()),
                 networks: Some(networks(&rec)),
-                ..Default::default()
             }),
             ..Default::default()
         })
@@ -220,7 +219,7 @@ impl Engine {
         let all = all || filters.contains_key("status") || filters.contains_key("exited");
         let mut recs: Vec<ContainerRecord> =
             self.containers.all().iter().map(|h| h.snapshot()).collect();
-        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        recs.sort_by_key(|r| std::cmp::Reverse(r.created));
         let created_of = |key: &str| -> Result<DateTime<Utc>> {
             Ok(self.containers.find(key)?.snapshot().created)
         };

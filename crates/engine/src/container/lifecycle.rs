@@ -105,7 +105,9 @@ impl Engine {
     }
 
     async fn launch(self: &Arc<Self>, h: &Arc<Handle>, rec: &super::ContainerRecord) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let (bundle, opts) = self.prepare_bundle(rec).await?;
+        let t_bundle = t0.elapsed();
         let cwd = opts.cwd.clone();
         let path_env = opts
             .env
@@ -123,6 +125,7 @@ impl Engine {
                 "OCI runtime create failed: unable to start container process: {e}"
             ))
         })?;
+        let t_check = t0.elapsed();
         let spec = berth_runtime::spec::generate(&opts)
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let spec_json = serde_json::to_vec_pretty(&spec).map_err(EngineError::internal)?;
@@ -145,7 +148,9 @@ impl Engine {
         };
         let cfg_json = serde_json::to_vec(&shim_cfg).map_err(EngineError::internal)?;
         tokio::fs::write(state_dir.join("shim.json"), cfg_json).await?;
+        let t_spec = t0.elapsed();
         let pid = ShimClient::launch(&self.cfg.self_exe, &state_dir).await?;
+        let t_launch = t0.elapsed();
         let shim = self.shim(&h.id);
 
         let pending: Vec<PendingAttach> =
@@ -175,6 +180,15 @@ impl Engine {
         h.starts.send_modify(|g| *g += 1);
         self.spawn_monitor(h.clone());
         tracing::info!(container = %h.id, pid, "started");
+        tracing::debug!(
+            container = %h.id,
+            bundle = ?t_bundle,
+            exec_check = ?(t_check - t_bundle),
+            spec = ?(t_spec - t_check),
+            shim_create = ?(t_launch - t_spec),
+            start = ?(t0.elapsed() - t_launch),
+            "start phases"
+        );
         Ok(())
     }
 
@@ -369,12 +383,9 @@ impl Engine {
                     rec.name
                 )));
             }
-            let mut exits = h.exits.subscribe();
-            exits.borrow_and_update();
-            h.update(|r| r.state.stopped_by_user = true);
-            let _ = self.shim(&h.id).kill(libc::SIGKILL).await;
-            if h.snapshot().state.is_running() {
-                let _ = tokio::time::timeout(Duration::from_secs(30), exits.changed()).await;
+            match self.stop_locked(&h, Some(0), Some("SIGKILL")).await {
+                Ok(()) | Err(EngineError::NotModified) => {}
+                Err(e) => return Err(e),
             }
         }
         h.update(|r| r.state.status = Status::Removing);
@@ -407,9 +418,9 @@ impl Engine {
         let new_name = new_name.trim_start_matches('/');
         let old = h.name();
         if old == new_name {
-            return Err(EngineError::Conflict(format!(
-                "Renaming a container with the same name as its current name"
-            )));
+            return Err(EngineError::Conflict(
+                "Renaming a container with the same name as its current name".into(),
+            ));
         }
         self.containers.rename(&h.id, &old, new_name)?;
         h.update(|r| r.name = new_name.to_string());
