@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds the busybox image, imports it and runs a container with the berth CLI (which starts
-# the daemon itself if none is running). Run as root after scripts/setup.sh and a build.
+# One command from a fresh Debian machine (as root): install what is needed, build, build the
+# busybox image from Debian's busybox-static, import it and run a container. The berth CLI
+# starts the daemon by itself (on /run/berth/berth.sock, data in /var/lib/berth) when none is
+# running; stop it afterwards with: kill "$(cat /run/berth/berth.pid)".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BERTH=${BERTH:-target/release/berth}
-[ -x "$BERTH" ] || BERTH=target/debug/berth
+bash scripts/setup.sh
+cargo build --release -q -p berth
+BERTH=target/release/berth
 tar=$(mktemp /tmp/busybox.XXXXXX.tar)
 trap 'rm -f "$tar"' EXIT
 bash scripts/busybox-image.sh "$tar"

@@ -208,6 +208,30 @@ fn detach_bytes(keys: &Option<String>) -> Result<Vec<u8>> {
         .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// Streams an attached session until the output ends or the user detaches, keeping the
+/// container's TTY size in step with ours and forwarding signals and stdin as `plan` says.
+async fn run_session(
+    docker: &Docker,
+    id: &str,
+    plan: &AttachPlan,
+    attach: bollard::container::AttachContainerResults,
+    detach_keys: Vec<u8>,
+    raw: Option<RawTerminal>,
+) -> Result<StreamEnd> {
+    let resize = (plan.tty && isatty(1))
+        .then(|| stream::monitor_tty_size(docker.clone(), id.to_string(), false));
+    let sigs = plan
+        .sig_proxy
+        .then(|| stream::proxy_signals(docker.clone(), id.to_string()));
+    let stdin_rx = plan.stdin.then(stream::spawn_stdin_reader);
+    let end = stream::pump(attach, stdin_rx, detach_keys).await;
+    for task in [resize, sigs].into_iter().flatten() {
+        task.abort();
+    }
+    drop(raw);
+    end
+}
+
 /// What a wait outcome means as an exit code (docker's `waitExitOrRemoved`).
 async fn wait_status(h: tokio::task::JoinHandle<stream::WaitOutcome>) -> i32 {
     match h.await {
@@ -283,29 +307,10 @@ pub async fn cmd_run(docker: &Docker, f: ContainerFlags) -> Result<i32> {
     if detached {
         return Ok(0);
     }
-    let resize = if plan.tty && isatty(1) {
-        Some(stream::monitor_tty_size(docker.clone(), id.clone(), false))
-    } else {
-        None
+    let Some(attach) = attach.take() else {
+        return Ok(0);
     };
-    let sigs = if plan.sig_proxy {
-        Some(stream::proxy_signals(docker.clone(), id.clone()))
-    } else {
-        None
-    };
-    let stdin_rx = if plan.stdin {
-        Some(stream::spawn_stdin_reader())
-    } else {
-        None
-    };
-    let end = stream::pump(attach.take().unwrap(), stdin_rx, detach_keys).await;
-    if let Some(t) = resize {
-        t.abort();
-    }
-    if let Some(t) = sigs {
-        t.abort();
-    }
-    drop(raw);
+    let end = run_session(docker, &id, &plan, attach, detach_keys, raw).await;
     match end {
         Ok(StreamEnd::Detached) => {
             return Ok(0);
@@ -388,29 +393,7 @@ pub async fn cmd_start(docker: &Docker, a: StartArgs) -> Result<i32> {
             drop(raw);
             return Err(anyhow_api(e));
         }
-        let resize = if plan.tty && isatty(1) {
-            Some(stream::monitor_tty_size(docker.clone(), id.clone(), false))
-        } else {
-            None
-        };
-        let sigs = if plan.sig_proxy {
-            Some(stream::proxy_signals(docker.clone(), id.clone()))
-        } else {
-            None
-        };
-        let stdin_rx = if plan.stdin {
-            Some(stream::spawn_stdin_reader())
-        } else {
-            None
-        };
-        let end = stream::pump(attach, stdin_rx, detach_keys).await;
-        if let Some(t) = resize {
-            t.abort()
-        }
-        if let Some(t) = sigs {
-            t.abort()
-        }
-        drop(raw);
+        let end = run_session(docker, &id, &plan, attach, detach_keys, raw).await;
         if end? == StreamEnd::Detached {
             return Ok(0);
         }
@@ -492,29 +475,7 @@ pub async fn cmd_attach(docker: &Docker, a: AttachArgs) -> Result<i32> {
     } else {
         None
     };
-    let resize = if plan.tty && isatty(1) {
-        Some(stream::monitor_tty_size(docker.clone(), id.clone(), false))
-    } else {
-        None
-    };
-    let sigs = if plan.sig_proxy {
-        Some(stream::proxy_signals(docker.clone(), id.clone()))
-    } else {
-        None
-    };
-    let stdin_rx = if plan.stdin {
-        Some(stream::spawn_stdin_reader())
-    } else {
-        None
-    };
-    let end = stream::pump(attach, stdin_rx, detach_keys).await;
-    if let Some(t) = resize {
-        t.abort()
-    }
-    if let Some(t) = sigs {
-        t.abort()
-    }
-    drop(raw);
+    let end = run_session(docker, &id, &plan, attach, detach_keys, raw).await;
     if end? == StreamEnd::Detached {
         return Ok(0);
     }
