@@ -476,17 +476,6 @@ impl ImageService {
             if !refs.is_empty() {
                 return Ok(items);
             }
-        } else if refs.len() == 1 {
-            // By id with a single tag: the tag goes with the image.
-            if !force {
-                if let Some(ctr) = &using {
-                    return Err(ImageError::Conflict(format!(
-                        "unable to delete {} (must be forced) - image is being used by stopped container {}",
-                        id.short(),
-                        short_ctr(ctr)
-                    )));
-                }
-            }
         }
 
         if !force {

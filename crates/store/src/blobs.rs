@@ -117,19 +117,7 @@ impl ContentStore {
 
     /// All stored blob digests (for garbage collection).
     pub fn list(&self) -> Result<Vec<Digest>, StoreError> {
-        let mut out = Vec::new();
-        for e in fs::read_dir(&self.blobs)? {
-            let e = e?;
-            if let Some(d) = e
-                .file_name()
-                .to_str()
-                .and_then(|n| Digest::from_hex(n).ok())
-            {
-                out.push(d);
-            }
-        }
-        out.sort();
-        Ok(out)
+        crate::digest::list_hex_dir(&self.blobs)
     }
 }
 

@@ -57,6 +57,23 @@ impl Digest {
 }
 
 /// True when `s` is exactly 64 lowercase hex digits.
+/// The digests named by a directory's entries (blobs and layers are stored under their hex),
+/// sorted; other names are ignored.
+pub(crate) fn list_hex_dir(dir: &std::path::Path) -> Result<Vec<Digest>, StoreError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        if let Some(d) = e?
+            .file_name()
+            .to_str()
+            .and_then(|n| Digest::from_hex(n).ok())
+        {
+            out.push(d);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

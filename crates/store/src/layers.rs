@@ -192,18 +192,7 @@ impl LayerStore {
 
     /// All extracted layers' chain ids (for garbage collection).
     pub fn list(&self) -> Result<Vec<Digest>, StoreError> {
-        let mut out = Vec::new();
-        for e in fs::read_dir(&self.layers)? {
-            if let Some(d) = e?
-                .file_name()
-                .to_str()
-                .and_then(|n| Digest::from_hex(n).ok())
-            {
-                out.push(d);
-            }
-        }
-        out.sort();
-        Ok(out)
+        crate::digest::list_hex_dir(&self.layers)
     }
 
     /// Removes leftovers of interrupted extractions and deletions. Call it
