@@ -64,6 +64,18 @@ impl Params {
     }
 }
 
+/// Handlers take the query string already parsed: `p: Params`.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Params::parse(parts.uri.query()))
+    }
+}
+
 pub fn parse_filters(raw: &str) -> ApiResult<HashMap<String, Vec<String>>> {
     if raw.trim().is_empty() {
         return Ok(HashMap::new());

@@ -1,8 +1,6 @@
 //! Stream encodings shared by attach, logs and the JSON progress replies.
 
-use axum::body::Body;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::Stream;
 
 pub const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
 pub const RAW: &str = "application/vnd.docker.raw-stream";
@@ -22,11 +20,4 @@ pub fn json_line(v: &serde_json::Value) -> Bytes {
     let mut s = v.to_string();
     s.push_str("\r\n");
     Bytes::from(s)
-}
-
-pub fn body_from<S>(s: S) -> Body
-where
-    S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-{
-    Body::from_stream(s)
 }

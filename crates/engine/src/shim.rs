@@ -122,7 +122,7 @@ impl ShimClient {
             .map(|_| ())
     }
 
-    /// Ok(None) when the shim is gone (the container ended while nobody listened).
+    /// Whether the shim answers; false once it is gone (the container ended).
     pub async fn alive(&self) -> bool {
         self.connect(json!({"op": "state"})).await.is_ok()
     }

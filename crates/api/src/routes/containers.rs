@@ -1,10 +1,10 @@
 use crate::error::{ApiError, ApiResult};
 use crate::json::Json;
 use crate::query::Params;
-use crate::stream::{body_from, frame, MULTIPLEXED, RAW};
+use crate::stream::{frame, MULTIPLEXED, RAW};
 use crate::{ApiVersion, AppState};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -16,22 +16,13 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-pub async fn list(
-    State(engine): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<impl IntoResponse> {
-    let p = Params::parse(q.as_deref());
+pub async fn list(State(engine): State<AppState>, p: Params) -> ApiResult<impl IntoResponse> {
     let limit = p.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let all = p.bool("all") || limit.is_some();
     Ok(Json(engine.list_containers(all, limit, &p.filters()?)?))
 }
 
-pub async fn create(
-    State(engine): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let p = Params::parse(q.as_deref());
+pub async fn create(State(engine): State<AppState>, p: Params, body: Bytes) -> ApiResult<Response> {
     let req: ContainerCreateBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let (id, warnings) = engine.create_container(p.get("name"), req).await?;
@@ -60,9 +51,8 @@ pub async fn start(
 pub async fn stop(
     State(engine): State<AppState>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> ApiResult<StatusCode> {
-    let p = Params::parse(q.as_deref());
     engine
         .stop_container(&id, p.int("t")?, p.get("signal").filter(|s| !s.is_empty()))
         .await?;
@@ -72,9 +62,8 @@ pub async fn stop(
 pub async fn restart(
     State(engine): State<AppState>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> ApiResult<StatusCode> {
-    let p = Params::parse(q.as_deref());
     engine
         .restart_container(&id, p.int("t")?, p.get("signal").filter(|s| !s.is_empty()))
         .await?;
@@ -84,9 +73,8 @@ pub async fn restart(
 pub async fn kill(
     State(engine): State<AppState>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> ApiResult<StatusCode> {
-    let p = Params::parse(q.as_deref());
     engine.kill_container(&id, p.get("signal")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -94,9 +82,8 @@ pub async fn kill(
 pub async fn remove(
     State(engine): State<AppState>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> ApiResult<StatusCode> {
-    let p = Params::parse(q.as_deref());
     engine
         .remove_container(&id, p.bool("force"), p.bool("v"))
         .await?;
@@ -106,9 +93,8 @@ pub async fn remove(
 pub async fn rename(
     State(engine): State<AppState>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> ApiResult<StatusCode> {
-    let p = Params::parse(q.as_deref());
     let name = p.get("name").unwrap_or("");
     engine.rename_container(&id, name)?;
     Ok(StatusCode::NO_CONTENT)
@@ -117,9 +103,8 @@ pub async fn rename(
 pub async fn resize(
     State(engine): State<AppState>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> ApiResult<StatusCode> {
-    let p = Params::parse(q.as_deref());
     let dim = |k: &str| -> ApiResult<u16> {
         p.int(k)?
             .and_then(|v| u16::try_from(v).ok())
@@ -134,9 +119,8 @@ pub async fn resize(
 pub async fn wait(
     State(engine): State<AppState>,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> ApiResult<Response> {
-    let p = Params::parse(q.as_deref());
     let condition = WaitCondition::parse(p.get("condition").unwrap_or(""))?;
     let handle = engine.find_container(&id)?;
     let body = stream::once(async move {
@@ -148,7 +132,7 @@ pub async fn wait(
     });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
-        body_from(body),
+        Body::from_stream(body),
     )
         .into_response())
 }
@@ -171,9 +155,8 @@ pub async fn logs(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     Extension(version): Extension<ApiVersion>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> ApiResult<Response> {
-    let p = Params::parse(q.as_deref());
     let opts = LogOptions {
         stdout: p.bool("stdout"),
         stderr: p.bool("stderr"),
@@ -216,7 +199,7 @@ pub async fn logs(
     } else {
         MULTIPLEXED
     };
-    Ok(([(header::CONTENT_TYPE, ctype)], body_from(body)).into_response())
+    Ok(([(header::CONTENT_TYPE, ctype)], Body::from_stream(body)).into_response())
 }
 
 /// Copies the shim's framed output to the client: frames as they are without a TTY, bare
@@ -268,10 +251,9 @@ pub async fn attach(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     Extension(version): Extension<ApiVersion>,
-    RawQuery(q): RawQuery,
+    p: Params,
     mut req: Request,
 ) -> ApiResult<Response> {
-    let p = Params::parse(q.as_deref());
     let h = engine.find_container(&id)?;
     let tty = h.snapshot().tty();
     let (stdin, stdout, stderr) = (p.bool("stdin"), p.bool("stdout"), p.bool("stderr"));

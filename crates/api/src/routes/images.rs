@@ -4,7 +4,7 @@ use crate::query::Params;
 use crate::stream::json_line;
 use crate::AppState;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_image::reference::Reference;
@@ -14,11 +14,7 @@ use serde_json::json;
 use std::io::BufWriter;
 use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
-pub async fn list(
-    State(engine): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<impl IntoResponse> {
-    let p = Params::parse(q.as_deref());
+pub async fn list(State(engine): State<AppState>, p: Params) -> ApiResult<impl IntoResponse> {
     Ok(Json(engine.list_images(p.bool("all"), &p.filters()?)?))
 }
 
@@ -46,12 +42,7 @@ fn target_reference(repo: &str, tag: &str) -> ApiResult<Option<Reference>> {
 }
 
 /// `POST /images/create`: `fromSrc` imports a rootfs tarball; `fromImage` pulls.
-pub async fn create(
-    State(engine): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> ApiResult<Response> {
-    let p = Params::parse(q.as_deref());
+pub async fn create(State(engine): State<AppState>, p: Params, body: Body) -> ApiResult<Response> {
     if let Some(image) = p.get("fromImage") {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -128,11 +119,8 @@ async fn save(engine: AppState, names: Vec<String>) -> ApiResult<Response> {
         .into_response())
 }
 
-pub async fn save_many(
-    State(engine): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    save(engine, Params::parse(q.as_deref()).all("names")).await
+pub async fn save_many(State(engine): State<AppState>, p: Params) -> ApiResult<Response> {
+    save(engine, p.all("names")).await
 }
 
 /// Image names contain slashes, so `/images/{name}/json|history|get` share one wildcard route.
@@ -155,9 +143,8 @@ pub async fn get_by_name(
 pub async fn post_by_name(
     State(engine): State<AppState>,
     Path(path): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> ApiResult<Response> {
-    let p = Params::parse(q.as_deref());
     if let Some(name) = path.strip_suffix("/tag") {
         let repo = p.get("repo").unwrap_or("");
         if repo.is_empty() {
@@ -187,9 +174,8 @@ pub async fn post_by_name(
 pub async fn remove(
     State(engine): State<AppState>,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> ApiResult<impl IntoResponse> {
-    let p = Params::parse(q.as_deref());
     Ok(Json(
         engine
             .remove_image(&name, p.bool("force"), p.bool("noprune"))

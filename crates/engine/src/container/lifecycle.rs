@@ -5,6 +5,7 @@ use super::{Handle, PendingAttach, Status};
 use crate::error::{EngineError, Result};
 use crate::shim::{ExitInfo, ShimClient};
 use crate::{names, signals, Engine};
+use berth_runtime::exec_check::ExecCheckError;
 use bollard_stubs::models::RestartPolicyNameEnum;
 use chrono::Utc;
 use std::sync::Arc;
@@ -39,6 +40,31 @@ pub enum AttachTarget {
     Pending(oneshot::Receiver<UnixStream>),
 }
 
+/// dockerd's exit code for a start that failed for any reason other than the command.
+const START_FAILED: i64 = 128;
+
+/// Why a start failed, with the exit code dockerd records for it (126/127 for a command
+/// that cannot be run or found).
+struct StartFailure {
+    error: EngineError,
+    exit_code: i64,
+}
+
+impl From<EngineError> for StartFailure {
+    fn from(error: EngineError) -> Self {
+        StartFailure {
+            error,
+            exit_code: START_FAILED,
+        }
+    }
+}
+
+impl From<std::io::Error> for StartFailure {
+    fn from(e: std::io::Error) -> Self {
+        EngineError::from(e).into()
+    }
+}
+
 fn not_running(h: &Handle) -> EngineError {
     EngineError::Conflict(format!("Container {} is not running", h.id))
 }
@@ -61,50 +87,43 @@ impl Engine {
     /// Starts `h`; the caller holds its lifecycle lock.
     async fn start_locked(self: &Arc<Self>, h: &Arc<Handle>) -> Result<()> {
         let rec = h.snapshot();
-        let result = self.launch(h, &rec).await;
-        if let Err(e) = &result {
-            let code = match e.to_string() {
-                m if m.contains("executable file not found")
-                    || m.contains("no such file or directory") =>
-                {
-                    127
-                }
-                m if m.contains("permission denied") || m.contains("is a directory") => 126,
-                _ => 128,
-            };
-            self.release_rootfs(&h.id).await;
-            let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
-            h.update(|r| {
-                r.state.status = if r.state.started_at.is_some() || code != 128 {
-                    Status::Exited
-                } else {
-                    r.state.status
-                };
-                r.state.exit_code = code;
-                r.state.error = e.to_string();
-            });
-            let _ = self.persist(h);
-            // Attachers waiting for this start get EOF instead of hanging.
-            h.pending_attach
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-            h.exits.send_modify(|g| *g += 1);
-            if rec.host_config.auto_remove.unwrap_or(false) {
-                // dockerd removes an auto-remove container whose start failed; `docker run
-                // --rm` waits for that removal before it exits.
-                let (engine, id) = (self.clone(), h.id.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = engine.remove_container(&id, true, false).await {
-                        tracing::warn!(container = %id, "auto-remove after failed start: {e}");
-                    }
-                });
+        let Err(StartFailure { error, exit_code }) = self.launch(h, &rec).await else {
+            return Ok(());
+        };
+        self.release_rootfs(&h.id).await;
+        let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
+        h.update(|r| {
+            if r.state.started_at.is_some() || exit_code != START_FAILED {
+                r.state.status = Status::Exited;
             }
+            r.state.exit_code = exit_code;
+            r.state.error = error.to_string();
+        });
+        let _ = self.persist(h);
+        // Attachers waiting for this start get EOF instead of hanging.
+        h.pending_attach
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        h.exits.send_modify(|g| *g += 1);
+        if rec.host_config.auto_remove.unwrap_or(false) {
+            // dockerd removes an auto-remove container whose start failed; `docker run
+            // --rm` waits for that removal before it exits.
+            let (engine, id) = (self.clone(), h.id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = engine.remove_container(&id, true, false).await {
+                    tracing::warn!(container = %id, "auto-remove after failed start: {e}");
+                }
+            });
         }
-        result
+        Err(error)
     }
 
-    async fn launch(self: &Arc<Self>, h: &Arc<Handle>, rec: &super::ContainerRecord) -> Result<()> {
+    async fn launch(
+        self: &Arc<Self>,
+        h: &Arc<Handle>,
+        rec: &super::ContainerRecord,
+    ) -> std::result::Result<(), StartFailure> {
         let t0 = std::time::Instant::now();
         let (bundle, opts) = self.prepare_bundle(rec).await?;
         let t_bundle = t0.elapsed();
@@ -120,10 +139,14 @@ impl Engine {
         })
         .await
         .map_err(EngineError::internal)?
-        .map_err(|e| {
-            EngineError::InvalidArgument(format!(
+        .map_err(|e| StartFailure {
+            exit_code: match e {
+                ExecCheckError::PermissionDenied(_) => 126,
+                _ => 127,
+            },
+            error: EngineError::InvalidArgument(format!(
                 "OCI runtime create failed: unable to start container process: {e}"
-            ))
+            )),
         })?;
         let t_check = t0.elapsed();
         let spec = berth_runtime::spec::generate(&opts)
@@ -166,7 +189,7 @@ impl Engine {
         if let Err(e) = shim.start().await {
             let _ = shim.kill(9).await;
             let _ = shim.wait().await;
-            return Err(e);
+            return Err(e.into());
         }
         h.update(|r| {
             r.state.status = Status::Running;

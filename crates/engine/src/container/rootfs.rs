@@ -5,6 +5,7 @@ use super::ContainerRecord;
 use crate::error::{EngineError, Result};
 use crate::Engine;
 use berth_runtime::spec::{NetworkMode, Resources, SpecOptions};
+use oci_spec::runtime::{Mount, MountBuilder};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -15,22 +16,18 @@ pub struct Bundle {
     pub rootfs: PathBuf,
 }
 
-fn bind(dest: &str, source: &Path, readonly: bool) -> oci_mount::Mount {
+fn bind(dest: &str, source: &Path, readonly: bool) -> Result<Mount> {
     let mut opts = vec!["rbind".to_string(), "rprivate".to_string()];
     if readonly {
         opts.push("ro".into());
     }
-    oci_mount::MountBuilder::default()
+    MountBuilder::default()
         .destination(dest)
         .typ("bind")
         .source(source)
         .options(opts)
         .build()
-        .expect("all mount fields are set")
-}
-
-mod oci_mount {
-    pub use oci_spec::runtime::{Mount, MountBuilder};
+        .map_err(EngineError::internal)
 }
 
 /// The host's resolv.conf, minus loopback resolvers a container cannot reach (dockerd's rule),
@@ -103,7 +100,7 @@ impl Engine {
         for (name, content) in etc {
             let p = dir.join(name);
             tokio::fs::write(&p, content).await?;
-            mounts.push(bind(&format!("/etc/{name}"), &p, false));
+            mounts.push(bind(&format!("/etc/{name}"), &p, false)?);
         }
 
         let mut env = rec.config.env.clone().unwrap_or_default();
