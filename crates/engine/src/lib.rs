@@ -4,6 +4,7 @@
 
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod images;
 pub mod logs;
 pub mod names;
@@ -36,6 +37,7 @@ pub struct Engine {
     pub images: Arc<ImageService>,
     pub containers: Registry,
     pub engine_id: String,
+    pub events: events::EventBus,
     shutting_down: AtomicBool,
 }
 
@@ -67,6 +69,7 @@ impl Engine {
             images,
             containers: Registry::default(),
             engine_id,
+            events: events::EventBus::default(),
             shutting_down: AtomicBool::new(false),
         });
         engine.recover().await?;
