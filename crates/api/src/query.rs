@@ -76,6 +76,24 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
     }
 }
 
+/// dockerd's `since`/`until` form: Unix seconds with an optional fraction (`1700000000.5`).
+/// Absent, empty and "0" mean no bound.
+pub fn parse_timestamp(s: Option<&str>) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some(s) = s.filter(|s| !s.is_empty() && *s != "0") else {
+        return Ok(None);
+    };
+    let bad = || ApiError::bad_request(format!("invalid timestamp: {s}"));
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    let nanos: u32 = format!("{frac:0<9}").parse().map_err(|_| bad())?;
+    chrono::DateTime::from_timestamp(secs, nanos)
+        .map(Some)
+        .ok_or_else(bad)
+}
+
 pub fn parse_filters(raw: &str) -> ApiResult<HashMap<String, Vec<String>>> {
     if raw.trim().is_empty() {
         return Ok(HashMap::new());
@@ -107,6 +125,17 @@ pub fn parse_filters(raw: &str) -> ApiResult<HashMap<String, Vec<String>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(parse_timestamp(None).unwrap(), None);
+        assert_eq!(parse_timestamp(Some("0")).unwrap(), None);
+        let t = parse_timestamp(Some("1700000000.5")).unwrap().unwrap();
+        assert_eq!(t.timestamp_subsec_nanos(), 500_000_000);
+        for bad in ["x", "1.ééééé", "1.1234567890", "1.-5", "99999999999999999999"] {
+            assert!(parse_timestamp(Some(bad)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn both_filter_shapes() {

@@ -99,6 +99,8 @@ enum Cmd {
     Version(FormatArgs),
     /// Display system-wide information
     Info(FormatArgs),
+    /// Get real time events from the server
+    Events(commands::events::EventsArgs),
     /// Manage containers
     Container {
         #[command(subcommand)]
@@ -154,6 +156,7 @@ enum ImageCmd {
 #[derive(Subcommand, Debug)]
 enum SystemCmd {
     Info(FormatArgs),
+    Events(commands::events::EventsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -381,6 +384,10 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
         | Cmd::System {
             cmd: SystemCmd::Info(a),
         } => sys::cmd_info(d, a).await,
+        Cmd::Events(a)
+        | Cmd::System {
+            cmd: SystemCmd::Events(a),
+        } => commands::events::cmd_events(d, a).await,
         Cmd::Version(_) => unreachable!(),
     }
 }

@@ -80,7 +80,7 @@ impl EventBus {
     }
 }
 
-fn now_nanos() -> i64 {
+pub fn now_nanos() -> i64 {
     chrono::Utc::now()
         .timestamp_nanos_opt()
         .unwrap_or_default()
@@ -141,5 +141,155 @@ impl Engine {
     /// Events of other kinds (network, volume, builder, daemon).
     pub fn emit(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
         self.events.publish(event(kind, action, id, attributes));
+    }
+}
+
+/// `GET /events?filters=` as dockerd applies them: values of one key are alternatives, keys
+/// must all match.
+#[derive(Debug, Default)]
+pub struct EventFilter {
+    f: std::collections::HashMap<String, Vec<String>>,
+}
+
+const FILTER_KEYS: &[&str] = &[
+    "container", "daemon", "event", "image", "label", "network", "node", "plugin", "scope",
+    "service", "type", "volume", "config", "secret",
+];
+
+impl EventFilter {
+    pub fn new(f: std::collections::HashMap<String, Vec<String>>) -> crate::Result<Self> {
+        if let Some(k) = f.keys().find(|k| !FILTER_KEYS.contains(&k.as_str())) {
+            return Err(crate::EngineError::InvalidArgument(format!(
+                "invalid filter '{k}'"
+            )));
+        }
+        Ok(EventFilter { f })
+    }
+
+    /// True when the key is absent or one of its values equals one of `candidates`.
+    fn exact(&self, key: &str, candidates: &[&str]) -> bool {
+        self.f
+            .get(key)
+            .is_none_or(|vals| vals.iter().any(|v| candidates.contains(&v.as_str())))
+    }
+
+    /// Like `exact`, but an ID also matches by prefix (dockerd's FuzzyMatch).
+    fn fuzzy(&self, key: &str, id: &str, name: &str) -> bool {
+        self.f.get(key).is_none_or(|vals| {
+            vals.iter()
+                .any(|v| v == name || (!v.is_empty() && id.starts_with(v.as_str())))
+        })
+    }
+
+    fn labels(&self, attrs: &BTreeMap<String, String>) -> bool {
+        self.f.get("label").is_none_or(|vals| {
+            vals.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => attrs.get(k).is_some_and(|a| a == v),
+                None => attrs.contains_key(l.as_str()),
+            })
+        })
+    }
+
+    fn typed(&self, key: &str, ev: &Event) -> bool {
+        if !self.f.contains_key(key) {
+            return true;
+        }
+        ev.kind == key
+            && self.fuzzy(
+                key,
+                &ev.actor.id,
+                ev.actor.attributes.get("name").map_or("", String::as_str),
+            )
+    }
+
+    pub fn include(&self, ev: &Event) -> bool {
+        let action_base = ev.action.split(':').next().unwrap_or("");
+        let strip_tag = |s: &str| -> String {
+            match s.rsplit_once(':') {
+                Some((repo, tag)) if !tag.contains('/') => repo.to_string(),
+                _ => s.to_string(),
+            }
+        };
+        let image_name = ev
+            .actor
+            .attributes
+            .get(if ev.kind == "image" { "name" } else { "image" })
+            .map_or("", String::as_str);
+        let image_ok = self.f.get("image").is_none_or(|vals| {
+            let id = ev.actor.id.as_str();
+            let (sid, sname) = (strip_tag(id), strip_tag(image_name));
+            vals.iter().any(|v| {
+                [id, image_name, sid.as_str(), sname.as_str()].contains(&v.as_str())
+            })
+        });
+        self.exact("event", &[ev.action.as_str(), action_base])
+            && self.exact("type", &[ev.kind.as_str()])
+            && self.exact("scope", &[ev.scope.as_str()])
+            && self.typed("container", ev)
+            && self.typed("network", ev)
+            && self.typed("volume", ev)
+            && self.typed("daemon", ev)
+            && image_ok
+            && self.labels(&ev.actor.attributes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn ev(kind: &str, action: &str, id: &str, attrs: &[(&str, &str)]) -> Event {
+        event(
+            kind,
+            action,
+            id,
+            attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn filter(pairs: &[(&str, &str)]) -> EventFilter {
+        let mut f: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in pairs {
+            f.entry(k.to_string()).or_default().push(v.to_string());
+        }
+        EventFilter::new(f).unwrap()
+    }
+
+    #[test]
+    fn filters_match_like_dockerd() {
+        let start = ev("container", "start", "abcdef", &[("name", "web"), ("image", "busybox:latest"), ("tier", "front")]);
+        let health = ev("container", "health_status: healthy", "abcdef", &[("name", "web"), ("image", "busybox")]);
+        let tag = ev("image", "tag", "sha256:1234", &[("name", "busybox:latest")]);
+        assert!(filter(&[]).include(&start));
+        assert!(filter(&[("event", "start"), ("event", "die")]).include(&start));
+        assert!(!filter(&[("event", "die")]).include(&start));
+        assert!(filter(&[("event", "health_status")]).include(&health));
+        assert!(filter(&[("container", "web")]).include(&start));
+        assert!(filter(&[("container", "abc")]).include(&start));
+        assert!(!filter(&[("container", "web")]).include(&tag));
+        assert!(filter(&[("image", "busybox")]).include(&start));
+        assert!(filter(&[("image", "busybox")]).include(&tag));
+        assert!(filter(&[("type", "image")]).include(&tag));
+        assert!(!filter(&[("type", "image")]).include(&start));
+        assert!(filter(&[("label", "tier=front")]).include(&start));
+        assert!(filter(&[("label", "tier")]).include(&start));
+        assert!(!filter(&[("label", "tier=back")]).include(&start));
+        let mut bad = HashMap::new();
+        bad.insert("colour".to_string(), vec!["x".to_string()]);
+        assert!(EventFilter::new(bad).is_err());
+    }
+
+    #[test]
+    fn wire_shape() {
+        let e = ev("container", "die", "abc", &[("exitCode", "0")]);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["Type"], "container");
+        assert_eq!(v["Actor"]["Attributes"]["exitCode"], "0");
+        assert!(v.get("status").is_none());
+        assert!(v["timeNano"].as_i64().unwrap() > 0);
     }
 }

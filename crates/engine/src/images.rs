@@ -1,13 +1,14 @@
-//! Image operations that need engine policy (which containers use an image) or the Docker
-//! API's shapes. Import, load and save stream through `Engine::images` directly.
+//! Image operations that need engine policy (which containers use an image), the Docker API's
+//! shapes, or events. Save streams through `Engine::images` directly after `images_saved`.
 
 use crate::container::inspect::api_date;
 use crate::error::{EngineError, Result};
 use crate::Engine;
-use berth_image::{DeleteItem, Image};
+use berth_image::{DeleteItem, Image, ImportOptions, LoadedImage};
 use bollard_stubs::models::*;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 
 fn created(img: &Image) -> Option<DateTime<Utc>> {
     img.config
@@ -25,7 +26,91 @@ fn labels(img: &Image) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
+fn label_attrs(img: &Image) -> BTreeMap<String, String> {
+    labels(img).into_iter().collect()
+}
+
 impl Engine {
+    /// `docker import`: dockerd logs `import` with the ID as both actor and name, then `tag`.
+    pub async fn import_image(
+        &self,
+        body: impl Read + Send + 'static,
+        opts: ImportOptions,
+    ) -> Result<Image> {
+        let images = self.images.clone();
+        let tag = opts.reference.as_ref().map(|r| r.familiar());
+        let img = tokio::task::spawn_blocking(move || images.import(body, opts))
+            .await
+            .map_err(EngineError::internal)??;
+        let id = img.id.to_string();
+        self.emit_image(&id, "import", &id, label_attrs(&img));
+        if let Some(tag) = tag {
+            self.emit_image(&id, "tag", &tag, label_attrs(&img));
+        }
+        Ok(img)
+    }
+
+    /// `docker load`; `progress` receives the lines dockerd streams ("Loaded image: …").
+    pub async fn load_images(
+        &self,
+        body: impl Read + Send + 'static,
+    ) -> Result<(Vec<LoadedImage>, Vec<String>)> {
+        let images = self.images.clone();
+        let (loaded, lines) = tokio::task::spawn_blocking(move || {
+            let mut lines = Vec::new();
+            images
+                .load(body, &mut |m: &str| lines.push(m.to_string()))
+                .map(|l| (l, lines))
+        })
+        .await
+        .map_err(EngineError::internal)??;
+        for l in &loaded {
+            let id = l.id.to_string();
+            let attrs = self
+                .images
+                .resolve(&id)
+                .map(|i| label_attrs(&i))
+                .unwrap_or_default();
+            if l.tags.is_empty() {
+                self.emit_image(&id, "load", &id, attrs.clone());
+            }
+            for t in &l.tags {
+                self.emit_image(&id, "load", t, attrs.clone());
+                self.emit_image(&id, "tag", t, attrs.clone());
+            }
+        }
+        Ok((loaded, lines))
+    }
+
+    /// `target` is the full reference (`docker.io/library/x:1`).
+    pub async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
+        let images = self.images.clone();
+        let (src, tgt) = (source.to_string(), target.to_string());
+        let img = tokio::task::spawn_blocking(move || {
+            images.tag(&src, &tgt)?;
+            images.resolve(&tgt)
+        })
+        .await
+        .map_err(EngineError::internal)??;
+        let familiar = berth_image::reference::Reference::parse_normalized(target)
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| target.to_string());
+        self.emit_image(&img.id.to_string(), "tag", &familiar, label_attrs(&img));
+        Ok(())
+    }
+
+    /// Checks that every name resolves and logs `save` for each, before the tar streams.
+    pub async fn images_saved(&self, names: &[String]) -> Result<()> {
+        let mut found = Vec::new();
+        for n in names {
+            found.push((n, self.image_by_name(n).await?));
+        }
+        for (n, img) in found {
+            self.emit_image(&img.id.to_string(), "save", n, label_attrs(&img));
+        }
+        Ok(())
+    }
+
     pub async fn image_by_name(&self, name: &str) -> Result<Image> {
         let images = self.images.clone();
         let name = name.to_string();
@@ -208,6 +293,14 @@ impl Engine {
         })
         .await
         .map_err(EngineError::internal)??;
+        let id = img.id.to_string();
+        for i in &items {
+            let action = match i {
+                DeleteItem::Untagged(_) => "untag",
+                DeleteItem::Deleted(_) => "delete",
+            };
+            self.emit_image(&id, action, &id, label_attrs(&img));
+        }
         Ok(items
             .into_iter()
             .map(|i| match i {

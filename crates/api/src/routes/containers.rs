@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use berth_engine::{AttachTarget, LogOptions, WaitCondition};
 use bollard_stubs::models::{ContainerCreateBody, ContainerCreateResponse};
-use chrono::{DateTime, Utc};
 use futures_util::stream;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -137,20 +136,6 @@ pub async fn wait(
         .into_response())
 }
 
-fn parse_time(s: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
-    let Some(s) = s.filter(|s| !s.is_empty() && *s != "0") else {
-        return Ok(None);
-    };
-    let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
-    let secs: i64 = secs
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid timestamp: {s}")))?;
-    let nanos: u32 = format!("{frac:0<9}")[..9]
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid timestamp: {s}")))?;
-    Ok(DateTime::from_timestamp(secs, nanos))
-}
-
 pub async fn logs(
     State(engine): State<AppState>,
     Path(id): Path<String>,
@@ -161,8 +146,8 @@ pub async fn logs(
         stdout: p.bool("stdout"),
         stderr: p.bool("stderr"),
         follow: p.bool("follow"),
-        since: parse_time(p.get("since"))?,
-        until: parse_time(p.get("until"))?,
+        since: crate::query::parse_timestamp(p.get("since"))?,
+        until: crate::query::parse_timestamp(p.get("until"))?,
         tail: match p.get("tail") {
             None | Some("") | Some("all") => None,
             Some(n) => Some(

@@ -73,37 +73,25 @@ pub async fn create(State(engine): State<AppState>, p: Params, body: Body) -> Ap
             .filter(|m| !m.is_empty())
             .map(str::to_string),
     };
-    let reader = blocking_reader(body);
-    let images = engine.images.clone();
-    let image = tokio::task::spawn_blocking(move || images.import(reader, opts))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let image = engine.import_image(blocking_reader(body), opts).await?;
     Ok(json_stream(vec![json!({"status": image.id.to_string()})]))
 }
 
 pub async fn load(State(engine): State<AppState>, body: Body) -> ApiResult<Response> {
-    let reader = blocking_reader(body);
-    let images = engine.images.clone();
-    let lines = tokio::task::spawn_blocking(move || {
-        let mut lines = Vec::new();
-        images
-            .load(reader, &mut |msg: &str| {
-                lines.push(json!({"stream": format!("{msg}\n")}))
-            })
-            .map(|_| lines)
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    Ok(json_stream(lines))
+    let (_, lines) = engine.load_images(blocking_reader(body)).await?;
+    Ok(json_stream(
+        lines
+            .iter()
+            .map(|m| json!({"stream": format!("{m}\n")}))
+            .collect(),
+    ))
 }
 
 async fn save(engine: AppState, names: Vec<String>) -> ApiResult<Response> {
     if names.is_empty() {
         return Err(ApiError::bad_request("no images given"));
     }
-    for n in &names {
-        engine.image_by_name(n).await?;
-    }
+    engine.images_saved(&names).await?;
     let (w, r) = tokio::io::duplex(256 * 1024);
     let images = engine.images.clone();
     let writer = SyncIoBridge::new(w);
@@ -155,11 +143,7 @@ pub async fn post_by_name(
         let target = target_reference(repo, p.get("tag").unwrap_or(""))?
             .map(|r| r.full())
             .unwrap_or_default();
-        let images = engine.images.clone();
-        let source = name.to_string();
-        tokio::task::spawn_blocking(move || images.tag(&source, &target))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+        engine.tag_image(name, &target).await?;
         return Ok(StatusCode::CREATED.into_response());
     }
     if path.ends_with("/push") {

@@ -1,4 +1,5 @@
 mod containers;
+mod events;
 mod images;
 mod system;
 
@@ -11,6 +12,7 @@ pub fn routes() -> Router<AppState> {
         .route("/_ping", get(system::ping).head(system::ping_head))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/events", get(events::events))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))

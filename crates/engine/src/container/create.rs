@@ -319,6 +319,7 @@ impl Engine {
             let _ = tokio::fs::remove_dir_all(&dir).await;
             return Err(e);
         }
+        self.emit_container(&handle.snapshot(), "create", &[]);
         tracing::info!(container = %id, "created");
         Ok((id, Vec::new()))
     }

@@ -200,6 +200,7 @@ impl Engine {
             r.state.started_at = Some(Utc::now());
         });
         self.persist(h)?;
+        self.emit_container(&h.snapshot(), "start", &[]);
         h.starts.send_modify(|g| *g += 1);
         self.spawn_monitor(h.clone());
         tracing::info!(container = %h.id, pid, "started");
@@ -247,6 +248,22 @@ impl Engine {
         if let Err(e) = self.persist(h) {
             tracing::error!(container = %h.id, "cannot persist exit: {e}");
         }
+        if info.oom_killed {
+            self.emit_container(&rec, "oom", &[]);
+        }
+        let ran = rec
+            .state
+            .started_at
+            .map(|s| (Utc::now() - s).num_seconds())
+            .unwrap_or_default();
+        self.emit_container(
+            &rec,
+            "die",
+            &[
+                ("exitCode", info.exit_code.to_string()),
+                ("execDuration", ran.to_string()),
+            ],
+        );
         h.exits.send_modify(|g| *g += 1);
         tracing::info!(container = %h.id, code = info.exit_code, "exited");
 
@@ -328,19 +345,24 @@ impl Engine {
         let timeout = timeout.or(rec.config.stop_timeout).unwrap_or(10);
         let shim = self.shim(&h.id);
         exits.borrow_and_update();
-        if let Err(e) = shim.kill(sig).await {
-            tracing::warn!(container = %h.id, "stop signal failed: {e}");
+        match shim.kill(sig).await {
+            Ok(()) => self.emit_container(&rec, "kill", &[("signal", sig.to_string())]),
+            Err(e) => tracing::warn!(container = %h.id, "stop signal failed: {e}"),
         }
         if timeout >= 0 {
             let graceful =
                 tokio::time::timeout(Duration::from_secs(timeout as u64), exits.changed()).await;
             if graceful.is_ok() {
+                self.emit_container(&h.snapshot(), "stop", &[]);
                 return Ok(());
             }
             tracing::info!(container = %h.id, "did not stop in {timeout}s, killing");
-            let _ = shim.kill(libc::SIGKILL).await;
+            if shim.kill(libc::SIGKILL).await.is_ok() {
+                self.emit_container(&rec, "kill", &[("signal", libc::SIGKILL.to_string())]);
+            }
         }
         let _ = exits.changed().await;
+        self.emit_container(&h.snapshot(), "stop", &[]);
         Ok(())
     }
 
@@ -368,6 +390,7 @@ impl Engine {
             h.update(|r| r.state.stopped_by_user = true);
         }
         self.shim(&h.id).kill(sig).await?;
+        self.emit_container(&h.snapshot(), "kill", &[("signal", sig.to_string())]);
         if sig == libc::SIGKILL {
             // dockerd returns once a SIGKILLed container is gone, so a following inspect
             // already shows it exited.
@@ -389,7 +412,9 @@ impl Engine {
             Err(e) => return Err(e),
         }
         h.update(|r| r.state.stopped_by_user = false);
-        self.start_locked(&h).await
+        self.start_locked(&h).await?;
+        self.emit_container(&h.snapshot(), "restart", &[]);
+        Ok(())
     }
 
     pub async fn remove_container(&self, key: &str, force: bool, _volumes: bool) -> Result<()> {
@@ -426,6 +451,7 @@ impl Engine {
         }
         self.db.delete_container(&h.id)?;
         self.containers.remove(&h.id);
+        self.emit_container(&rec, "destroy", &[]);
         h.removed.send_replace(true);
         tracing::info!(container = %h.id, "removed");
         Ok(())
@@ -452,6 +478,7 @@ impl Engine {
             h.update(|r| r.name = old);
             return Err(e);
         }
+        self.emit_container(&h.snapshot(), "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
 
@@ -496,6 +523,7 @@ impl Engine {
         stderr: bool,
     ) -> Result<AttachTarget> {
         let h = self.containers.find(key)?;
+        self.emit_container(&h.snapshot(), "attach", &[]);
         if h.snapshot().state.is_running() {
             if let Ok(s) = self.shim(&h.id).attach(stdin, stdout, stderr).await {
                 return Ok(AttachTarget::Ready(s));
@@ -519,6 +547,12 @@ impl Engine {
         if !h.snapshot().state.is_running() {
             return Err(not_running(&h));
         }
-        self.shim(&h.id).resize(height, width).await
+        self.shim(&h.id).resize(height, width).await?;
+        self.emit_container(
+            &h.snapshot(),
+            "resize",
+            &[("height", height.to_string()), ("width", width.to_string())],
+        );
+        Ok(())
     }
 }
