@@ -95,7 +95,7 @@ impl Engine {
         let familiar = berth_image::reference::Reference::parse_normalized(target)
             .map(|r| r.familiar())
             .unwrap_or_else(|_| target.to_string());
-        self.emit_image(&img.id.to_string(), "tag", &familiar, label_attrs(&img));
+        self.emit_image(img.id.as_ref(), "tag", &familiar, label_attrs(&img));
         Ok(())
     }
 
@@ -106,7 +106,7 @@ impl Engine {
             found.push((n, self.image_by_name(n).await?));
         }
         for (n, img) in found {
-            self.emit_image(&img.id.to_string(), "save", n, label_attrs(&img));
+            self.emit_image(img.id.as_ref(), "save", n, label_attrs(&img));
         }
         Ok(())
     }

@@ -84,7 +84,7 @@ pub async fn cmd_events(docker: &Docker, a: EventsArgs) -> Result<i32> {
     };
     let template = match a.format.as_deref() {
         None | Some("") => None,
-        Some(f) if f == "json" => Some(Template::parse("{{json .}}")?),
+        Some("json") => Some(Template::parse("{{json .}}")?),
         Some(f) => Some(Template::parse(&output::pre_format(f))?),
     };
     let mut events = docker.events(Some(opts));
