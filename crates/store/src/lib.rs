@@ -9,6 +9,9 @@ pub mod digest;
 pub mod error;
 mod extract;
 pub mod fixtures;
+pub mod inroot;
+pub mod pack;
+pub mod upper;
 pub mod layers;
 pub mod overlay;
 
@@ -17,4 +20,5 @@ pub use compression::Compression;
 pub use db::{ImageRecord, LayerRecord, MetadataDb};
 pub use digest::Digest;
 pub use error::StoreError;
+pub use extract::{check_archive_paths, unpack_into, UnpackOptions};
 pub use layers::{AppliedLayer, ExtractOptions, LayerStore};
