@@ -53,6 +53,18 @@ impl<W: Write> Packer<W> {
         self.entry(dir, OsStr::from_bytes(name), as_name, &st)
     }
 
+    /// Adds everything below `dir` at the archive's top level, without an entry for `dir`
+    /// itself (`docker export`).
+    pub fn add_children(&mut self, dir: BorrowedFd<'_>) -> Result<(), StoreError> {
+        let fd = rustix::fs::openat(
+            dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        self.children(&fd, "")
+    }
+
     pub fn finish(self) -> Result<W, StoreError> {
         Ok(self.builder.into_inner()?)
     }
@@ -110,7 +122,7 @@ impl<W: Write> Packer<W> {
                     if let Some(first) = self.links.get(&key) {
                         let mut h = header(st, tar::EntryType::Link);
                         let first = first.clone();
-                        self.builder.append_link(&mut h, path, first)?;
+                        self.append_raw(&mut h, path, Some(first.as_bytes()), io::empty())?;
                         return Ok(());
                     }
                     self.links.insert(key, path.to_string());
@@ -135,7 +147,7 @@ impl<W: Write> Packer<W> {
                 // A file that shrinks while we read is padded, one that grows is cut: the
                 // header's size must stay true or the archive is corrupt.
                 let data = File::from(fd).take(size).chain(io::repeat(0)).take(size);
-                self.builder.append_data(&mut h, path, data)?;
+                self.append_raw(&mut h, path, None, data)?;
                 Ok(())
             }
             FileType::Symlink => {
@@ -145,8 +157,7 @@ impl<W: Write> Packer<W> {
                     Err(e) => return Err(e.into()),
                 };
                 let mut h = header(st, tar::EntryType::Symlink);
-                self.builder
-                    .append_link(&mut h, path, OsStr::from_bytes(target.as_bytes()))?;
+                self.append_raw(&mut h, path, Some(target.as_bytes()), io::empty())?;
                 Ok(())
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
@@ -160,7 +171,7 @@ impl<W: Write> Packer<W> {
                     h.set_device_major(rustix::fs::major(st.st_rdev))?;
                     h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
                 }
-                self.builder.append_data(&mut h, path, io::empty())?;
+                self.append_raw(&mut h, path, None, io::empty())?;
                 Ok(())
             }
             // Sockets cannot be archived (Go's tar writer skips them too).
@@ -180,7 +191,57 @@ impl<W: Write> Packer<W> {
         } else {
             path.to_string()
         };
-        self.builder.append_data(&mut h, p, io::empty())?;
+        self.append_raw(&mut h, &p, None, io::empty())?;
+        Ok(())
+    }
+
+    /// Appends an entry with its name (and link target) stored byte for byte: the tar crate's
+    /// own path setters drop "./" components, which docker's "." archives need. Names that do
+    /// not fit the header go first as GNU long-name records, as Go's reader expects.
+    fn append_raw(
+        &mut self,
+        h: &mut tar::Header,
+        name: &str,
+        link: Option<&[u8]>,
+        data: impl Read,
+    ) -> Result<(), StoreError> {
+        let name = name.as_bytes();
+        if let Some(link) = link {
+            if link.len() > 100 {
+                self.long_record(tar::EntryType::GNULongLink, link)?;
+            }
+            let slot = &mut h.as_old_mut().linkname;
+            let n = link.len().min(slot.len());
+            slot.fill(0);
+            slot[..n].copy_from_slice(&link[..n]);
+        }
+        if name.len() > 100 {
+            self.long_record(tar::EntryType::GNULongName, name)?;
+        }
+        let slot = &mut h.as_old_mut().name;
+        let n = name.len().min(slot.len());
+        slot.fill(0);
+        slot[..n].copy_from_slice(&name[..n]);
+        h.set_cksum();
+        self.builder.append(h, data)?;
+        Ok(())
+    }
+
+    fn long_record(&mut self, kind: tar::EntryType, value: &[u8]) -> Result<(), StoreError> {
+        let mut h = tar::Header::new_gnu();
+        let slot = &mut h.as_old_mut().name;
+        let tag = b"././@LongLink";
+        slot[..tag.len()].copy_from_slice(tag);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(kind);
+        let mut data = value.to_vec();
+        data.push(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        self.builder.append(&h, &data[..])?;
         Ok(())
     }
 
@@ -189,9 +250,11 @@ impl<W: Write> Packer<W> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
         h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_mtime(mtime);
         h.set_size(0);
-        self.builder.append_data(&mut h, path, io::empty())?;
+        self.append_raw(&mut h, path, None, io::empty())?;
         Ok(())
     }
 
@@ -204,11 +267,12 @@ impl<W: Write> Packer<W> {
     }
 }
 
-/// The archive name of `child` below `prefix`; "." and "" prefixes put it at the top.
+/// The archive name of `child` below `prefix`. A "." top (dockerd's `path/.`) gives
+/// "./child", which the docker CLI's rebasing of "." relies on; "" puts it at the top.
 pub fn child_name(prefix: &str, child: &[u8]) -> String {
     let c = String::from_utf8_lossy(child);
     match prefix.trim_end_matches('/') {
-        "" | "." => c.into_owned(),
+        "" => c.into_owned(),
         p => format!("{p}/{c}"),
     }
 }
@@ -271,6 +335,27 @@ mod tests {
         let mut p = Packer::new(Vec::new());
         p.add_tree(src.as_fd(), b".", ".").unwrap();
         let n: Vec<String> = names(&p.finish().unwrap()).into_iter().map(|x| x.0).collect();
-        assert_eq!(n, vec!["./", "a", "l", "sub/", "sub/b"]);
+        assert_eq!(n, vec!["./", "./a", "./l", "./sub/", "./sub/b"]);
+    }
+
+    #[test]
+    fn long_names_and_link_targets() {
+        let t = tempfile::tempdir().unwrap();
+        let long = "n".repeat(150);
+        std::fs::write(t.path().join(&long), b"x").unwrap();
+        let target = format!("/{}", "t".repeat(140));
+        std::os::unix::fs::symlink(&target, t.path().join("l")).unwrap();
+        let root = open_root(t.path()).unwrap();
+        let mut p = Packer::new(Vec::new());
+        p.add_children(root.as_fd()).unwrap();
+        let bytes = p.finish().unwrap();
+        let mut a = tar::Archive::new(&bytes[..]);
+        let mut seen = Vec::new();
+        for e in a.entries().unwrap() {
+            let e = e.unwrap();
+            let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
+            seen.push((e.path().unwrap().to_string_lossy().into_owned(), link));
+        }
+        assert_eq!(seen, vec![("l".to_string(), Some(target)), (long, None)]);
     }
 }
