@@ -12,6 +12,8 @@ pub mod fixtures;
 pub mod inroot;
 pub mod pack;
 pub mod upper;
+#[cfg(test)]
+mod unpack_tests;
 pub mod layers;
 pub mod overlay;
 

@@ -65,6 +65,10 @@ fn merge(user: &mut ContainerConfig, from: &ContainerConfig) {
     if user.stop_signal.is_empty() {
         user.stop_signal = from.stop_signal.clone();
     }
+    // Hostname, Image, Tty… are the container's too, as dockerd's committed config shows.
+    for (k, v) in &from.extra {
+        user.extra.entry(k.clone()).or_insert_with(|| v.clone());
+    }
 }
 
 fn bad(e: impl std::fmt::Display) -> EngineError {
