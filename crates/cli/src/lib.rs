@@ -79,6 +79,14 @@ enum Cmd {
     Rm(RmArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(commands::fs::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(commands::fs::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(commands::fs::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(commands::fs::CommitArgs),
     /// List images
     Images(ImagesArgs),
     /// Return low-level information on Docker objects
@@ -137,6 +145,10 @@ enum ContainerCmd {
     Rm(RmArgs),
     Rename(RenameArgs),
     Inspect(TypedInspectArgs),
+    Cp(commands::fs::CpArgs),
+    Export(commands::fs::ExportArgs),
+    Diff(commands::fs::DiffArgs),
+    Commit(commands::fs::CommitArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -388,6 +400,22 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
         | Cmd::System {
             cmd: SystemCmd::Events(a),
         } => commands::events::cmd_events(d, a).await,
+        Cmd::Cp(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Cp(a),
+        } => commands::fs::cmd_cp(d, a).await,
+        Cmd::Export(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Export(a),
+        } => commands::fs::cmd_export(d, a).await,
+        Cmd::Diff(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Diff(a),
+        } => commands::fs::cmd_diff(d, a).await,
+        Cmd::Commit(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Commit(a),
+        } => commands::fs::cmd_commit(d, a).await,
         Cmd::Version(_) => unreachable!(),
     }
 }

@@ -14,6 +14,9 @@ pub enum EngineError {
     /// 400: bad parameter or body.
     #[error("{0}")]
     InvalidArgument(String),
+    /// 403: the operation is not allowed on this object (a read-only rootfs).
+    #[error("{0}")]
+    Forbidden(String),
     /// 304: start of a running container, stop of a stopped one.
     #[error("container already in the requested state")]
     NotModified,

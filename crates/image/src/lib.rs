@@ -3,6 +3,7 @@
 //! engine calls it from blocking threads.
 
 pub mod changes;
+mod commit;
 pub mod config;
 pub mod error;
 mod ingest;
@@ -12,6 +13,7 @@ pub mod reference;
 mod save;
 mod service;
 
+pub use commit::CommitRequest;
 pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use error::ImageError;
 pub use reference::Reference;

@@ -54,6 +54,7 @@ pub(crate) fn extract(
         opts,
         dirs: Vec::new(),
         dir_index: HashMap::new(),
+        copy: None,
     };
     let entries = archive.entries().map_err(bad_archive)?;
     for entry in entries {
@@ -63,6 +64,68 @@ pub(crate) fn extract(
     x.finish_dirs()
 }
 
+/// How a `docker cp` archive lands in a container directory (PUT /containers/{id}/archive).
+#[derive(Debug, Clone, Default)]
+pub struct UnpackOptions {
+    /// Refuse to replace a directory with a non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Owner for every entry instead of the archive's (`copyUIDGID` with a container user).
+    pub chown: Option<(u32, u32)>,
+    pub allow_devices: bool,
+}
+
+/// Extracts `archive` into the existing directory `dir`, next to what is already there.
+/// Unlike a layer, `.wh.` names are plain files here (dockerd's cp does the same); entries
+/// and symlinks can still never resolve outside `dir`.
+pub fn unpack_into(
+    archive: &mut tar::Archive<impl Read>,
+    dir: OwnedFd,
+    opts: &UnpackOptions,
+) -> Result<(), StoreError> {
+    let layer_opts = ExtractOptions {
+        allow_devices: opts.allow_devices,
+        ..ExtractOptions::default()
+    };
+    let mut x = Extractor {
+        root: dir,
+        opts: &layer_opts,
+        dirs: Vec::new(),
+        dir_index: HashMap::new(),
+        copy: Some(opts),
+    };
+    let entries = archive.entries().map_err(bad_archive)?;
+    for entry in entries {
+        let mut entry = entry.map_err(bad_archive)?;
+        x.entry(&mut entry)?;
+    }
+    x.finish_dirs()
+}
+
+/// Checks every entry name of an archive before anything is written, so a `../` entry
+/// rejects the whole upload instead of leaving half of it behind.
+pub fn check_archive_paths(archive: &mut tar::Archive<impl Read>) -> Result<(), StoreError> {
+    for entry in archive.entries().map_err(bad_archive)? {
+        let entry = entry.map_err(bad_archive)?;
+        let raw = entry.path_bytes();
+        clean_path(strip_root(&raw))?;
+        if entry.header().entry_type() == tar::EntryType::Link {
+            if let Some(t) = entry.link_name_bytes() {
+                clean_path(strip_root(&t))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `docker cp` archives may name entries from `/`; they are confined to the target instead.
+fn strip_root(raw: &[u8]) -> &[u8] {
+    let mut r = raw;
+    while let Some(rest) = r.strip_prefix(b"/") {
+        r = rest;
+    }
+    r
+}
+
 struct Extractor<'a> {
     root: OwnedFd,
     opts: &'a ExtractOptions,
@@ -70,6 +133,8 @@ struct Extractor<'a> {
     /// so a read-only dir or its mtime is not disturbed by later entries.
     dirs: Vec<(Vec<Vec<u8>>, Meta)>,
     dir_index: HashMap<Vec<Vec<u8>>, usize>,
+    /// Set when unpacking a `docker cp` upload rather than a layer.
+    copy: Option<&'a UnpackOptions>,
 }
 
 fn bad_archive(e: io::Error) -> StoreError {
@@ -171,14 +236,24 @@ impl Extractor<'_> {
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), StoreError> {
         let raw_path = entry.path_bytes().into_owned();
-        let comps = clean_path(&raw_path)?;
+        let comps = match self.copy {
+            Some(_) => clean_path(strip_root(&raw_path))?,
+            None => clean_path(&raw_path)?,
+        };
         let kind = entry.header().entry_type();
-        let meta = read_meta(entry)?;
+        let mut meta = read_meta(entry)?;
+        if let Some((uid, gid)) = self.copy.and_then(|c| c.chown) {
+            meta.uid = uid;
+            meta.gid = gid;
+        }
 
         let Some((name, parent_comps)) = comps.split_last() else {
-            // "./" itself: the layer root's own metadata.
+            // "./" itself: the layer root's own metadata. A cp target directory keeps its
+            // own, as with dockerd.
             if kind.is_dir() {
-                self.defer_dir(Vec::new(), meta);
+                if self.copy.is_none() {
+                    self.defer_dir(Vec::new(), meta);
+                }
                 return Ok(());
             }
             return Err(StoreError::UnsafePath(
@@ -188,7 +263,12 @@ impl Extractor<'_> {
         let parent = self.open_dir(parent_comps)?;
 
         if let Some(real) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            return self.whiteout(&parent, parent_comps, name, real);
+            if self.copy.is_none() {
+                return self.whiteout(&parent, parent_comps, name, real);
+            }
+        }
+        if self.copy.is_some_and(|c| c.no_overwrite_dir_non_dir) {
+            self.check_dir_non_dir(&parent, name, kind.is_dir(), &raw_path)?;
         }
 
         use tar::EntryType as T;
@@ -302,8 +382,32 @@ impl Extractor<'_> {
         Ok(())
     }
 
+    fn check_dir_non_dir(
+        &self,
+        parent: &OwnedFd,
+        name: &[u8],
+        new_is_dir: bool,
+        raw_path: &[u8],
+    ) -> Result<(), StoreError> {
+        let shown = String::from_utf8_lossy(raw_path);
+        match self.existing(parent, name)? {
+            Some(FileType::Directory) if !new_is_dir => Err(StoreError::InvalidArchive(format!(
+                "cannot overwrite directory \"{shown}\" with non-directory"
+            ))),
+            Some(ft) if ft != FileType::Directory && new_is_dir => {
+                Err(StoreError::InvalidArchive(format!(
+                    "cannot overwrite non-directory \"{shown}\" with directory"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn hardlink(&self, parent: &OwnedFd, name: &[u8], target: &[u8]) -> Result<(), StoreError> {
-        let tcomps = clean_path(target)?;
+        let tcomps = match self.copy {
+            Some(_) => clean_path(strip_root(target))?,
+            None => clean_path(target)?,
+        };
         let Some((tname, tparent_comps)) = tcomps.split_last() else {
             return Err(StoreError::UnsafePath(
                 String::from_utf8_lossy(target).into_owned(),

@@ -9,6 +9,11 @@ pub mod digest;
 pub mod error;
 mod extract;
 pub mod fixtures;
+pub mod inroot;
+pub mod pack;
+pub mod upper;
+#[cfg(test)]
+mod unpack_tests;
 pub mod layers;
 pub mod overlay;
 
@@ -17,4 +22,5 @@ pub use compression::Compression;
 pub use db::{ImageRecord, LayerRecord, MetadataDb};
 pub use digest::Digest;
 pub use error::StoreError;
+pub use extract::{check_archive_paths, unpack_into, UnpackOptions};
 pub use layers::{AppliedLayer, ExtractOptions, LayerStore};

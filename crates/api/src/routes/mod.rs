@@ -1,3 +1,4 @@
+mod archive;
 mod containers;
 mod events;
 mod images;
@@ -26,6 +27,15 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}", delete(containers::remove))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::archive_get)
+                .head(archive::archive_head)
+                .put(archive::archive_put),
+        )
+        .route("/containers/{id}/export", get(archive::export))
+        .route("/containers/{id}/changes", get(archive::changes))
+        .route("/commit", post(archive::commit))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

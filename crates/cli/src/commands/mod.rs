@@ -1,5 +1,6 @@
 pub mod container;
 pub mod events;
+pub mod fs;
 pub mod image;
 pub mod run_opts;
 pub mod system;

@@ -2,6 +2,9 @@
 //! handle. Reads (`ps`, `inspect`) take only the short `record` lock; lifecycle operations
 //! serialize on `lifecycle`, so a slow stop never blocks a listing.
 
+pub mod archive;
+pub mod changes;
+pub mod commit;
 pub mod create;
 pub mod inspect;
 pub mod lifecycle;

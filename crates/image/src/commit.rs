@@ -1,0 +1,95 @@
+//! `docker commit`: a container's changes become one new layer on top of its image.
+
+use std::io::Read;
+
+use berth_store::ImageRecord;
+
+use crate::config::{ContainerConfig, History};
+use crate::error::ImageError;
+use crate::ingest::Rollback;
+use crate::service::{Image, ImageService};
+
+/// Everything of the new image besides its layer.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest {
+    /// The new image's config (the container's, with the request's overrides and changes).
+    pub config: ContainerConfig,
+    pub author: String,
+    pub comment: String,
+    /// The history line, dockerd's: the container's command.
+    pub created_by: String,
+    pub container_id: String,
+    /// The container's own config, kept as `container_config` as dockerd does.
+    pub container_config: serde_json::Value,
+    /// "repo[:tag]" to tag the image with.
+    pub reference: Option<String>,
+}
+
+impl ImageService {
+    /// Stores `layer` (an uncompressed layer tar) on top of `parent` and records the image.
+    pub fn commit_layer(
+        &self,
+        parent: &Image,
+        layer: impl Read,
+        req: CommitRequest,
+    ) -> Result<Image, ImageError> {
+        // Refused before a byte is stored.
+        let tag = req
+            .reference
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(Self::tag_target)
+            .transpose()?;
+        let mut rb = Rollback::new();
+        let res = self.commit_inner(parent, layer, req, tag, &mut rb);
+        rb.run(self);
+        res
+    }
+
+    fn commit_inner(
+        &self,
+        parent: &Image,
+        layer: impl Read,
+        req: CommitRequest,
+        tag: Option<crate::Reference>,
+        rb: &mut Rollback,
+    ) -> Result<Image, ImageError> {
+        let rec = self.ingest_layer(parent.layers.last(), layer, None, None, rb)?;
+        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let mut config = parent.config.clone();
+        config.created = Some(created.clone());
+        config.author = Some(req.author.clone()).filter(|a| !a.is_empty());
+        config.config = Some(req.config);
+        config.rootfs.diff_ids.push(rec.diff_id.clone());
+        config.history.push(History {
+            created: Some(created),
+            created_by: Some(req.created_by),
+            author: Some(req.author).filter(|a| !a.is_empty()),
+            comment: Some(req.comment).filter(|c| !c.is_empty()),
+            empty_layer: false,
+        });
+        config
+            .extra
+            .insert("container".into(), serde_json::Value::String(req.container_id));
+        config
+            .extra
+            .insert("container_config".into(), req.container_config);
+        let bytes = serde_json::to_vec(&config).map_err(ImageError::json("committed image config"))?;
+        let id = self.content().put_bytes(&bytes)?;
+        rb.blob(id.clone());
+        let mut layers = parent.layers.clone();
+        layers.push(rec.chain_id.clone());
+        let record = ImageRecord {
+            id: id.clone(),
+            layers,
+            manifest_digest: None,
+            size: parent.size + rec.size,
+            added_at: chrono::Utc::now().timestamp(),
+        };
+        let tags: Vec<String> = tag.iter().map(|t| t.full()).collect();
+        self.commit(&[rec], &record, &tags)?;
+        rb.disarm();
+        tracing::info!(%id, "committed image");
+        self.image_by_id(&id)
+    }
+}

@@ -1,0 +1,125 @@
+//! Paths inside a container's root filesystem, resolved as if that root were `/`.
+//!
+//! Container content is untrusted: any component of a path the user names may be a symlink
+//! to `/etc` or `../../..`. `RESOLVE_IN_ROOT` makes the kernel resolve absolute symlinks and
+//! `..` against the root fd, so no lookup can reach the host; `NO_MAGICLINKS` keeps
+//! `/proc/self/root`-style links from jumping out.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{openat2, AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, CWD};
+use rustix::io::Errno;
+
+/// Opens a directory on the host (a trusted path: the daemon's own) as a root for lookups.
+pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
+    Ok(openat2(
+        CWD,
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::empty(),
+    )?)
+}
+
+/// Opens `path` (absolute or not, always taken relative to `root`) with `flags`; every
+/// symlink and `..` on the way resolves inside `root`.
+pub fn open_in_root(root: impl AsFd, path: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    openat2(
+        root,
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+}
+
+/// Go's `os.FileMode` bits, which the Docker API uses in path stats.
+pub mod go_mode {
+    pub const DIR: u32 = 1 << 31;
+    pub const SYMLINK: u32 = 1 << 27;
+    pub const DEVICE: u32 = 1 << 26;
+    pub const NAMED_PIPE: u32 = 1 << 25;
+    pub const SOCKET: u32 = 1 << 24;
+    pub const SETUID: u32 = 1 << 23;
+    pub const SETGID: u32 = 1 << 22;
+    pub const CHAR_DEVICE: u32 = 1 << 21;
+    pub const STICKY: u32 = 1 << 20;
+}
+
+/// Converts a `st_mode` into Go's `os.FileMode` as `os.Lstat` reports it.
+pub fn go_file_mode(st_mode: u32) -> u32 {
+    let mut m = st_mode & 0o777;
+    m |= match FileType::from_raw_mode(st_mode) {
+        FileType::Directory => go_mode::DIR,
+        FileType::Symlink => go_mode::SYMLINK,
+        FileType::BlockDevice => go_mode::DEVICE,
+        FileType::CharacterDevice => go_mode::DEVICE | go_mode::CHAR_DEVICE,
+        FileType::Fifo => go_mode::NAMED_PIPE,
+        FileType::Socket => go_mode::SOCKET,
+        _ => 0,
+    };
+    if st_mode & 0o4000 != 0 {
+        m |= go_mode::SETUID;
+    }
+    if st_mode & 0o2000 != 0 {
+        m |= go_mode::SETGID;
+    }
+    if st_mode & 0o1000 != 0 {
+        m |= go_mode::STICKY;
+    }
+    m
+}
+
+/// `lstat` of `name` in the directory `dir`; an empty name or "." is the directory itself.
+pub fn lstat_at(dir: impl AsFd, name: &[u8]) -> Result<Stat, Errno> {
+    if name.is_empty() || name == b"." {
+        return rustix::fs::fstat(dir);
+    }
+    rustix::fs::statat(dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)
+}
+
+/// The host path an fd refers to, as the kernel names it.
+pub fn fd_path(fd: impl AsFd) -> io::Result<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_modes() {
+        assert_eq!(go_file_mode(0o040755), go_mode::DIR | 0o755);
+        assert_eq!(go_file_mode(0o120777), go_mode::SYMLINK | 0o777);
+        assert_eq!(go_file_mode(0o100644), 0o644);
+        assert_eq!(go_file_mode(0o104755), go_mode::SETUID | 0o755);
+        assert_eq!(
+            go_file_mode(0o020666),
+            go_mode::DEVICE | go_mode::CHAR_DEVICE | 0o666
+        );
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("marker"), b"host").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/marker"), b"inside").unwrap();
+        std::os::unix::fs::symlink("/etc", root.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../../etc", root.path().join("rel")).unwrap();
+        let r = open_root(root.path()).unwrap();
+        for p in ["/abs/marker", "rel/marker", "/../../etc/marker"] {
+            let fd = open_in_root(&r, p, OFlags::RDONLY).unwrap();
+            let got = std::fs::read_to_string(fd_path(&fd).unwrap()).unwrap();
+            assert_eq!(got, "inside", "{p}");
+        }
+    }
+}
