@@ -1,5 +1,6 @@
 mod containers;
 mod images;
+mod resources;
 mod system;
 
 use crate::AppState;
@@ -24,6 +25,11 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}", delete(containers::remove))
+        .route("/containers/{id}/stats", get(resources::stats))
+        .route("/containers/{id}/top", get(resources::top))
+        .route("/containers/{id}/pause", post(resources::pause))
+        .route("/containers/{id}/unpause", post(resources::unpause))
+        .route("/containers/{id}/update", post(resources::update))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))
