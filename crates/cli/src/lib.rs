@@ -16,6 +16,7 @@ use commands::container::{
 use commands::image::{
     self as img, HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs,
 };
+use commands::resources::{self as res, PauseArgs, StatsArgs, TopArgs, UpdateArgs};
 use commands::run_opts::ContainerFlags;
 use commands::system::{self as sys, FormatArgs, InspectArgs};
 use std::ffi::OsString;
@@ -87,6 +88,16 @@ enum Cmd {
     Diff(commands::fs::DiffArgs),
     /// Create a new image from a container's changes
     Commit(commands::fs::CommitArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Pause all processes within one or more containers
+    Pause(PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(PauseArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// List images
     Images(ImagesArgs),
     /// Return low-level information on Docker objects
@@ -143,6 +154,11 @@ enum ContainerCmd {
     Restart(StopArgs),
     #[command(alias = "remove")]
     Rm(RmArgs),
+    Stats(StatsArgs),
+    Top(TopArgs),
+    Pause(PauseArgs),
+    Unpause(PauseArgs),
+    Update(UpdateArgs),
     Rename(RenameArgs),
     Inspect(TypedInspectArgs),
     Cp(commands::fs::CpArgs),
@@ -416,6 +432,26 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
         | Cmd::Container {
             cmd: ContainerCmd::Commit(a),
         } => commands::fs::cmd_commit(d, a).await,
+        Cmd::Stats(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Stats(a),
+        } => res::cmd_stats(d, a).await,
+        Cmd::Top(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Top(a),
+        } => res::cmd_top(d, a).await,
+        Cmd::Pause(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Pause(a),
+        } => res::cmd_pause(d, a).await,
+        Cmd::Unpause(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Unpause(a),
+        } => res::cmd_unpause(d, a).await,
+        Cmd::Update(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Update(a),
+        } => res::cmd_update(d, a).await,
         Cmd::Version(_) => unreachable!(),
     }
 }

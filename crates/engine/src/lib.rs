@@ -8,6 +8,7 @@ pub mod events;
 pub mod images;
 pub mod logs;
 pub mod names;
+pub mod resources;
 pub mod shim;
 pub mod signals;
 pub mod system;

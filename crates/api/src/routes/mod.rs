@@ -2,6 +2,7 @@ mod archive;
 mod containers;
 mod events;
 mod images;
+mod resources;
 mod system;
 
 use crate::AppState;
@@ -36,6 +37,11 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/export", get(archive::export))
         .route("/containers/{id}/changes", get(archive::changes))
         .route("/commit", post(archive::commit))
+        .route("/containers/{id}/stats", get(resources::stats))
+        .route("/containers/{id}/top", get(resources::top))
+        .route("/containers/{id}/pause", post(resources::pause))
+        .route("/containers/{id}/unpause", post(resources::unpause))
+        .route("/containers/{id}/update", post(resources::update))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

@@ -2,5 +2,6 @@ pub mod container;
 pub mod events;
 pub mod fs;
 pub mod image;
+pub mod resources;
 pub mod run_opts;
 pub mod system;

@@ -105,11 +105,38 @@ impl Engine {
                 .map_err(|e| bad(format!("invalid reference format: {e}")))?;
         }
 
-        if opts.pause && rec.state.is_running() {
-            // MERGE: pause via Engine::pause — freeze the container here (and unpause after
-            // the layer is written) once Engine::pause/unpause land from the pause branch.
+        // dockerd freezes a running container so the layer is a consistent snapshot.
+        let paused_here = opts.pause
+            && rec.state.is_running()
+            && !rec.state.paused
+            && self.pause(&rec.id).await.is_ok();
+        let image = self
+            .commit_layer(&rec, config, container_config, &opts, reference.clone())
+            .await;
+        if paused_here {
+            if let Err(e) = self.unpause(&rec.id).await {
+                tracing::warn!(container = %rec.id, "unpause after commit: {e}");
+            }
         }
+        let image = image?;
+        let id = image.id.to_string();
+        let mut attrs = vec![("comment", opts.comment.clone()), ("imageID", id.clone())];
+        if let Some(r) = &reference {
+            attrs.push(("imageRef", r.clone()));
+        }
+        self.emit_container(&rec, "commit", &attrs);
+        Ok(id)
+    }
 
+    /// Writes the upper dir as one layer on top of the container's image.
+    async fn commit_layer(
+        &self,
+        rec: &super::ContainerRecord,
+        config: ContainerConfig,
+        container_config: serde_json::Value,
+        opts: &CommitOptions,
+        reference: Option<String>,
+    ) -> Result<berth_image::Image> {
         let parent = self.image_by_name(&rec.image_id).await?;
         let changes = self.upper_changes(&rec.id, &rec.image_id).await?;
         let upper = self.container_dir(&rec.id).join("upper");
@@ -122,9 +149,9 @@ impl Engine {
             created_by: rec.config.cmd.clone().unwrap_or_default().join(" "),
             container_id: rec.id.clone(),
             container_config,
-            reference: reference.clone(),
+            reference,
         };
-        let image = tokio::task::spawn_blocking(move || -> Result<berth_image::Image> {
+        tokio::task::spawn_blocking(move || -> Result<berth_image::Image> {
             std::fs::create_dir_all(&tmp_dir)?;
             let file = tempfile::tempfile_in(&tmp_dir)?;
             let mut file = berth_store::upper::write_layer(&upper, &changes, file)?;
@@ -132,14 +159,7 @@ impl Engine {
             Ok(images.commit_layer(&parent, file, req)?)
         })
         .await
-        .map_err(EngineError::internal)??;
-        let id = image.id.to_string();
-        let mut attrs = vec![("comment", opts.comment.clone()), ("imageID", id.clone())];
-        if let Some(r) = &reference {
-            attrs.push(("imageRef", r.clone()));
-        }
-        self.emit_container(&rec, "commit", &attrs);
-        Ok(id)
+        .map_err(EngineError::internal)?
     }
 }
 

@@ -118,9 +118,13 @@ impl Engine {
             path: Some(rec.path.clone()),
             args: Some(rec.args.clone()),
             state: Some(ContainerState {
-                status: Some(state_enum(st.status)),
+                status: Some(if st.state_str() == "paused" {
+                    ContainerStateStatusEnum::PAUSED
+                } else {
+                    state_enum(st.status)
+                }),
                 running: Some(st.is_running()),
-                paused: Some(false),
+                paused: Some(st.paused),
                 restarting: Some(st.status == Status::Restarting),
                 oom_killed: Some(st.oom_killed),
                 dead: Some(st.status == Status::Dead),
@@ -251,7 +255,7 @@ impl Engine {
         let out = recs
             .into_iter()
             .filter(|r| all || r.state.is_running())
-            .filter(|r| any("status", &|s| s == r.state.status.as_str()))
+            .filter(|r| any("status", &|s| s == r.state.state_str()))
             .filter(|r| any("name", &|s| r.name.contains(s.trim_start_matches('/'))))
             .filter(|r| any("id", &|s| r.id.starts_with(s)))
             .filter(|r| {
@@ -287,7 +291,11 @@ impl Engine {
                 created: Some(r.created.timestamp()),
                 ports: Some(Vec::new()),
                 labels: Some(r.config.labels.clone().unwrap_or_default()),
-                state: Some(summary_state(r.state.status)),
+                state: Some(if r.state.state_str() == "paused" {
+                    ContainerSummaryStateEnum::PAUSED
+                } else {
+                    summary_state(r.state.status)
+                }),
                 status: Some(r.status_text(now)),
                 host_config: Some(ContainerSummaryHostConfig {
                     network_mode: Some(network_name(&r)),

@@ -239,6 +239,7 @@ impl Engine {
         let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
         let rec = h.update(|r| {
             r.state.status = Status::Exited;
+            r.state.paused = false;
             r.state.pid = 0;
             r.state.exit_code = info.exit_code;
             r.state.oom_killed = info.oom_killed;
@@ -349,6 +350,8 @@ impl Engine {
             Ok(()) => self.emit_container(&rec, "kill", &[("signal", sig.to_string())]),
             Err(e) => tracing::warn!(container = %h.id, "stop signal failed: {e}"),
         }
+        // A frozen container gets the signal once thawed, as with dockerd.
+        self.thaw_if_paused(h).await;
         if timeout >= 0 {
             let graceful =
                 tokio::time::timeout(Duration::from_secs(timeout as u64), exits.changed()).await;
@@ -379,18 +382,18 @@ impl Engine {
         }
         let mut exits = h.exits.subscribe();
         exits.borrow_and_update();
-        if sig == libc::SIGKILL
-            || Some(sig)
-                == h.snapshot()
-                    .config
-                    .stop_signal
-                    .as_deref()
-                    .and_then(signals::parse)
-        {
+        let stop_signal = h.snapshot().config.stop_signal.filter(|s| !s.is_empty());
+        let stopping = sig == libc::SIGKILL
+            || Some(sig) == stop_signal.as_deref().and_then(signals::parse);
+        if stopping {
             h.update(|r| r.state.stopped_by_user = true);
         }
         self.shim(&h.id).kill(sig).await?;
         self.emit_container(&h.snapshot(), "kill", &[("signal", sig.to_string())]);
+        // dockerd thaws a paused container after a signal meant to end it, so it is delivered.
+        if stopping || stop_signal.is_none() {
+            self.thaw_if_paused(&h).await;
+        }
         if sig == libc::SIGKILL {
             // dockerd returns once a SIGKILLed container is gone, so a following inspect
             // already shows it exited.

@@ -40,6 +40,9 @@ pub struct State {
     pub finished_at: Option<DateTime<Utc>>,
     /// Set by an explicit stop/kill so restart policies do not bring the container back.
     pub stopped_by_user: bool,
+    /// Frozen by `pause` (running stays true, as dockerd's State).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl Default for State {
@@ -53,6 +56,7 @@ impl Default for State {
             started_at: None,
             finished_at: None,
             stopped_by_user: false,
+            paused: false,
         }
     }
 }
@@ -60,6 +64,15 @@ impl Default for State {
 impl State {
     pub fn is_running(&self) -> bool {
         matches!(self.status, Status::Running | Status::Restarting)
+    }
+
+    /// dockerd's StateString: "paused" for a frozen running container, else the status.
+    pub fn state_str(&self) -> &'static str {
+        if self.paused && self.status == Status::Running {
+            "paused"
+        } else {
+            self.status.as_str()
+        }
     }
 }
 
@@ -117,6 +130,10 @@ impl ContainerRecord {
     pub fn status_text(&self, now: DateTime<Utc>) -> String {
         let st = &self.state;
         match st.status {
+            Status::Running if st.paused => format!(
+                "Up {} (Paused)",
+                ago(now - st.started_at.unwrap_or(now))
+            ),
             Status::Running => format!("Up {}", ago(now - st.started_at.unwrap_or(now))),
             Status::Restarting => format!(
                 "Restarting ({}) {} ago",
@@ -166,6 +183,10 @@ mod tests {
         r.state.status = Status::Running;
         r.state.started_at = Some(now - chrono::Duration::seconds(3));
         assert_eq!(r.status_text(now), "Up 3 seconds");
+        r.state.paused = true;
+        assert_eq!(r.status_text(now), "Up 3 seconds (Paused)");
+        assert_eq!(r.state.state_str(), "paused");
+        r.state.paused = false;
         r.state.status = Status::Exited;
         r.state.exit_code = 137;
         r.state.finished_at = Some(now - chrono::Duration::seconds(125));
