@@ -1,4 +1,5 @@
 pub mod container;
+pub mod health_flags;
 pub mod image;
 pub mod run_opts;
 pub mod system;

@@ -3,6 +3,7 @@
 //! serialize on `lifecycle`, so a slow stop never blocks a listing.
 
 pub mod create;
+pub mod health;
 pub mod inspect;
 pub mod lifecycle;
 pub mod record;

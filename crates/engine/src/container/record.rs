@@ -40,6 +40,9 @@ pub struct State {
     pub finished_at: Option<DateTime<Utc>>,
     /// Set by an explicit stop/kill so restart policies do not bring the container back.
     pub stopped_by_user: bool,
+    /// As of the last health status change; None without a healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<bollard_stubs::models::Health>,
 }
 
 impl Default for State {
@@ -53,6 +56,7 @@ impl Default for State {
             started_at: None,
             finished_at: None,
             stopped_by_user: false,
+            health: None,
         }
     }
 }
@@ -117,7 +121,14 @@ impl ContainerRecord {
     pub fn status_text(&self, now: DateTime<Utc>) -> String {
         let st = &self.state;
         match st.status {
-            Status::Running => format!("Up {}", ago(now - st.started_at.unwrap_or(now))),
+            Status::Running => {
+                let up = format!("Up {}", ago(now - st.started_at.unwrap_or(now)));
+                match super::health::status_str(self) {
+                    "none" => up,
+                    "starting" => format!("{up} (health: starting)"),
+                    s => format!("{up} ({s})"),
+                }
+            }
             Status::Restarting => format!(
                 "Restarting ({}) {} ago",
                 st.exit_code,
@@ -166,6 +177,14 @@ mod tests {
         r.state.status = Status::Running;
         r.state.started_at = Some(now - chrono::Duration::seconds(3));
         assert_eq!(r.status_text(now), "Up 3 seconds");
+        r.state.health = Some(bollard_stubs::models::Health {
+            status: Some(bollard_stubs::models::HealthStatusEnum::STARTING),
+            ..Default::default()
+        });
+        assert_eq!(r.status_text(now), "Up 3 seconds (health: starting)");
+        r.state.health.as_mut().unwrap().status =
+            Some(bollard_stubs::models::HealthStatusEnum::UNHEALTHY);
+        assert_eq!(r.status_text(now), "Up 3 seconds (unhealthy)");
         r.state.status = Status::Exited;
         r.state.exit_code = 137;
         r.state.finished_at = Some(now - chrono::Duration::seconds(125));
