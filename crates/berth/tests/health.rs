@@ -126,6 +126,14 @@ fn failing_probe_becomes_unhealthy_after_retries() {
     assert!(h["FailingStreak"].as_i64().unwrap() >= 5, "{h}");
     let status = ok(&mut d.berth(&["ps", "--format", "{{.Status}}"]));
     assert!(status.trim().ends_with("(unhealthy)"), "{status}");
+    // A stopped container keeps its last results.
+    ok(&mut d.docker(&["stop", "-t", "0", "bad"]));
+    let h = health(&d, "bad");
+    assert_eq!(h["Status"], "unhealthy", "{h}");
+    assert_eq!(h["Log"].as_array().unwrap().len(), 5, "{h}");
+    assert_eq!(ps(&d, "health=unhealthy"), Vec::<String>::new());
+    let all = ok(&mut d.docker(&["ps", "-a", "--filter", "health=unhealthy", "--format", "{{.Names}}"]));
+    assert_eq!(all.trim(), "bad");
 }
 
 #[test]

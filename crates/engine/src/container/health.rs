@@ -202,6 +202,7 @@ impl Engine {
             return;
         }
         let engine = self.clone();
+        let run = *h.starts.borrow();
         tokio::spawn(async move {
             let shim = ShimClient::new(engine.shim_dir(&h.id));
             let (sock, first) = match shim.connect(json!({"op": "healthwatch"})).await {
@@ -212,13 +213,13 @@ impl Engine {
                 }
             };
             match serde_json::from_value::<HealthState>(first) {
-                Ok(st) => engine.apply_health(&h, &st),
+                Ok(st) => engine.apply_health(&h, &st, run),
                 Err(e) => tracing::warn!(container = %h.id, "bad health state: {e}"),
             }
             let mut lines = tokio::io::BufReader::new(sock).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 match serde_json::from_str::<HealthState>(&line) {
-                    Ok(st) => engine.apply_health(&h, &st),
+                    Ok(st) => engine.apply_health(&h, &st, run),
                     Err(e) => {
                         tracing::warn!(container = %h.id, "bad health state: {e}");
                         break;
@@ -228,25 +229,26 @@ impl Engine {
         });
     }
 
-    /// Records a state the shim pushed; persists and publishes it when the status changed.
-    fn apply_health(&self, h: &Handle, st: &HealthState) {
+    /// Records a state the shim pushed (at a status change, or its final state as the
+    /// container exits); persists it then, and publishes status changes.
+    fn apply_health(&self, h: &Handle, st: &HealthState, run: u64) {
+        // A watcher outliving its run must not overwrite a newer start's state.
+        if *h.starts.borrow() != run {
+            return;
+        }
         let new = api_status(st.status);
-        let (changed, rec) = h.update(|r| {
-            // A watcher outliving its run must not overwrite a newer start's state.
-            if !r.state.is_running() {
-                return (false, r.clone());
-            }
+        let (changed, running, rec) = h.update(|r| {
             let old = r.state.health.as_ref().and_then(|x| x.status);
             r.state.health = Some(to_api(st));
-            (old != Some(new), r.clone())
+            (old != Some(new), r.state.is_running(), r.clone())
         });
-        if !changed {
+        if !changed && running {
             return;
         }
         if let Err(e) = self.persist(h) {
             tracing::error!(container = %h.id, "cannot persist health status: {e}");
         }
-        if st.status != HealthStatus::Starting {
+        if changed && st.status != HealthStatus::Starting {
             self.emit_container(&rec, &format!("health_status: {}", st.status.as_str()), &[]);
         }
         tracing::info!(container = %h.id, status = st.status.as_str(), "health status");

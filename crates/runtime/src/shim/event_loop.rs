@@ -704,9 +704,14 @@ impl Shim {
             }
         }
         let _ = std::fs::remove_file(&self.socket_path);
+        let health = self.health.as_ref().map(|h| h.state().clone());
         for c in &mut self.clients {
             if c.kind == Kind::Wait {
                 c.queue_json(&st);
+            }
+            // The final log and streak, so a stopped container shows its last results.
+            if let (Kind::HealthWatch, Some(h)) = (c.kind, &health) {
+                c.queue_json(h);
             }
             if c.dead || c.out.is_empty() {
                 continue;

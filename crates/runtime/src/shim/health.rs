@@ -355,6 +355,8 @@ fn run_probe(id: &str, root: &Path, process: &Path, out: OwnedFd, status: OwnedF
         (Ok(i), Ok(e)) => (i, e),
         _ => return fail(&mut errors, &mut status, "cannot set up probe stdio".into()),
     };
+    let container_dir = root.join(id);
+    let sockets_before = notify_sockets(&container_dir);
     let built = ContainerBuilder::new(id.to_string(), SyscallType::default())
         .with_root_path(root)
         .and_then(|b| {
@@ -366,6 +368,7 @@ fn run_probe(id: &str, root: &Path, process: &Path, out: OwnedFd, status: OwnedF
                 .with_detach(true)
                 .build()
         });
+    remove_own_notify_socket(&container_dir, &sockets_before);
     let pid = match built {
         Ok(p) => p,
         Err(e) => {
@@ -385,5 +388,31 @@ fn run_probe(id: &str, root: &Path, process: &Path, out: OwnedFd, status: OwnedF
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => return 255,
         }
+    }
+}
+
+/// libcontainer leaves each tenant's notify socket behind in the container's state dir: one
+/// file per probe, without bound.
+fn notify_sockets(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().starts_with("tenant-notify-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes the notify socket this runner's build created. A concurrent `exec` may be
+/// creating its own at the same moment: with more than one new socket, which is ours is
+/// unknown, so none is removed rather than breaking that exec.
+fn remove_own_notify_socket(dir: &Path, before: &[std::ffi::OsString]) {
+    let new: Vec<_> = notify_sockets(dir)
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    if let [own] = new.as_slice() {
+        let _ = std::fs::remove_file(dir.join(own));
     }
 }
