@@ -58,12 +58,30 @@ fn ps(d: &TestDaemon, filter: &str) -> Vec<String> {
 fn passing_probe_makes_healthy_with_ps_status_and_filter() {
     let d = daemon();
     ok(&mut d.docker(&[
-        "run", "-d", "--name", "good", "--health-cmd", "echo ok", "--health-interval",
-        "200ms", "busybox", "sleep", "100",
+        "run",
+        "-d",
+        "--name",
+        "good",
+        "--health-cmd",
+        "echo ok",
+        "--health-interval",
+        "200ms",
+        "busybox",
+        "sleep",
+        "100",
     ]));
     ok(&mut d.berth(&[
-        "run", "-d", "--name", "slow", "--health-cmd", "true", "--health-interval", "1h",
-        "busybox", "sleep", "100",
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1h",
+        "busybox",
+        "sleep",
+        "100",
     ]));
     ok(&mut d.docker(&["run", "-d", "--name", "plain", "busybox", "sleep", "100"]));
 
@@ -95,7 +113,8 @@ fn passing_probe_makes_healthy_with_ps_status_and_filter() {
     assert_eq!(ps(&d, "health=starting"), ["slow"]);
     assert_eq!(ps(&d, "health=none"), ["plain"]);
     assert!(ps(&d, "health=unhealthy").is_empty());
-    let berth_ps = ok(&mut d.berth(&["ps", "--filter", "health=healthy", "--format", "{{.Names}}"]));
+    let berth_ps =
+        ok(&mut d.berth(&["ps", "--filter", "health=healthy", "--format", "{{.Names}}"]));
     assert_eq!(berth_ps.trim(), "good");
     let o = output(&mut d.docker(&["ps", "--filter", "health=bogus"]));
     assert!(!o.status.success());
@@ -110,8 +129,19 @@ fn passing_probe_makes_healthy_with_ps_status_and_filter() {
 fn failing_probe_becomes_unhealthy_after_retries() {
     let d = daemon();
     ok(&mut d.berth(&[
-        "run", "-d", "--name", "bad", "--health-cmd", "echo broken >&2; exit 3",
-        "--health-interval", "200ms", "--health-retries", "2", "busybox", "sleep", "100",
+        "run",
+        "-d",
+        "--name",
+        "bad",
+        "--health-cmd",
+        "echo broken >&2; exit 3",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "100",
     ]));
     let h = wait_status(&d, "bad", "unhealthy", Duration::from_secs(10));
     assert!(h["FailingStreak"].as_i64().unwrap() >= 2, "{h}");
@@ -132,16 +162,43 @@ fn failing_probe_becomes_unhealthy_after_retries() {
     assert_eq!(h["Status"], "unhealthy", "{h}");
     assert_eq!(h["Log"].as_array().unwrap().len(), 5, "{h}");
     assert_eq!(ps(&d, "health=unhealthy"), Vec::<String>::new());
-    let all = ok(&mut d.docker(&["ps", "-a", "--filter", "health=unhealthy", "--format", "{{.Names}}"]));
+    let all = ok(&mut d.docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "health=unhealthy",
+        "--format",
+        "{{.Names}}",
+    ]));
     assert_eq!(all.trim(), "bad");
+    // A restart starts over (starting, no streak) and keeps the earlier results.
+    ok(&mut d.docker(&["start", "bad"]));
+    let h = health(&d, "bad");
+    assert_eq!(h["Log"].as_array().unwrap().len(), 5, "{h}");
+    assert!(
+        h["Log"][0]["Start"].as_str().unwrap().starts_with("20"),
+        "{h}"
+    );
 }
 
 #[test]
 fn hanging_probe_is_killed_at_its_timeout() {
     let d = daemon();
     ok(&mut d.docker(&[
-        "run", "-d", "--name", "hang", "--health-cmd", "sleep 30", "--health-interval",
-        "200ms", "--health-timeout", "300ms", "--health-retries", "1", "busybox", "sleep",
+        "run",
+        "-d",
+        "--name",
+        "hang",
+        "--health-cmd",
+        "sleep 30",
+        "--health-interval",
+        "200ms",
+        "--health-timeout",
+        "300ms",
+        "--health-retries",
+        "1",
+        "busybox",
+        "sleep",
         "100",
     ]));
     let t0 = Instant::now();
@@ -173,10 +230,21 @@ fn image_healthcheck_is_honoured_merged_and_disabled() {
     let d = daemon();
     let tar = busybox_tar().to_string_lossy().into_owned();
     ok(&mut d.docker(&[
-        "import", "-c", "HEALTHCHECK --interval=200ms --retries=4 CMD [\"true\"]", "-c",
-        "CMD [\"sleep\", \"100\"]", &tar, "hc:1",
+        "import",
+        "-c",
+        "HEALTHCHECK --interval=200ms --retries=4 CMD [\"true\"]",
+        "-c",
+        "CMD [\"sleep\", \"100\"]",
+        &tar,
+        "hc:1",
     ]));
-    let img = ok(&mut d.docker(&["image", "inspect", "--format", "{{json .Config.Healthcheck}}", "hc:1"]));
+    let img = ok(&mut d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Healthcheck}}",
+        "hc:1",
+    ]));
     let img: serde_json::Value = serde_json::from_str(img.trim()).unwrap();
     assert_eq!(img["Test"], serde_json::json!(["CMD", "true"]));
     assert_eq!(img["Interval"], 200_000_000);
@@ -185,7 +253,14 @@ fn image_healthcheck_is_honoured_merged_and_disabled() {
     wait_status(&d, "fromimage", "healthy", Duration::from_secs(10));
 
     // Flags given override the image's fields; the rest are inherited.
-    ok(&mut d.berth(&["create", "--name", "merged", "--health-retries", "9", "hc:1"]));
+    ok(&mut d.berth(&[
+        "create",
+        "--name",
+        "merged",
+        "--health-retries",
+        "9",
+        "hc:1",
+    ]));
     let hc: serde_json::Value =
         serde_json::from_str(&inspect(&d, "merged", "{{json .Config.Healthcheck}}")).unwrap();
     assert_eq!(hc["Test"], serde_json::json!(["CMD", "true"]));
@@ -195,7 +270,11 @@ fn image_healthcheck_is_honoured_merged_and_disabled() {
     for cli in ["docker", "berth"] {
         let name = format!("off-{cli}");
         let args = ["run", "-d", "--name", &name, "--no-healthcheck", "hc:1"];
-        ok(&mut if cli == "docker" { d.docker(&args) } else { d.berth(&args) });
+        ok(&mut if cli == "docker" {
+            d.docker(&args)
+        } else {
+            d.berth(&args)
+        });
         assert_eq!(
             inspect(&d, &name, "{{json .Config.Healthcheck.Test}}"),
             "[\"NONE\"]"
@@ -205,28 +284,44 @@ fn image_healthcheck_is_honoured_merged_and_disabled() {
     }
     let o = output(&mut d.berth(&["run", "--no-healthcheck", "--health-cmd", "true", "hc:1"]));
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--no-healthcheck conflicts with --health-* options"));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("--no-healthcheck conflicts with --health-* options"));
 }
 
 #[test]
 fn invalid_healthcheck_settings_are_rejected() {
     let d = daemon();
     let o = output(&mut d.docker(&[
-        "create", "--health-cmd", "true", "--health-interval", "500us", "busybox",
+        "create",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "500us",
+        "busybox",
     ]));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("Interval in Healthcheck cannot be less than 1ms"), "{err}");
+    assert!(
+        err.contains("Interval in Healthcheck cannot be less than 1ms"),
+        "{err}"
+    );
     let o = output(&mut d.berth(&["create", "--health-timeout", "-1s", "busybox"]));
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--health-timeout cannot be negative"));
     let body = r#"{"Image":"busybox","Healthcheck":{"Test":["CMD","true"],"Retries":-2}}"#;
-    let (status, _, resp) =
-        berth_harness::http(&d.socket, "POST", "/containers/create", Some(body.as_bytes()))
-            .unwrap();
+    let (status, _, resp) = berth_harness::http(
+        &d.socket,
+        "POST",
+        "/containers/create",
+        Some(body.as_bytes()),
+    )
+    .unwrap();
     let resp = String::from_utf8_lossy(&resp);
     assert_eq!(status, 400, "{resp}");
-    assert!(resp.contains("Retries in Healthcheck cannot be negative"), "{resp}");
+    assert!(
+        resp.contains("Retries in Healthcheck cannot be negative"),
+        "{resp}"
+    );
     assert_eq!(ok(&mut d.docker(&["ps", "-aq"])).trim(), "");
 }
 
@@ -235,15 +330,29 @@ fn health_state_survives_a_daemon_restart() {
     let mut d = daemon();
     // Healthy while /tmp/ok exists, which the container removes after a few seconds.
     ok(&mut d.docker(&[
-        "run", "-d", "--name", "flip", "--health-cmd", "test -f /tmp/ok", "--health-interval",
-        "200ms", "--health-retries", "1", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "flip",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
         "touch /tmp/ok; sleep 4; rm /tmp/ok; sleep 100",
     ]));
     wait_status(&d, "flip", "healthy", Duration::from_secs(5));
     d.kill9();
     d.restart().unwrap();
     let h = health(&d, "flip");
-    assert!(h["Status"] == "healthy" || h["Status"] == "unhealthy", "{h}");
+    assert!(
+        h["Status"] == "healthy" || h["Status"] == "unhealthy",
+        "{h}"
+    );
     assert!(!h["Log"].as_array().unwrap().is_empty(), "{h}");
     // The restarted daemon hears the shim's next status change.
     wait_status(&d, "flip", "unhealthy", Duration::from_secs(10));
@@ -263,8 +372,17 @@ fn probes_cost_the_daemon_no_cpu() {
     let d = daemon();
     for i in 0..5 {
         ok(&mut d.docker(&[
-            "run", "-d", "--name", &format!("p{i}"), "--health-cmd", "true",
-            "--health-interval", "200ms", "busybox", "sleep", "100",
+            "run",
+            "-d",
+            "--name",
+            &format!("p{i}"),
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "200ms",
+            "busybox",
+            "sleep",
+            "100",
         ]));
     }
     for i in 0..5 {
@@ -278,7 +396,9 @@ fn probes_cost_the_daemon_no_cpu() {
     std::thread::sleep(Duration::from_secs(3));
     let used = (daemon_cpu_ticks(pid) - before) as f64 / hz;
     let share = used / t0.elapsed().as_secs_f64() * 100.0;
-    eprintln!("daemon CPU while 5 containers probe every 200ms: {used:.3}s = {share:.2}% of a core");
+    eprintln!(
+        "daemon CPU while 5 containers probe every 200ms: {used:.3}s = {share:.2}% of a core"
+    );
     assert!(share < 5.0, "daemon used {share:.2}% of a core");
     // The probes did run meanwhile.
     let h = health(&d, "p0");

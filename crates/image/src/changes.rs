@@ -76,9 +76,12 @@ fn healthcheck(rest: &str) -> Result<serde_json::Value, ImageError> {
     let mut rest = rest.trim_start();
     while let Some(opt) = rest.strip_prefix("--") {
         let end = opt.find(char::is_whitespace).unwrap_or(opt.len());
-        let (name, value) = opt[..end]
-            .split_once('=')
-            .ok_or_else(|| invalid(format!("HEALTHCHECK option --{} needs a value", &opt[..end])))?;
+        let (name, value) = opt[..end].split_once('=').ok_or_else(|| {
+            invalid(format!(
+                "HEALTHCHECK option --{} needs a value",
+                &opt[..end]
+            ))
+        })?;
         let key = match name {
             "interval" => "Interval",
             "timeout" => "Timeout",
@@ -280,17 +283,26 @@ mod tests {
         assert!(c.volumes.contains_key("/data"));
         assert_eq!(c.stop_signal, "SIGKILL");
         let mut h = ContainerConfig::default();
-        apply_change(&mut h, "HEALTHCHECK --interval=200ms --retries=2 CMD wget -q localhost")
-            .unwrap();
+        apply_change(
+            &mut h,
+            "HEALTHCHECK --interval=200ms --retries=2 CMD wget -q localhost",
+        )
+        .unwrap();
         assert_eq!(
             h.healthcheck.clone().unwrap(),
             serde_json::json!({"Test": ["CMD-SHELL", "wget -q localhost"],
                                "Interval": 200_000_000, "Retries": 2})
         );
         apply_change(&mut h, r#"HEALTHCHECK CMD ["true"]"#).unwrap();
-        assert_eq!(h.healthcheck.clone().unwrap()["Test"], serde_json::json!(["CMD", "true"]));
+        assert_eq!(
+            h.healthcheck.clone().unwrap()["Test"],
+            serde_json::json!(["CMD", "true"])
+        );
         apply_change(&mut h, "HEALTHCHECK NONE").unwrap();
-        assert_eq!(h.healthcheck.clone().unwrap()["Test"], serde_json::json!(["NONE"]));
+        assert_eq!(
+            h.healthcheck.clone().unwrap()["Test"],
+            serde_json::json!(["NONE"])
+        );
         assert!(apply_change(&mut h, "HEALTHCHECK --interval=1us CMD true").is_err());
         assert!(apply_change(&mut h, "HEALTHCHECK RUN true").is_err());
         let e = apply_change(&mut ContainerConfig::default(), "RUN ls").unwrap_err();

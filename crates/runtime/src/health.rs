@@ -30,6 +30,9 @@ pub struct HealthConfig {
     pub start_period_ns: u64,
     pub start_interval_ns: u64,
     pub retries: u32,
+    /// Results of earlier runs of the container, kept across restarts as dockerd does.
+    #[serde(default)]
+    pub log: Vec<ProbeResult>,
 }
 
 impl HealthConfig {
@@ -126,7 +129,9 @@ pub struct LimitedOutput {
 
 impl LimitedOutput {
     pub fn push(&mut self, data: &[u8]) {
-        let keep = MAX_OUTPUT_LEN.saturating_sub(self.buf.len()).min(data.len());
+        let keep = MAX_OUTPUT_LEN
+            .saturating_sub(self.buf.len())
+            .min(data.len());
         self.buf.extend_from_slice(&data[..keep]);
         if keep < data.len() {
             self.truncated = true;

@@ -123,6 +123,29 @@ pub fn shim_config(rec: &ContainerRecord) -> Option<ShimHealthConfig> {
             Some(r) if r > 0 => u32::try_from(r).unwrap_or(u32::MAX),
             _ => DEFAULT_RETRIES,
         },
+        log: rec
+            .state
+            .health
+            .as_ref()
+            .and_then(|h| h.log.as_ref())
+            .map(|l| l.iter().filter_map(probe_result).collect())
+            .unwrap_or_default(),
+    })
+}
+
+fn date_string(d: &Option<bollard_stubs::models::BollardDate>) -> String {
+    serde_json::to_value(d)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn probe_result(r: &HealthcheckResult) -> Option<ProbeResult> {
+    Some(ProbeResult {
+        start: date_string(&r.start),
+        end: date_string(&r.end),
+        exit_code: r.exit_code?,
+        output: r.output.clone().unwrap_or_default(),
     })
 }
 
@@ -267,9 +290,10 @@ impl Engine {
         let live =
             tokio::time::timeout(LIVE_QUERY_TIMEOUT, shim.connect(json!({"op": "health"}))).await;
         if let Ok(Ok((_, v))) = live {
-            if let (Ok(st), Some(state)) =
-                (serde_json::from_value::<HealthState>(v), resp.state.as_mut())
-            {
+            if let (Ok(st), Some(state)) = (
+                serde_json::from_value::<HealthState>(v),
+                resp.state.as_mut(),
+            ) {
                 state.health = Some(to_api(&st));
             }
         }
@@ -296,7 +320,10 @@ mod tests {
         assert!(validate(Some(&c)).is_ok());
         c.interval = Some(999);
         let e = validate(Some(&c)).unwrap_err().to_string();
-        assert!(e.contains("Interval in Healthcheck cannot be less than 1ms"), "{e}");
+        assert!(
+            e.contains("Interval in Healthcheck cannot be less than 1ms"),
+            "{e}"
+        );
         c.interval = Some(-5);
         assert!(validate(Some(&c)).is_err());
         c.interval = None;

@@ -28,6 +28,7 @@ use super::sys::{close_inherited_fds, set_nonblocking};
 use super::ShimConfig;
 use crate::health::{
     go_duration, HealthConfig, HealthState, HealthStatus, LimitedOutput, ProbeResult,
+    MAX_LOG_ENTRIES,
 };
 
 /// The probe's process description (the container's, with the probe's argv).
@@ -151,12 +152,23 @@ impl Health {
         let data = serde_json::to_vec(&process).map_err(|e| e.to_string())?;
         std::fs::write(&process_file, data)
             .map_err(|e| format!("writing {}: {e}", process_file.display()))?;
+        let earlier: Vec<ProbeResult> = cfg
+            .log
+            .iter()
+            .rev()
+            .take(MAX_LOG_ENTRIES)
+            .rev()
+            .cloned()
+            .collect();
         Ok(Health {
             cfg,
             id: shim.id.clone(),
             runtime_root: shim.runtime_root.clone(),
             process_file,
-            state: HealthState::default(),
+            state: HealthState {
+                log: earlier,
+                ..HealthState::default()
+            },
             container_started: None,
             next_probe: None,
             probe: None,
@@ -306,7 +318,13 @@ impl Health {
             ForkResult::Child => {
                 drop(out_r);
                 drop(st_r);
-                let code = run_probe(&self.id, &self.runtime_root, &self.process_file, out_w, st_w);
+                let code = run_probe(
+                    &self.id,
+                    &self.runtime_root,
+                    &self.process_file,
+                    out_w,
+                    st_w,
+                );
                 // SAFETY: _exit skips the parent's atexit handlers and buffered stdio, which
                 // belong to the shim.
                 unsafe { libc::_exit(code) }
