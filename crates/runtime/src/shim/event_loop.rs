@@ -276,9 +276,11 @@ impl Shim {
                 (a, b) => a.or(b),
             };
             let timeout = match wake {
+                // Rounded up: waking before a probe's deadline would spin until it.
                 Some(d) => d
                     .saturating_duration_since(Instant::now())
-                    .as_millis()
+                    .as_micros()
+                    .div_ceil(1000)
                     .min(i32::MAX as u128) as i32,
                 None => -1,
             };
