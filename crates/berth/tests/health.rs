@@ -404,3 +404,53 @@ fn probes_cost_the_daemon_no_cpu() {
     let h = health(&d, "p0");
     assert_eq!(h["Log"].as_array().unwrap().len(), 5, "{h}");
 }
+
+#[test]
+fn failures_in_the_start_period_do_not_count() {
+    let d = daemon();
+    for (cli, name) in [("docker", "sp-docker"), ("berth", "sp-berth")] {
+        let args = [
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--health-cmd",
+            "exit 1",
+            "--health-interval",
+            "500ms",
+            "--health-start-period",
+            "2s",
+            "--health-start-interval",
+            "100ms",
+            "--health-retries",
+            "1",
+            "busybox",
+            "sleep",
+            "100",
+        ];
+        ok(&mut if cli == "docker" {
+            d.docker(&args)
+        } else {
+            d.berth(&args)
+        });
+    }
+    let t0 = Instant::now();
+    // Probed at the start interval, yet still starting: failures do not count yet.
+    std::thread::sleep(Duration::from_millis(1000));
+    for name in ["sp-docker", "sp-berth"] {
+        let h = health(&d, name);
+        if t0.elapsed() < Duration::from_millis(1800) {
+            assert_eq!(h["Status"], "starting", "{name}: {h}");
+            assert_eq!(h["FailingStreak"], 0, "{name}: {h}");
+        }
+        // More probes than the 500ms interval would allow in a second.
+        assert!(h["Log"].as_array().unwrap().len() >= 3, "{name}: {h}");
+    }
+    // Past the start period the next failure (at the regular interval) makes them unhealthy.
+    for name in ["sp-docker", "sp-berth"] {
+        let h = wait_status(&d, name, "unhealthy", Duration::from_secs(10));
+        // Counted from the end of the start period only.
+        let streak = h["FailingStreak"].as_i64().unwrap();
+        assert!((1..=2).contains(&streak), "{name}: {h}");
+    }
+}
