@@ -347,9 +347,8 @@ mod tests {
         assert_eq!((u.interval, u.retries), (Some(9), Some(7)));
     }
 
-    #[test]
-    fn shim_config_applies_defaults_and_shell() {
-        let mut rec: ContainerRecord = serde_json::from_value(json!({
+    fn record() -> ContainerRecord {
+        serde_json::from_value(json!({
             "id": "a", "name": "n", "created": "2024-01-01T00:00:00Z", "path": "sh",
             "args": [], "config": {}, "host_config": {}, "image_name": "i", "image_id": "",
             "state": {"status": "created", "pid": 0, "exit_code": 0, "oom_killed": false,
@@ -357,7 +356,54 @@ mod tests {
                       "stopped_by_user": false},
             "restart_count": 0, "log_path": "", "log_max_size": 0, "log_max_files": 1
         }))
+        .unwrap()
+    }
+
+    /// Status changes the shim pushes become `health_status: …` events and persisted state;
+    /// pushes that change nothing are neither.
+    #[tokio::test]
+    async fn pushed_changes_emit_events_and_persist() {
+        let dir = std::env::temp_dir().join(format!("berth-health-{}", std::process::id()));
+        let engine = Engine::open(crate::EngineConfig {
+            data_root: dir.join("data"),
+            exec_root: dir.join("run"),
+            self_exe: "/bin/false".into(),
+        })
+        .await
         .unwrap();
+        let mut rec = record();
+        rec.state.status = super::super::Status::Running;
+        rec.config.healthcheck = Some(hc(&["CMD", "true"]));
+        rec.state.health = on_start(&rec);
+        let h = Handle::new(rec);
+        engine.containers.insert(h.clone()).unwrap();
+        let mut st = HealthState::default();
+        engine.apply_health(&h, &st, 0);
+        st.log.push(ProbeResult {
+            start: "2024-01-01T00:00:01Z".into(),
+            end: "2024-01-01T00:00:02Z".into(),
+            exit_code: 0,
+            output: "ok".into(),
+        });
+        st.status = HealthStatus::Healthy;
+        engine.apply_health(&h, &st, 0);
+        engine.apply_health(&h, &st, 0);
+        // A watcher of an earlier run is ignored.
+        st.status = HealthStatus::Unhealthy;
+        engine.apply_health(&h, &st, 7);
+        let (history, _) = engine.events.subscribe();
+        let actions: Vec<&str> = history.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["health_status: healthy"]);
+        assert_eq!(status_str(&h.snapshot()), "healthy");
+        let saved = engine.db.list_containers().unwrap();
+        assert!(saved[0].2.contains("\"healthy\""), "{}", saved[0].2);
+        drop(engine);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn shim_config_applies_defaults_and_shell() {
+        let mut rec = record();
         assert!(shim_config(&rec).is_none());
         rec.config.healthcheck = Some(hc(&["NONE"]));
         assert!(shim_config(&rec).is_none());
