@@ -76,7 +76,7 @@ impl ShimClient {
         s
     }
 
-    async fn connect(&self, req: Value) -> Result<(UnixStream, Value)> {
+    pub(crate) async fn connect(&self, req: Value) -> Result<(UnixStream, Value)> {
         let mut s = self
             .connect_socket()
             .await

@@ -61,9 +61,111 @@ pub fn apply_change(cfg: &mut ContainerConfig, change: &str) -> Result<(), Image
             }
         }
         "STOPSIGNAL" => cfg.stop_signal = one_arg(rest, "STOPSIGNAL")?,
+        "HEALTHCHECK" => cfg.healthcheck = Some(healthcheck(rest)?),
         _ => return Err(bad()),
     }
     Ok(())
+}
+
+/// `HEALTHCHECK [--interval=D --timeout=D --start-period=D --start-interval=D --retries=N]
+/// CMD command` or `HEALTHCHECK NONE`, as the Dockerfile frontend writes it into the image
+/// config (zero fields omitted).
+fn healthcheck(rest: &str) -> Result<serde_json::Value, ImageError> {
+    let invalid = |m: String| ImageError::InvalidArgument(m);
+    let mut hc = serde_json::Map::new();
+    let mut rest = rest.trim_start();
+    while let Some(opt) = rest.strip_prefix("--") {
+        let end = opt.find(char::is_whitespace).unwrap_or(opt.len());
+        let (name, value) = opt[..end].split_once('=').ok_or_else(|| {
+            invalid(format!(
+                "HEALTHCHECK option --{} needs a value",
+                &opt[..end]
+            ))
+        })?;
+        let key = match name {
+            "interval" => "Interval",
+            "timeout" => "Timeout",
+            "start-period" => "StartPeriod",
+            "start-interval" => "StartInterval",
+            "retries" => "Retries",
+            _ => return Err(invalid(format!("Unknown flag: {name}"))),
+        };
+        let n = if key == "Retries" {
+            let r: i64 = value
+                .parse()
+                .map_err(|_| invalid(format!("invalid retries value {value:?}")))?;
+            if r < 0 {
+                return Err(invalid(format!("--retries cannot be negative ({r})")));
+            }
+            r
+        } else {
+            let d = go_duration_ns(value)
+                .ok_or_else(|| invalid(format!("time: invalid duration {value:?}")))?;
+            if d != 0 && d < 1_000_000 {
+                return Err(invalid(format!("{key} {value:?} cannot be less than 1ms")));
+            }
+            d
+        };
+        if n != 0 {
+            hc.insert(key.into(), n.into());
+        }
+        rest = opt[end..].trim_start();
+    }
+    let (kind, cmd) = match rest.split_once(char::is_whitespace) {
+        Some((k, c)) => (k, c.trim()),
+        None => (rest, ""),
+    };
+    let test: Vec<String> = match kind.to_ascii_uppercase().as_str() {
+        "NONE" if cmd.is_empty() => vec!["NONE".into()],
+        "NONE" => return Err(invalid("HEALTHCHECK NONE takes no arguments".into())),
+        "CMD" if cmd.is_empty() => {
+            return Err(invalid("Missing command after HEALTHCHECK CMD".into()))
+        }
+        "CMD" => match serde_json::from_str::<Vec<String>>(cmd) {
+            Ok(v) => std::iter::once("CMD".to_string()).chain(v).collect(),
+            Err(_) => vec!["CMD-SHELL".into(), cmd.to_string()],
+        },
+        _ => {
+            return Err(invalid(format!(
+                "Unknown type {kind:?} in HEALTHCHECK (try CMD)"
+            )))
+        }
+    };
+    hc.insert("Test".into(), serde_json::json!(test));
+    Ok(serde_json::Value::Object(hc))
+}
+
+/// Go's `time.ParseDuration` for non-negative values, in nanoseconds.
+fn go_duration_ns(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..n_end].parse().ok()?;
+        rest = &rest[n_end..];
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        total += n * match &rest[..u_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[u_end..];
+    }
+    Some(total.round() as i64)
 }
 
 /// JSON array form, or the shell form wrapped in `/bin/sh -c`.
@@ -180,6 +282,29 @@ mod tests {
         assert_eq!(c.working_dir, "/app/sub");
         assert!(c.volumes.contains_key("/data"));
         assert_eq!(c.stop_signal, "SIGKILL");
+        let mut h = ContainerConfig::default();
+        apply_change(
+            &mut h,
+            "HEALTHCHECK --interval=200ms --retries=2 CMD wget -q localhost",
+        )
+        .unwrap();
+        assert_eq!(
+            h.healthcheck.clone().unwrap(),
+            serde_json::json!({"Test": ["CMD-SHELL", "wget -q localhost"],
+                               "Interval": 200_000_000, "Retries": 2})
+        );
+        apply_change(&mut h, r#"HEALTHCHECK CMD ["true"]"#).unwrap();
+        assert_eq!(
+            h.healthcheck.clone().unwrap()["Test"],
+            serde_json::json!(["CMD", "true"])
+        );
+        apply_change(&mut h, "HEALTHCHECK NONE").unwrap();
+        assert_eq!(
+            h.healthcheck.clone().unwrap()["Test"],
+            serde_json::json!(["NONE"])
+        );
+        assert!(apply_change(&mut h, "HEALTHCHECK --interval=1us CMD true").is_err());
+        assert!(apply_change(&mut h, "HEALTHCHECK RUN true").is_err());
         let e = apply_change(&mut ContainerConfig::default(), "RUN ls").unwrap_err();
         assert_eq!(e.to_string(), "RUN is not a valid change command");
     }

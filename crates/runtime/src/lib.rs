@@ -8,6 +8,7 @@
 
 pub mod exec_check;
 pub mod exit;
+pub mod health;
 mod inroot;
 pub mod jsonlog;
 pub mod protocol;

@@ -40,6 +40,10 @@ pub enum Request {
     },
     State,
     Wait,
+    /// One-shot: the full health state (`health::HealthState`).
+    Health,
+    /// Kept open: the health state now, then a line per status change.
+    HealthWatch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -107,6 +107,7 @@ impl Fixture {
             tty: o.tty,
             open_stdin: o.open_stdin,
             stdin_once: o.stdin_once,
+            healthcheck: None,
         };
         std::fs::write(
             state_dir.join("shim.json"),

@@ -36,7 +36,7 @@ pub async fn inspect(
     State(engine): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(engine.inspect_container(&id)?))
+    Ok(Json(engine.inspect_container_live(&id).await?))
 }
 
 pub async fn start(

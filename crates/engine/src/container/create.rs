@@ -117,11 +117,7 @@ fn merge_image_config(cfg: &mut ContainerConfig, image: &Value) {
             .and_then(Value::as_str)
             .map(str::to_string);
     }
-    if cfg.healthcheck.is_none() {
-        cfg.healthcheck = image
-            .get("Healthcheck")
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
-    }
+    super::health::merge_image_healthcheck(&mut cfg.healthcheck, image.get("Healthcheck"));
     if cfg.on_build.is_none() {
         cfg.on_build = strings(image.get("OnBuild"));
     }
@@ -270,6 +266,7 @@ impl Engine {
         let (log_max_size, log_max_files) = validate_host_config(&mut hc)?;
 
         let mut cfg = to_container_config(&body);
+        super::health::validate(cfg.healthcheck.as_ref())?;
         merge_image_config(&mut cfg, &image_cfg);
         let mut argv: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
         argv.extend(cfg.cmd.clone().unwrap_or_default());

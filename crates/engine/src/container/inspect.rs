@@ -143,7 +143,7 @@ impl Engine {
                         .map(rfc3339)
                         .unwrap_or_else(|| ZERO_TIME.into()),
                 ),
-                health: None,
+                health: st.health.clone(),
             }),
             image: Some(rec.image_id.clone()),
             resolv_conf_path: Some(path_of("resolv.conf")),
@@ -220,6 +220,9 @@ impl Engine {
                 EngineError::InvalidArgument(format!("invalid filter 'exited={s}'"))
             })?);
         }
+        if let Some(v) = filters.get("health") {
+            super::health::validate_filter(v)?;
+        }
         let all = all || filters.contains_key("status") || filters.contains_key("exited");
         let mut recs: Vec<ContainerRecord> =
             self.containers.all().iter().map(|h| h.snapshot()).collect();
@@ -258,6 +261,7 @@ impl Engine {
             .filter(|r| any("status", &|s| s == r.state.state_str()))
             .filter(|r| any("name", &|s| r.name.contains(s.trim_start_matches('/'))))
             .filter(|r| any("id", &|s| r.id.starts_with(s)))
+            .filter(|r| any("health", &|s| s == super::health::status_str(r)))
             .filter(|r| {
                 let labels = r.config.labels.clone().unwrap_or_default();
                 filters

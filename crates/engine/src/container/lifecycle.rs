@@ -168,6 +168,7 @@ impl Engine {
             tty: rec.tty(),
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             stdin_once: rec.config.stdin_once.unwrap_or(false),
+            healthcheck: super::health::shim_config(rec),
         };
         let cfg_json = serde_json::to_vec(&shim_cfg).map_err(EngineError::internal)?;
         tokio::fs::write(state_dir.join("shim.json"), cfg_json).await?;
@@ -198,6 +199,7 @@ impl Engine {
             r.state.oom_killed = false;
             r.state.error.clear();
             r.state.started_at = Some(Utc::now());
+            r.state.health = super::health::on_start(r);
         });
         self.persist(h)?;
         self.emit_container(&h.snapshot(), "start", &[]);
@@ -219,6 +221,7 @@ impl Engine {
     /// Waits for the shim to report the exit, then records it. Also used after a daemon
     /// restart to re-attach to containers that kept running.
     pub(crate) fn spawn_monitor(self: &Arc<Self>, h: Arc<Handle>) {
+        self.watch_health(h.clone());
         let engine = self.clone();
         tokio::spawn(async move {
             let shim = engine.shim(&h.id);

@@ -6,6 +6,7 @@ pub mod archive;
 pub mod changes;
 pub mod commit;
 pub mod create;
+pub mod health;
 pub mod inspect;
 pub mod lifecycle;
 pub mod record;

@@ -43,6 +43,9 @@ pub struct State {
     /// Frozen by `pause` (running stays true, as dockerd's State).
     #[serde(default)]
     pub paused: bool,
+    /// As of the last health status change; None without a healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<bollard_stubs::models::Health>,
 }
 
 impl Default for State {
@@ -57,6 +60,7 @@ impl Default for State {
             finished_at: None,
             stopped_by_user: false,
             paused: false,
+            health: None,
         }
     }
 }
@@ -134,7 +138,14 @@ impl ContainerRecord {
                 "Up {} (Paused)",
                 ago(now - st.started_at.unwrap_or(now))
             ),
-            Status::Running => format!("Up {}", ago(now - st.started_at.unwrap_or(now))),
+            Status::Running => {
+                let up = format!("Up {}", ago(now - st.started_at.unwrap_or(now)));
+                match super::health::status_str(self) {
+                    "none" => up,
+                    "starting" => format!("{up} (health: starting)"),
+                    s => format!("{up} ({s})"),
+                }
+            }
             Status::Restarting => format!(
                 "Restarting ({}) {} ago",
                 st.exit_code,
@@ -187,6 +198,15 @@ mod tests {
         assert_eq!(r.status_text(now), "Up 3 seconds (Paused)");
         assert_eq!(r.state.state_str(), "paused");
         r.state.paused = false;
+        r.state.health = Some(bollard_stubs::models::Health {
+            status: Some(bollard_stubs::models::HealthStatusEnum::STARTING),
+            ..Default::default()
+        });
+        assert_eq!(r.status_text(now), "Up 3 seconds (health: starting)");
+        r.state.health.as_mut().unwrap().status =
+            Some(bollard_stubs::models::HealthStatusEnum::UNHEALTHY);
+        assert_eq!(r.status_text(now), "Up 3 seconds (unhealthy)");
+        r.state.health = None;
         r.state.status = Status::Exited;
         r.state.exit_code = 137;
         r.state.finished_at = Some(now - chrono::Duration::seconds(125));

@@ -20,6 +20,7 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::health::Health;
 use super::launch::Launched;
 use super::shimlog::ShimLog;
 use super::sys::{monitor_signals, oom_killed, set_winsize};
@@ -58,6 +59,8 @@ enum Kind {
         stderr: bool,
     },
     Wait,
+    /// Receives the health state at each status change.
+    HealthWatch,
     /// One-shot request answered; close once the reply is out.
     Done,
 }
@@ -113,6 +116,7 @@ enum Token {
     Output(usize),
     Stdin,
     Client(usize),
+    Probe,
 }
 
 pub(crate) struct Shim {
@@ -135,6 +139,7 @@ pub(crate) struct Shim {
     clients: Vec<Client>,
     exited: Option<(i32, String)>,
     drain_deadline: Option<Instant>,
+    health: Option<Health>,
 }
 
 impl Shim {
@@ -173,7 +178,13 @@ impl Shim {
                 open: true,
             });
         }
+        let health = cfg.healthcheck.clone().and_then(|hc| {
+            Health::new(hc, &cfg, &state_dir, log.clone())
+                .map_err(|e| log.error(&format!("healthcheck disabled: {e}")))
+                .ok()
+        });
         Ok(Shim {
+            health,
             log,
             container: launched.container,
             pid: launched.pid,
@@ -208,6 +219,12 @@ impl Shim {
                     return self.finalize();
                 }
             }
+            if let Some(h) = &mut self.health {
+                let changed = h.tick(Instant::now());
+                if changed {
+                    self.push_health();
+                }
+            }
             pollfds.clear();
             tokens.clear();
             let mut add = |fd: RawFd, events: libc::c_short, t: Token| {
@@ -230,13 +247,16 @@ impl Shim {
                     add(f.as_raw_fd(), libc::POLLOUT, Token::Stdin);
                 }
             }
+            if let Some(fd) = self.health.as_ref().and_then(Health::output_fd) {
+                add(fd, libc::POLLIN, Token::Probe);
+            }
             let stdin_room = self.stdin_buf.len() < MAX_STDIN_BACKLOG;
             for (j, c) in self.clients.iter().enumerate() {
                 let mut ev = 0;
                 let wants_read = match c.kind {
                     Kind::Request => true,
                     Kind::Attach { .. } => stdin_room,
-                    Kind::Wait => true,
+                    Kind::Wait | Kind::HealthWatch => true,
                     Kind::Done => false,
                 };
                 if c.read_open && wants_read {
@@ -248,10 +268,19 @@ impl Shim {
                 add(c.sock.as_raw_fd(), ev, Token::Client(j));
             }
 
-            let timeout = match self.drain_deadline {
+            let wake = match (
+                self.drain_deadline,
+                self.health.as_ref().and_then(Health::deadline),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = match wake {
+                // Rounded up: waking before a probe's deadline would spin until it.
                 Some(d) => d
                     .saturating_duration_since(Instant::now())
-                    .as_millis()
+                    .as_micros()
+                    .div_ceil(1000)
                     .min(i32::MAX as u128) as i32,
                 None => -1,
             };
@@ -277,6 +306,11 @@ impl Shim {
                     Token::Output(i) => self.read_output(i),
                     Token::Stdin => self.write_stdin(),
                     Token::Client(j) => self.on_client(j, re),
+                    Token::Probe => {
+                        if let Some(h) = &mut self.health {
+                            h.read_output();
+                        }
+                    }
                 }
             }
             self.clients.retain(|c| !c.dead);
@@ -292,7 +326,22 @@ impl Shim {
     /// and, as subreaper, re-parented orphans.
     fn reap(&mut self) {
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            let status = waitpid(None, Some(WaitPidFlag::WNOHANG));
+            let probe_exit = match status {
+                Ok(WaitStatus::Exited(p, code)) => Some((p, code)),
+                Ok(WaitStatus::Signaled(p, sig, _)) => Some((p, 128 + sig as i32)),
+                _ => None,
+            };
+            if let Some((p, code)) = probe_exit {
+                let changed = self.health.as_mut().and_then(|h| h.on_exit(p, code));
+                if let Some(changed) = changed {
+                    if changed {
+                        self.push_health();
+                    }
+                    continue;
+                }
+            }
+            match status {
                 Ok(WaitStatus::Exited(p, code)) if p == self.pid => self.on_init_exit(code),
                 Ok(WaitStatus::Signaled(p, sig, _)) if p == self.pid => {
                     self.on_init_exit(128 + sig as i32)
@@ -312,6 +361,9 @@ impl Shim {
         self.exited = Some((code, now));
         self.status = Status::Exited;
         self.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+        if let Some(h) = &mut self.health {
+            h.stop();
+        }
         self.stdin = None;
         self.stdin_buf.clear();
     }
@@ -550,6 +602,37 @@ impl Shim {
                 self.reply_once(j, &st);
             }
             Request::Wait => self.clients[j].kind = Kind::Wait,
+            Request::Health | Request::HealthWatch => {
+                let watch = matches!(req, Request::HealthWatch);
+                match self.health.as_ref().map(|h| h.state().clone()) {
+                    None => self.reply_once(
+                        j,
+                        &ErrorReply {
+                            error: "container has no healthcheck".into(),
+                        },
+                    ),
+                    Some(st) if watch => {
+                        let c = &mut self.clients[j];
+                        c.kind = Kind::HealthWatch;
+                        c.queue_json(&st);
+                        c.flush();
+                    }
+                    Some(st) => self.reply_once(j, &st),
+                }
+            }
+        }
+    }
+
+    /// Tells the health watchers (the daemon) about a status change.
+    fn push_health(&mut self) {
+        let Some(st) = self.health.as_ref().map(|h| h.state().clone()) else {
+            return;
+        };
+        for c in &mut self.clients {
+            if c.kind == Kind::HealthWatch && !c.dead {
+                c.queue_json(&st);
+                c.flush();
+            }
         }
     }
 
@@ -579,6 +662,9 @@ impl Shim {
             msg
         })?;
         self.status = Status::Running;
+        if let Some(h) = &mut self.health {
+            h.on_container_started(Instant::now());
+        }
         Ok(())
     }
 
@@ -620,9 +706,14 @@ impl Shim {
             }
         }
         let _ = std::fs::remove_file(&self.socket_path);
+        let health = self.health.as_ref().map(|h| h.state().clone());
         for c in &mut self.clients {
             if c.kind == Kind::Wait {
                 c.queue_json(&st);
+            }
+            // The final log and streak, so a stopped container shows its last results.
+            if let (Kind::HealthWatch, Some(h)) = (c.kind, &health) {
+                c.queue_json(h);
             }
             if c.dead || c.out.is_empty() {
                 continue;

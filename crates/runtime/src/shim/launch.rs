@@ -38,7 +38,7 @@ pub(crate) struct Launched {
 
 /// Renders an error with its whole source chain: libcontainer's top-level
 /// messages alone ("invalid input") say little.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -9,6 +9,7 @@
 //! outlives the daemon, which reconnects to `shim.sock` after a restart.
 
 mod event_loop;
+mod health;
 mod launch;
 mod shimlog;
 mod sys;
@@ -45,6 +46,9 @@ pub struct ShimConfig {
     pub tty: bool,
     pub open_stdin: bool,
     pub stdin_once: bool,
+    /// Probes this shim runs inside the container; None without a healthcheck.
+    #[serde(default)]
+    pub healthcheck: Option<crate::health::HealthConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
