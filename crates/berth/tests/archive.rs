@@ -146,6 +146,43 @@ fn symlinks_in_the_container_never_reach_the_host() {
         "run", "-d", "--name", "links", "busybox", "sh", "-c", &script,
     ]));
     std::thread::sleep(std::time::Duration::from_millis(500));
+    // The stat header: Go's mode bits and the link resolved inside the container.
+    let (status, head, _) = http(
+        &d.socket,
+        "HEAD",
+        "/v1.43/containers/links/archive?path=/tmp/rel",
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let b64 = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.eq_ignore_ascii_case("x-docker-container-path-stat")).then(|| v.trim().to_string())
+        })
+        .expect("stat header");
+    use base64::Engine as _;
+    let stat: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stat["name"], "rel");
+    assert_eq!(stat["linkTarget"], hs.as_str());
+    assert_ne!(stat["mode"].as_u64().unwrap() & (1 << 27), 0, "{stat}");
+    let (status, _, body) = http(
+        &d.socket,
+        "GET",
+        "/v1.43/containers/links/archive?path=/nope",
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 404);
+    assert!(
+        String::from_utf8_lossy(&body).contains("Could not find the file /nope in container links")
+    );
     for which in ["docker", "berth"] {
         let c = cli(&d, which);
         let out = host.path().join(format!("out-{which}"));
