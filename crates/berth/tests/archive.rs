@@ -81,7 +81,9 @@ fn cp_files_dirs_contents_and_streams_on_running_and_stopped() {
         let c = cli(&d, which);
         let running = format!("run-{which}");
         let stopped = format!("stopped-{which}");
-        ok(&mut c(&["run", "-d", "--name", &running, "busybox", "sleep", "1000"]));
+        ok(&mut c(&[
+            "run", "-d", "--name", &running, "busybox", "sleep", "1000",
+        ]));
         ok(&mut c(&["create", "--name", &stopped, "busybox", "true"]));
         for ctr in [&running, &stopped] {
             let out = host.path().join(format!("out-{ctr}"));
@@ -140,8 +142,47 @@ fn symlinks_in_the_container_never_reach_the_host() {
     let script = format!(
         "ln -s /etc /tmp/etc-link; ln -s {hs} /tmp/abs; ln -s ../../../../../../../..{hs} /tmp/rel; mkdir -p {hs}; echo inside > {hs}/marker; sleep 1000"
     );
-    ok(&mut d.docker(&["run", "-d", "--name", "links", "busybox", "sh", "-c", &script]));
+    ok(&mut d.docker(&[
+        "run", "-d", "--name", "links", "busybox", "sh", "-c", &script,
+    ]));
     std::thread::sleep(std::time::Duration::from_millis(500));
+    // The stat header: Go's mode bits and the link resolved inside the container.
+    let (status, head, _) = http(
+        &d.socket,
+        "HEAD",
+        "/v1.43/containers/links/archive?path=/tmp/rel",
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let b64 = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.eq_ignore_ascii_case("x-docker-container-path-stat")).then(|| v.trim().to_string())
+        })
+        .expect("stat header");
+    use base64::Engine as _;
+    let stat: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stat["name"], "rel");
+    assert_eq!(stat["linkTarget"], hs.as_str());
+    assert_ne!(stat["mode"].as_u64().unwrap() & (1 << 27), 0, "{stat}");
+    let (status, _, body) = http(
+        &d.socket,
+        "GET",
+        "/v1.43/containers/links/archive?path=/nope",
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 404);
+    assert!(
+        String::from_utf8_lossy(&body).contains("Could not find the file /nope in container links")
+    );
     for which in ["docker", "berth"] {
         let c = cli(&d, which);
         let out = host.path().join(format!("out-{which}"));
@@ -160,11 +201,25 @@ fn symlinks_in_the_container_never_reach_the_host() {
         let f = host.path().join("payload");
         std::fs::write(&f, b"payload").unwrap();
         ok(&mut c(&["cp", &f.to_string_lossy(), "links:/tmp/abs/"]));
-        ok(&mut c(&["cp", &f.to_string_lossy(), "links:/tmp/rel/written"]));
-        assert!(!secret_dir.join("payload").exists(), "{which} wrote to the host");
-        assert!(!secret_dir.join("written").exists(), "{which} wrote to the host");
+        ok(&mut c(&[
+            "cp",
+            &f.to_string_lossy(),
+            "links:/tmp/rel/written",
+        ]));
+        assert!(
+            !secret_dir.join("payload").exists(),
+            "{which} wrote to the host"
+        );
+        assert!(
+            !secret_dir.join("written").exists(),
+            "{which} wrote to the host"
+        );
         assert_eq!(read(&secret_dir.join("marker")), "HOST SECRET");
-        ok(&mut c(&["cp", &format!("links:{hs}/written"), &o("written")]));
+        ok(&mut c(&[
+            "cp",
+            &format!("links:{hs}/written"),
+            &o("written"),
+        ]));
         assert_eq!(read(&out.join("written")), "payload");
     }
 }
@@ -206,7 +261,10 @@ fn hostile_uploads_are_refused_or_confined() {
     // `../` entries: the whole upload is refused, nothing is written.
     let mut t = raw_entry("first", tar::EntryType::Regular, "", b"1");
     let depth = "../".repeat(20);
-    let name = format!("{depth}{}", escape.to_string_lossy().trim_start_matches('/'));
+    let name = format!(
+        "{depth}{}",
+        escape.to_string_lossy().trim_start_matches('/')
+    );
     t.extend(raw_entry(&name, tar::EntryType::Regular, "", b"x"));
     t.extend(&end);
     let (status, _, body) = put(t, "/tmp");
@@ -215,7 +273,12 @@ fn hostile_uploads_are_refused_or_confined() {
     let s = output(&mut d.docker(&["cp", "tt:/tmp/first", "-"]));
     assert!(!s.status.success(), "a refused upload left files behind");
     // A symlink to the host followed by an entry through it.
-    let mut t = raw_entry("evil", tar::EntryType::Symlink, &host.path().to_string_lossy(), b"");
+    let mut t = raw_entry(
+        "evil",
+        tar::EntryType::Symlink,
+        &host.path().to_string_lossy(),
+        b"",
+    );
     t.extend(raw_entry("evil/escaped", tar::EntryType::Regular, "", b"x"));
     t.extend(&end);
     let (status, _, _) = put(t, "/tmp");
@@ -233,14 +296,28 @@ fn hostile_uploads_are_refused_or_confined() {
     assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
     let (status, _, _) = put(one_file_tar("a", b"a"), "/etc/passwd");
     assert_eq!(status, 400);
-    let (status, head, _) = http(&d.socket, "HEAD", "/v1.43/containers/tt/archive?path=/etc/passwd", None).unwrap();
+    let (status, head, _) = http(
+        &d.socket,
+        "HEAD",
+        "/v1.43/containers/tt/archive?path=/etc/passwd",
+        None,
+    )
+    .unwrap();
     assert_eq!(status, 200);
-    assert!(head.to_ascii_lowercase().contains("x-docker-container-path-stat"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-docker-container-path-stat"),
+        "{head}"
+    );
     ok(&mut d.docker(&["create", "--name", "ro", "--read-only", "busybox", "true"]));
     let f = host.path().join("f");
     std::fs::write(&f, b"f").unwrap();
     for which in ["docker", "berth"] {
-        let e = fails(&mut cli(&d, which)(&["cp", &f.to_string_lossy(), "ro:/tmp/"]));
+        let e = fails(&mut cli(&d, which)(&[
+            "cp",
+            &f.to_string_lossy(),
+            "ro:/tmp/",
+        ]));
         assert!(e.contains("marked read-only"), "{which}: {e}");
     }
 }
@@ -249,7 +326,13 @@ fn hostile_uploads_are_refused_or_confined() {
 fn export_diff_and_commit() {
     let d = daemon();
     ok(&mut d.docker(&[
-        "run", "-d", "--name", "ww", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "ww",
+        "busybox",
+        "sh",
+        "-c",
         "echo new > /newfile; rm /bin/vi; echo changed >> /etc/group; sleep 1000",
     ]));
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -257,9 +340,15 @@ fn export_diff_and_commit() {
         let c = cli(&d, which);
         let diff = ok(&mut c(&["diff", "ww"]));
         for line in ["A /newfile", "D /bin/vi", "C /bin", "C /etc/group"] {
-            assert!(diff.lines().any(|l| l == line), "{which}: {line} missing in\n{diff}");
+            assert!(
+                diff.lines().any(|l| l == line),
+                "{which}: {line} missing in\n{diff}"
+            );
         }
-        assert!(!diff.contains("/etc/hosts") && !diff.contains("/dev"), "{which}: {diff}");
+        assert!(
+            !diff.contains("/etc/hosts") && !diff.contains("/dev"),
+            "{which}: {diff}"
+        );
 
         let out = tempfile::tempdir().unwrap();
         let file = out.path().join("w.tar");
@@ -271,7 +360,15 @@ fn export_diff_and_commit() {
 
         let tag = format!("committed-{which}:v1");
         let id = ok(&mut c(&[
-            "commit", "-c", "CMD [\"echo\",\"hi\"]", "-m", "my message", "-a", "me <me@x>", "ww", &tag,
+            "commit",
+            "-c",
+            "CMD [\"echo\",\"hi\"]",
+            "-m",
+            "my message",
+            "-a",
+            "me <me@x>",
+            "ww",
+            &tag,
         ]));
         assert!(id.trim().starts_with("sha256:"), "{which}: {id}");
         let run = ok(&mut c(&["run", "--rm", &tag]));
@@ -279,7 +376,10 @@ fn export_diff_and_commit() {
         let cat = ok(&mut c(&["run", "--rm", &tag, "cat", "/newfile"]));
         assert_eq!(cat, "new\n");
         let gone = output(&mut c(&["run", "--rm", &tag, "ls", "/bin/vi"]));
-        assert!(!gone.status.success(), "{which}: /bin/vi survived the commit");
+        assert!(
+            !gone.status.success(),
+            "{which}: /bin/vi survived the commit"
+        );
         let hist = ok(&mut c(&["history", "--no-trunc", &tag]));
         assert!(hist.contains("my message"), "{which}: {hist}");
         let author = ok(&mut c(&["inspect", "-f", "{{.Author}}", &tag]));

@@ -68,13 +68,15 @@ impl ImageService {
             comment: Some(req.comment).filter(|c| !c.is_empty()),
             empty_layer: false,
         });
-        config
-            .extra
-            .insert("container".into(), serde_json::Value::String(req.container_id));
+        config.extra.insert(
+            "container".into(),
+            serde_json::Value::String(req.container_id),
+        );
         config
             .extra
             .insert("container_config".into(), req.container_config);
-        let bytes = serde_json::to_vec(&config).map_err(ImageError::json("committed image config"))?;
+        let bytes =
+            serde_json::to_vec(&config).map_err(ImageError::json("committed image config"))?;
         let id = self.content().put_bytes(&bytes)?;
         rb.blob(id.clone());
         let mut layers = parent.layers.clone();

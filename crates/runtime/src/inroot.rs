@@ -9,31 +9,13 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
+use rustix::fs::OFlags;
 
 /// Opens `path` (interpreted relative to `rootfs`, even if absolute) with
 /// `flags`, resolving symlinks inside the rootfs.
 pub(crate) fn open_in_root(rootfs: &Path, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
-    let root = openat2(
-        CWD,
-        rootfs,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::empty(),
-    )?;
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
-    Ok(openat2(
-        &root,
-        rel,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )?)
+    let root = berth_store::inroot::open_root(rootfs)?;
+    Ok(berth_store::inroot::open_in_root(&root, path, flags)?)
 }
 
 /// Reads a whole (small) file from inside the rootfs. `Ok(None)` when it

@@ -394,11 +394,9 @@ impl Extractor<'_> {
             Some(FileType::Directory) if !new_is_dir => Err(StoreError::InvalidArchive(format!(
                 "cannot overwrite directory \"{shown}\" with non-directory"
             ))),
-            Some(ft) if ft != FileType::Directory && new_is_dir => {
-                Err(StoreError::InvalidArchive(format!(
-                    "cannot overwrite non-directory \"{shown}\" with directory"
-                )))
-            }
+            Some(ft) if ft != FileType::Directory && new_is_dir => Err(StoreError::InvalidArchive(
+                format!("cannot overwrite non-directory \"{shown}\" with directory"),
+            )),
             _ => Ok(()),
         }
     }

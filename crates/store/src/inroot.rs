@@ -27,9 +27,20 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
 
 /// Opens `path` (absolute or not, always taken relative to `root`) with `flags`; every
 /// symlink and `..` on the way resolves inside `root`.
-pub fn open_in_root(root: impl AsFd, path: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
-    let rel = path.trim_start_matches('/');
-    let rel = if rel.is_empty() { "." } else { rel };
+pub fn open_in_root(
+    root: impl AsFd,
+    path: impl AsRef<Path>,
+    flags: OFlags,
+) -> Result<OwnedFd, Errno> {
+    let mut rel = path.as_ref();
+    while let Ok(r) = rel.strip_prefix("/") {
+        rel = r;
+    }
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     openat2(
         root,
         rel,

@@ -10,12 +10,12 @@ pub mod error;
 mod extract;
 pub mod fixtures;
 pub mod inroot;
-pub mod pack;
-pub mod upper;
-#[cfg(test)]
-mod unpack_tests;
 pub mod layers;
 pub mod overlay;
+pub mod pack;
+#[cfg(test)]
+mod unpack_tests;
+pub mod upper;
 
 pub use blobs::ContentStore;
 pub use compression::Compression;

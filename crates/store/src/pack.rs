@@ -37,7 +37,12 @@ impl<W: Write> Packer<W> {
     /// Adds `name` of directory `dir` (the directory itself for "" or ".") and everything
     /// below it, the top entry named `as_name` in the archive ("." puts the children at the
     /// archive's top level, as dockerd does for `path/.`).
-    pub fn add_tree(&mut self, dir: BorrowedFd<'_>, name: &[u8], as_name: &str) -> Result<(), StoreError> {
+    pub fn add_tree(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        as_name: &str,
+    ) -> Result<(), StoreError> {
         let st = lstat_at(dir, name)?;
         if name.is_empty() || name == b"." {
             // The directory fd may be O_PATH: reopen it readable for the listing.
@@ -99,7 +104,13 @@ impl<W: Write> Packer<W> {
         Ok(())
     }
 
-    fn entry(&mut self, dir: BorrowedFd<'_>, name: &OsStr, path: &str, st: &Stat) -> Result<(), StoreError> {
+    fn entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        path: &str,
+        st: &Stat,
+    ) -> Result<(), StoreError> {
         let ft = FileType::from_raw_mode(st.st_mode);
         match ft {
             FileType::Directory => {
@@ -259,7 +270,13 @@ impl<W: Write> Packer<W> {
     }
 
     /// Appends one entry of `dir` without descending into it (commit walks by itself).
-    pub fn append_one(&mut self, dir: BorrowedFd<'_>, name: &OsStr, path: &str, st: &Stat) -> Result<(), StoreError> {
+    pub fn append_one(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        path: &str,
+        st: &Stat,
+    ) -> Result<(), StoreError> {
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             return self.header_only(st, path, FileType::Directory);
         }
@@ -334,7 +351,10 @@ mod tests {
         let src = open_root(&d).unwrap();
         let mut p = Packer::new(Vec::new());
         p.add_tree(src.as_fd(), b".", ".").unwrap();
-        let n: Vec<String> = names(&p.finish().unwrap()).into_iter().map(|x| x.0).collect();
+        let n: Vec<String> = names(&p.finish().unwrap())
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
         assert_eq!(n, vec!["./", "./a", "./l", "./sub/", "./sub/b"]);
     }
 
@@ -353,7 +373,10 @@ mod tests {
         let mut seen = Vec::new();
         for e in a.entries().unwrap() {
             let e = e.unwrap();
-            let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned());
             seen.push((e.path().unwrap().to_string_lossy().into_owned(), link));
         }
         assert_eq!(seen, vec![("l".to_string(), Some(target)), (long, None)]);

@@ -70,7 +70,12 @@ fn symlink_escapes_and_dotdot_are_refused() {
     let outside = t.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     let link = archive(&[
-        entry("evil", tar::EntryType::Symlink, &outside.to_string_lossy(), b""),
+        entry(
+            "evil",
+            tar::EntryType::Symlink,
+            &outside.to_string_lossy(),
+            b"",
+        ),
         entry("evil/x", tar::EntryType::Regular, "", b"x"),
     ]);
     assert!(unpack(&dest, &link, &UnpackOptions::default()).is_err());

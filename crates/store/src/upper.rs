@@ -54,13 +54,12 @@ fn is_opaque(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
     )
 }
 
+/// The per-entry callback of [`walk`]: (parent dir, name, container path, lstat) -> descend?
+type Visit<'a> = dyn FnMut(BorrowedFd<'_>, &OsStr, &str, &Stat) -> Result<bool, StoreError> + 'a;
+
 /// Calls `f(parent, name, path, stat)` for every entry below `dir`, names sorted, descending
 /// into directories when `f` says so. Only single names are opened, with `O_NOFOLLOW`.
-fn walk(
-    dir: &OwnedFd,
-    prefix: &str,
-    f: &mut dyn FnMut(BorrowedFd<'_>, &OsStr, &str, &Stat) -> Result<bool, StoreError>,
-) -> Result<(), StoreError> {
+fn walk(dir: &OwnedFd, prefix: &str, f: &mut Visit<'_>) -> Result<(), StoreError> {
     let mut names = Vec::new();
     let listing = rustix::fs::openat(
         dir,
@@ -147,7 +146,9 @@ pub fn changes(
         } else {
             match lowers.iter().find_map(|l| lower_stat(l, path)) {
                 None => Some(ChangeKind::Added),
-                Some(old) if is_dir && FileType::from_raw_mode(old.st_mode) == FileType::Directory => {
+                Some(old)
+                    if is_dir && FileType::from_raw_mode(old.st_mode) == FileType::Directory =>
+                {
                     let same_mode = old.st_mode == st.st_mode;
                     let same_time = old.st_mtime == st.st_mtime && old.st_size == st.st_size;
                     if same_mode && (same_time || touched_by_runtime.contains(path)) {
@@ -194,11 +195,7 @@ fn parent_of(path: &str) -> &str {
 
 /// Writes the layer tar of `changes` (from [`changes`]) taken from `upper`: changed entries
 /// and the directories leading to them, whiteouts as `.wh.` entries.
-pub fn write_layer<W: Write>(
-    upper: &Path,
-    changes: &[Change],
-    out: W,
-) -> Result<W, StoreError> {
+pub fn write_layer<W: Write>(upper: &Path, changes: &[Change], out: W) -> Result<W, StoreError> {
     let mut keep: BTreeSet<&str> = BTreeSet::new();
     for c in changes {
         let mut p = c.path.as_str();
@@ -272,7 +269,7 @@ mod tests {
         std::fs::write(upper.join("tmp/new/f"), b"f").unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &upper.join("bin/gone"),
+            upper.join("bin/gone"),
             FileType::CharacterDevice,
             Mode::empty(),
             0,
@@ -280,12 +277,14 @@ mod tests {
         .unwrap();
         let skip = |p: &str| p == "/etc/hosts";
         let c = changes(&upper, &[lower], &skip).unwrap();
-        let shown: Vec<(String, ChangeKind)> =
-            c.iter().map(|c| (c.path.clone(), c.kind)).collect();
+        let shown: Vec<(String, ChangeKind)> = c.iter().map(|c| (c.path.clone(), c.kind)).collect();
         use ChangeKind::*;
         assert!(shown.contains(&("/bin".into(), Modified)), "{shown:?}");
         assert!(shown.contains(&("/bin/gone".into(), Deleted)), "{shown:?}");
-        assert!(shown.contains(&("/etc/passwd".into(), Modified)), "{shown:?}");
+        assert!(
+            shown.contains(&("/etc/passwd".into(), Modified)),
+            "{shown:?}"
+        );
         assert!(shown.contains(&("/tmp".into(), Added)), "{shown:?}");
         assert!(shown.contains(&("/tmp/new/f".into(), Added)), "{shown:?}");
         assert!(!shown.iter().any(|(p, _)| p == "/etc/hosts"), "{shown:?}");

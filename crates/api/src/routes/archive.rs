@@ -45,8 +45,14 @@ pub async fn archive_head(
     Ok((
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (header::HeaderName::from_static("x-docker-container-path-stat"), stat_header(&stat)?),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::HeaderName::from_static("x-docker-container-path-stat"),
+                stat_header(&stat)?,
+            ),
         ],
     )
         .into_response())
@@ -58,12 +64,9 @@ pub async fn archive_get(
     p: Params,
 ) -> ApiResult<Response> {
     let (stat, rx) = engine.archive_get(&id, &required_path(&p)?).await?;
-    let mut resp = (
-        [(header::CONTENT_TYPE, "application/x-tar")],
-        tar_body(rx),
-    )
-        .into_response();
-    resp.headers_mut().insert(PATH_STAT_HEADER, stat_header(&stat)?);
+    let mut resp = ([(header::CONTENT_TYPE, "application/x-tar")], tar_body(rx)).into_response();
+    resp.headers_mut()
+        .insert(PATH_STAT_HEADER, stat_header(&stat)?);
     Ok(resp)
 }
 
@@ -96,11 +99,7 @@ pub async fn changes(
     Ok(Json(engine.container_changes(&id).await?))
 }
 
-pub async fn commit(
-    State(engine): State<AppState>,
-    p: Params,
-    body: Bytes,
-) -> ApiResult<Response> {
+pub async fn commit(State(engine): State<AppState>, p: Params, body: Bytes) -> ApiResult<Response> {
     let config = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {

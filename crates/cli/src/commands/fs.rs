@@ -153,7 +153,10 @@ async fn stat_path(
     let opts = qp::ContainerArchiveInfoOptions {
         path: path.to_string(),
     };
-    match docker.get_container_archive_info(container, Some(opts)).await {
+    match docker
+        .get_container_archive_info(container, Some(opts))
+        .await
+    {
         Ok(s) => Ok(Some(s)),
         Err(e) if http_status(&e) == Some(404) => Ok(None),
         Err(e) => Err(anyhow_api(e)),
@@ -229,7 +232,9 @@ fn extract_local(r: impl Read, dir: &Path, rename: Option<(&str, &str)>) -> Resu
             .components()
             .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
         {
-            return Err(anyhow!("invalid archive entry {raw:?}: outside the destination"));
+            return Err(anyhow!(
+                "invalid archive entry {raw:?}: outside the destination"
+            ));
         }
         let target = dir.join(rel);
         // No component between `dir` and the entry may be a symlink.
@@ -269,7 +274,9 @@ fn extract_local(r: impl Read, dir: &Path, rename: Option<(&str, &str)>) -> Resu
         total += entry.header().size().unwrap_or(0);
         if entry.header().entry_type() == tar::EntryType::Link {
             // Hard links name another entry of the same archive.
-            let Some(t) = entry.link_name()? else { continue };
+            let Some(t) = entry.link_name()? else {
+                continue;
+            };
             let t = t.to_string_lossy().into_owned();
             let t = match rename {
                 Some((old, new)) => rebase(&t, old, new).unwrap_or(t),
@@ -296,10 +303,14 @@ async fn copy_from(
     src: &str,
     dst: &str,
 ) -> Result<Option<(u64, String)>> {
-    let not_found = || status(1, format!("Error response from daemon: Could not find the file {src} in container {container}"));
+    let not_found = || {
+        status(1, format!("Error response from daemon: Could not find the file {src} in container {container}"))
+    };
     let mut src_path = src.to_string();
     let mut rename_to: Option<String> = None;
-    let mut stat = stat_path(docker, container, &src_path).await?.ok_or_else(not_found)?;
+    let mut stat = stat_path(docker, container, &src_path)
+        .await?
+        .ok_or_else(not_found)?;
     if a.follow_link && stat.file_mode & GO_MODE_SYMLINK != 0 {
         let target = if stat.link_target.starts_with('/') {
             stat.link_target.clone()
@@ -308,7 +319,9 @@ async fn copy_from(
         };
         rename_to = Some(base_of(src));
         src_path = target;
-        stat = stat_path(docker, container, &src_path).await?.ok_or_else(not_found)?;
+        stat = stat_path(docker, container, &src_path)
+            .await?
+            .ok_or_else(not_found)?;
     }
     let opts = qp::DownloadFromContainerOptions {
         path: src_path.clone(),
@@ -345,13 +358,22 @@ async fn copy_from(
         ),
         None => {
             if !src_is_dir && asserts_dir(dst) {
-                return Err(status(1, format!("destination directory {dst:?} does not exist")));
+                return Err(status(
+                    1,
+                    format!("destination directory {dst:?} does not exist"),
+                ));
             }
             let parent = parent_of(dst);
             if !Path::new(&parent).is_dir() {
-                return Err(status(1, format!("lstat {parent}: no such file or directory")));
+                return Err(status(
+                    1,
+                    format!("lstat {parent}: no such file or directory"),
+                ));
             }
-            (PathBuf::from(parent), Some((archive_top.clone(), base_of(dst))))
+            (
+                PathBuf::from(parent),
+                Some((archive_top.clone(), base_of(dst))),
+            )
         }
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(16);
@@ -449,7 +471,10 @@ async fn copy_to(
         let (dir, top) = match &dst_stat {
             Some(_) if dst_is_dir => (dst_path.clone(), src_top),
             Some(_) if src_is_dir => {
-                return Err(status(1, "Error response from daemon: cannot copy directory"))
+                return Err(status(
+                    1,
+                    "Error response from daemon: cannot copy directory",
+                ))
             }
             Some(_) => (parent_of(&dst_path), base_of(&dst_path)),
             None => {
@@ -587,14 +612,20 @@ mod tests {
         assert_eq!(rebase("dir/a/b", "dir", "new").as_deref(), Some("new/a/b"));
         assert_eq!(rebase("dirx/a", "dir", "new"), None);
         assert_eq!(rebase("./", ".", "new").as_deref(), Some("new"));
-        assert_eq!(rebase(".hidden", ".", "new").as_deref(), Some("new/.hidden"));
+        assert_eq!(
+            rebase(".hidden", ".", "new").as_deref(),
+            Some("new/.hidden")
+        );
         assert_eq!(rebase("a/b", ".", "new").as_deref(), Some("new/a/b"));
     }
 
     #[test]
     fn references_and_sizes() {
         assert_eq!(split_reference("img:1"), ("img".into(), "1".into()));
-        assert_eq!(split_reference("reg:5000/img"), ("reg:5000/img".into(), "".into()));
+        assert_eq!(
+            split_reference("reg:5000/img"),
+            ("reg:5000/img".into(), "".into())
+        );
         assert_eq!(human_size(512), "512B");
         assert_eq!(human_size(2048), "2.048kB");
     }

@@ -113,7 +113,9 @@ fn not_found(path: &str, rec: &ContainerRecord) -> EngineError {
 fn fs_error(e: Errno, path: &str, rec: &ContainerRecord) -> EngineError {
     match e {
         Errno::NOENT | Errno::NOTDIR => not_found(path, rec),
-        Errno::LOOP => EngineError::InvalidArgument(format!("too many levels of symbolic links: {path}")),
+        Errno::LOOP => {
+            EngineError::InvalidArgument(format!("too many levels of symbolic links: {path}"))
+        }
         e => EngineError::Internal(format!("{path}: {e}")),
     }
 }
@@ -281,7 +283,11 @@ impl Engine {
     }
 
     /// GET /containers/{id}/archive: the stat, and the tar streamed as it is written.
-    pub async fn archive_get(self: &Arc<Self>, key: &str, path: &str) -> Result<(PathStat, TarStream)> {
+    pub async fn archive_get(
+        self: &Arc<Self>,
+        key: &str,
+        path: &str,
+    ) -> Result<(PathStat, TarStream)> {
         let h = self.find_container(key)?;
         let (stat_tx, stat_rx) = oneshot::channel();
         let (tx, rx) = mpsc::channel(8);
@@ -304,7 +310,11 @@ impl Engine {
                         "/" => ".".to_string(),
                         a => base_name(a),
                     };
-                    let as_name = if src.abs.ends_with("/.") { ".".into() } else { as_name };
+                    let as_name = if src.abs.ends_with("/.") {
+                        ".".into()
+                    } else {
+                        as_name
+                    };
                     let mut packer = Packer::new(ChannelWriter {
                         tx,
                         buf: Vec::new(),
@@ -316,7 +326,9 @@ impl Engine {
                 .await;
             if let Err(e) = r {
                 tracing::warn!(error = %e, "archive stream failed");
-                let _ = body_tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                let _ = body_tx
+                    .send(Err(std::io::Error::other(e.to_string())))
+                    .await;
             }
         });
         let stat = stat_rx
@@ -347,7 +359,9 @@ impl Engine {
                 .await;
             if let Err(e) = r {
                 tracing::warn!(error = %e, "export stream failed");
-                let _ = body_tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                let _ = body_tx
+                    .send(Err(std::io::Error::other(e.to_string())))
+                    .await;
             }
         });
         self.emit_container(&h.snapshot(), "export", &[]);
@@ -378,20 +392,22 @@ impl Engine {
         let mut spool = tokio::fs::File::from_std(file);
         let mut body = body;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| EngineError::InvalidArgument(format!("reading upload: {e}")))?;
+            let chunk =
+                chunk.map_err(|e| EngineError::InvalidArgument(format!("reading upload: {e}")))?;
             tokio::io::AsyncWriteExt::write_all(&mut spool, &chunk).await?;
         }
         tokio::io::AsyncWriteExt::flush(&mut spool).await?;
         let mut file = spool.into_std().await;
         self.with_rootfs(&h, move |root, root_path, rec| {
-            let dir = open_in_root(root, &req.path, OFlags::RDONLY | OFlags::DIRECTORY).map_err(
-                |e| match e {
-                    Errno::NOTDIR => {
-                        EngineError::InvalidArgument("extraction point is not a directory".into())
+            let dir =
+                open_in_root(root, &req.path, OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| {
+                    match e {
+                        Errno::NOTDIR => EngineError::InvalidArgument(
+                            "extraction point is not a directory".into(),
+                        ),
+                        e => fs_error(e, &req.path, rec),
                     }
-                    e => fs_error(e, &req.path, rec),
-                },
-            )?;
+                })?;
             let chown = if req.copy_uid_gid {
                 container_owner(root_path, rec)?
             } else {
@@ -410,10 +426,12 @@ impl Engine {
                 chown,
                 allow_devices: berth_store::ExtractOptions::default().allow_devices,
             };
-            berth_store::unpack_into(&mut tar::Archive::new(stream), dir, &opts).map_err(|e| match e {
-                berth_store::StoreError::Io(e) => EngineError::Internal(e.to_string()),
-                e => bad(e),
-            })
+            berth_store::unpack_into(&mut tar::Archive::new(stream), dir, &opts).map_err(
+                |e| match e {
+                    berth_store::StoreError::Io(e) => EngineError::Internal(e.to_string()),
+                    e => bad(e),
+                },
+            )
         })
         .await?;
         self.emit_container(&h.snapshot(), "extract-to-dir", &[]);

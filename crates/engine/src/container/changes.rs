@@ -30,7 +30,11 @@ impl Engine {
         let upper = self.container_dir(id).join("upper");
         tokio::task::spawn_blocking(move || -> Result<Vec<Change>> {
             let lowers = images.layer_dirs(&image)?;
-            Ok(berth_store::upper::changes(&upper, &lowers, &runtime_artefact)?)
+            Ok(berth_store::upper::changes(
+                &upper,
+                &lowers,
+                &runtime_artefact,
+            )?)
         })
         .await
         .map_err(EngineError::internal)?

@@ -29,7 +29,9 @@ fn merge(user: &mut ContainerConfig, from: &ContainerConfig) {
         user.user = from.user.clone();
     }
     for (k, v) in &from.exposed_ports {
-        user.exposed_ports.entry(k.clone()).or_insert_with(|| v.clone());
+        user.exposed_ports
+            .entry(k.clone())
+            .or_insert_with(|| v.clone());
     }
     if user.env.is_empty() {
         user.env = from.env.clone();
