@@ -130,10 +130,9 @@ impl ContainerRecord {
     pub fn status_text(&self, now: DateTime<Utc>) -> String {
         let st = &self.state;
         match st.status {
-            Status::Running if st.paused => format!(
-                "Up {} (Paused)",
-                ago(now - st.started_at.unwrap_or(now))
-            ),
+            Status::Running if st.paused => {
+                format!("Up {} (Paused)", ago(now - st.started_at.unwrap_or(now)))
+            }
             Status::Running => format!("Up {}", ago(now - st.started_at.unwrap_or(now))),
             Status::Restarting => format!(
                 "Restarting ({}) {} ago",
