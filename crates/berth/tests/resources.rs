@@ -237,6 +237,16 @@ fn top_default_and_custom_args() {
         "-c",
         "sleep 1000 & sleep 1001 & wait",
     ]));
+    // The shell's children show as `sh` until they have exec'd sleep.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ok(&mut d.docker(&["top", "tp", "-o", "pid,args"]));
+        if out.contains("sleep 1000\n") && out.contains("sleep 1001\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sleeps never started: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     for (cli, mut cmd) in [
         ("docker", d.docker(&["top", "tp"])),
         ("berth", d.berth(&["top", "tp"])),
