@@ -80,15 +80,33 @@ fn percent(s: &str) -> f64 {
 fn stats_under_load_and_streaming() {
     let d = daemon();
     ok(&mut d.docker(&[
-        "run", "-d", "--name", "busy", "-m", "64m", "busybox", "sh", "-c", "while :; do :; done",
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
     ]));
     ok(&mut d.docker(&["create", "--name", "idle", "busybox", "true"]));
     for (cli, mut cmd) in [
-        ("docker", d.docker(&["stats", "--no-stream", "--format", "{{json .}}", "busy"])),
-        ("berth", d.berth(&["stats", "--no-stream", "--format", "{{json .}}", "busy"])),
+        (
+            "docker",
+            d.docker(&["stats", "--no-stream", "--format", "{{json .}}", "busy"]),
+        ),
+        (
+            "berth",
+            d.berth(&["stats", "--no-stream", "--format", "{{json .}}", "busy"]),
+        ),
     ] {
         let row: Value = serde_json::from_str(ok(&mut cmd).trim()).unwrap();
-        assert!(percent(row["CPUPerc"].as_str().unwrap()) > 0.0, "{cli}: {row}");
+        assert!(
+            percent(row["CPUPerc"].as_str().unwrap()) > 0.0,
+            "{cli}: {row}"
+        );
         assert!(
             row["MemUsage"].as_str().unwrap().ends_with("/ 64MiB"),
             "{cli}: {row}"
@@ -97,14 +115,20 @@ fn stats_under_load_and_streaming() {
         assert_eq!(row["ID"].as_str().unwrap().len(), 12, "{cli}");
     }
     // The default table of both CLIs.
-    for mut cmd in [d.docker(&["stats", "--no-stream"]), d.berth(&["stats", "--no-stream"])] {
+    for mut cmd in [
+        d.docker(&["stats", "--no-stream"]),
+        d.berth(&["stats", "--no-stream"]),
+    ] {
         let out = ok(&mut cmd);
         assert!(
             out.starts_with("CONTAINER ID   NAME      CPU %     MEM USAGE / LIMIT   MEM %"),
             "{out}"
         );
         assert!(out.contains("busy"), "{out}");
-        assert!(!out.contains("idle"), "stopped containers only with -a: {out}");
+        assert!(
+            !out.contains("idle"),
+            "stopped containers only with -a: {out}"
+        );
     }
     let out = ok(&mut d.berth(&["stats", "--no-stream", "-a", "--no-trunc"]));
     assert!(out.contains("idle"), "{out}");
@@ -115,7 +139,12 @@ fn stats_under_load_and_streaming() {
     let f = &frames[1];
     assert_eq!(f["name"], "/busy");
     assert_eq!(f["memory_stats"]["limit"], 64 * MB);
-    assert!(f["precpu_stats"]["cpu_usage"]["total_usage"].as_u64().unwrap() > 0);
+    assert!(
+        f["precpu_stats"]["cpu_usage"]["total_usage"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert!(
         f["cpu_stats"]["cpu_usage"]["total_usage"].as_u64()
             > f["precpu_stats"]["cpu_usage"]["total_usage"].as_u64()
@@ -126,7 +155,13 @@ fn stats_under_load_and_streaming() {
     assert_ne!(f["preread"], "0001-01-01T00:00:00Z");
 
     // stream=false carries a sample from about a second earlier; one-shot has none.
-    let (code, _, body) = http(&d.socket, "GET", "/containers/busy/stats?stream=false", None).unwrap();
+    let (code, _, body) = http(
+        &d.socket,
+        "GET",
+        "/containers/busy/stats?stream=false",
+        None,
+    )
+    .unwrap();
     assert_eq!(code, 200);
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert!(v["precpu_stats"]["system_cpu_usage"].as_u64().unwrap() > 0);
@@ -150,20 +185,36 @@ fn stats_under_load_and_streaming() {
     assert_eq!(code, 400);
 
     // A stopped container: dockerd's zeroed frame.
-    let (code, _, body) = http(&d.socket, "GET", "/containers/idle/stats?stream=false", None).unwrap();
+    let (code, _, body) = http(
+        &d.socket,
+        "GET",
+        "/containers/idle/stats?stream=false",
+        None,
+    )
+    .unwrap();
     assert_eq!(code, 200);
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["name"], "/idle");
     assert_eq!(v["read"], "0001-01-01T00:00:00Z");
     assert_eq!(v["cpu_stats"]["cpu_usage"]["total_usage"], 0);
-    let (code, _, _) = http(&d.socket, "GET", "/containers/nope/stats?stream=false", None).unwrap();
+    let (code, _, _) = http(
+        &d.socket,
+        "GET",
+        "/containers/nope/stats?stream=false",
+        None,
+    )
+    .unwrap();
     assert_eq!(code, 404);
 
     // The stream ends when the container stops.
     let started = Instant::now();
     let mut s = UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "GET /containers/busy/stats HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /containers/busy/stats HTTP/1.0\r\nHost: localhost\r\n\r\n"
+    )
+    .unwrap();
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
@@ -177,16 +228,43 @@ fn stats_under_load_and_streaming() {
 fn top_default_and_custom_args() {
     let d = daemon();
     ok(&mut d.docker(&[
-        "run", "-d", "--name", "tp", "busybox", "sh", "-c", "sleep 1000 & sleep 1001 & wait",
+        "run",
+        "-d",
+        "--name",
+        "tp",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1000 & sleep 1001 & wait",
     ]));
-    for (cli, mut cmd) in [("docker", d.docker(&["top", "tp"])), ("berth", d.berth(&["top", "tp"]))] {
+    // The shell's children show as `sh` until they have exec'd sleep.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ok(&mut d.docker(&["top", "tp", "-o", "pid,args"]));
+        if out.contains("sleep 1000\n") && out.contains("sleep 1001\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sleeps never started: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (cli, mut cmd) in [
+        ("docker", d.docker(&["top", "tp"])),
+        ("berth", d.berth(&["top", "tp"])),
+    ] {
         let out = ok(&mut cmd);
         let mut lines = out.lines();
         let titles: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-        assert_eq!(titles, ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "{cli}");
+        assert_eq!(
+            titles,
+            ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+            "{cli}"
+        );
         let rows: Vec<&str> = lines.collect();
         assert_eq!(rows.len(), 3, "{cli}: {out}");
-        assert!(out.contains("sh -c sleep 1000 & sleep 1001 & wait"), "{cli}: {out}");
+        assert!(
+            out.contains("sh -c sleep 1000 & sleep 1001 & wait"),
+            "{cli}: {out}"
+        );
         assert!(out.contains("sleep 1000\n"), "{cli}: {out}");
         assert!(out.contains("sleep 1001"), "{cli}: {out}");
     }
@@ -197,7 +275,12 @@ fn top_default_and_custom_args() {
         let out = ok(&mut cmd);
         assert!(out.starts_with("PID "), "{cli}: {out}");
         assert_eq!(out.lines().count(), 4, "{cli}: {out}");
-        assert!(out.lines().skip(1).all(|l| l.ends_with("sh") || l.ends_with("sleep")), "{out}");
+        assert!(
+            out.lines()
+                .skip(1)
+                .all(|l| l.ends_with("sh") || l.ends_with("sleep")),
+            "{out}"
+        );
     }
     let (code, _, body) = http(&d.socket, "GET", "/containers/tp/top?ps_args=aux", None).unwrap();
     assert_eq!(code, 200);
@@ -208,7 +291,11 @@ fn top_default_and_custom_args() {
     // ps's own error comes back as the daemon's.
     let o = output(&mut d.docker(&["top", "tp", "--no-such-ps-option"]));
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("Error response from daemon: ps:"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Error response from daemon: ps:"),
+        "{}",
+        stderr(&o)
+    );
 
     ok(&mut d.docker(&["create", "--name", "stopped", "busybox", "true"]));
     for mut cmd in [d.docker(&["top", "stopped"]), d.berth(&["top", "stopped"])] {
@@ -226,32 +313,73 @@ fn log_lines(d: &TestDaemon, name: &str) -> usize {
 fn pause_freezes_and_unpause_resumes() {
     let d = daemon();
     ok(&mut d.docker(&[
-        "run", "-d", "--name", "counter", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "busybox",
+        "sh",
+        "-c",
         "i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done",
     ]));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(ok(&mut d.docker(&["pause", "counter"])).trim(), "counter");
-    assert_eq!(inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}"), "paused true true");
-    let ps = ok(&mut d.berth(&["ps", "--filter", "status=paused", "--format", "{{.Names}} {{.Status}}"]));
-    assert!(ps.trim().starts_with("counter Up") && ps.trim().ends_with("(Paused)"), "{ps}");
+    assert_eq!(
+        inspect(
+            &d,
+            "counter",
+            "{{.State.Status}} {{.State.Paused}} {{.State.Running}}"
+        ),
+        "paused true true"
+    );
+    let ps = ok(&mut d.berth(&[
+        "ps",
+        "--filter",
+        "status=paused",
+        "--format",
+        "{{.Names}} {{.Status}}",
+    ]));
+    assert!(
+        ps.trim().starts_with("counter Up") && ps.trim().ends_with("(Paused)"),
+        "{ps}"
+    );
     let running = ok(&mut d.docker(&["ps", "-q", "--filter", "status=running"]));
-    assert!(running.trim().is_empty(), "a paused container is not 'running' to the filter");
+    assert!(
+        running.trim().is_empty(),
+        "a paused container is not 'running' to the filter"
+    );
     std::thread::sleep(Duration::from_millis(300));
     let frozen = log_lines(&d, "counter");
     std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(log_lines(&d, "counter"), frozen, "the counter advanced while paused");
+    assert_eq!(
+        log_lines(&d, "counter"),
+        frozen,
+        "the counter advanced while paused"
+    );
 
     // Errors, with Docker's messages and exit code 1.
-    for mut cmd in [d.docker(&["pause", "counter"]), d.berth(&["pause", "counter"])] {
+    for mut cmd in [
+        d.docker(&["pause", "counter"]),
+        d.berth(&["pause", "counter"]),
+    ] {
         let o = output(&mut cmd);
         assert_eq!(o.status.code(), Some(1));
         assert!(stderr(&o).contains("is already paused"), "{}", stderr(&o));
     }
     assert_eq!(ok(&mut d.berth(&["unpause", "counter"])).trim(), "counter");
-    assert_eq!(inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}}"), "running false");
+    assert_eq!(
+        inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}}"),
+        "running false"
+    );
     std::thread::sleep(Duration::from_millis(800));
-    assert!(log_lines(&d, "counter") > frozen, "the counter did not resume");
-    for mut cmd in [d.docker(&["unpause", "counter"]), d.berth(&["unpause", "counter"])] {
+    assert!(
+        log_lines(&d, "counter") > frozen,
+        "the counter did not resume"
+    );
+    for mut cmd in [
+        d.docker(&["unpause", "counter"]),
+        d.berth(&["unpause", "counter"]),
+    ] {
         let o = output(&mut cmd);
         assert_eq!(o.status.code(), Some(1));
         assert!(stderr(&o).contains("is not paused"), "{}", stderr(&o));
@@ -263,7 +391,10 @@ fn pause_freezes_and_unpause_resumes() {
     // A paused container can still be stopped and killed.
     ok(&mut d.berth(&["pause", "counter"]));
     ok(&mut d.docker(&["stop", "-t", "1", "counter"]));
-    assert_eq!(inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}}"), "exited false");
+    assert_eq!(
+        inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}}"),
+        "exited false"
+    );
     ok(&mut d.docker(&["start", "counter"]));
     ok(&mut d.docker(&["pause", "counter"]));
     ok(&mut d.berth(&["kill", "counter"]));
@@ -277,7 +408,17 @@ fn pause_freezes_and_unpause_resumes() {
 fn update_limits_live_and_persisted() {
     let d = daemon();
     let id = ok(&mut d.docker(&[
-        "run", "-d", "--name", "up", "-m", "64m", "--pids-limit", "50", "busybox", "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sleep",
+        "1000",
     ]))
     .trim()
     .to_string();
@@ -286,11 +427,25 @@ fn update_limits_live_and_persisted() {
     assert_eq!(read_trim(&mem_file), (64 * MB).to_string());
 
     assert_eq!(
-        ok(&mut d.docker(&["update", "--memory", "128m", "--memory-swap", "256m", "--pids-limit", "100", "up"])).trim(),
+        ok(&mut d.docker(&[
+            "update",
+            "--memory",
+            "128m",
+            "--memory-swap",
+            "256m",
+            "--pids-limit",
+            "100",
+            "up"
+        ]))
+        .trim(),
         "up"
     );
     assert_eq!(
-        inspect(&d, "up", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}}"),
+        inspect(
+            &d,
+            "up",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}}"
+        ),
         format!("{} {} 100", 128 * MB, 256 * MB)
     );
     assert_eq!(read_trim(&mem_file), (128 * MB).to_string());
@@ -299,7 +454,11 @@ fn update_limits_live_and_persisted() {
     ok(&mut d.berth(&["update", "--pids-limit", "70", "--cpu-shares", "512", "up"]));
     assert_eq!(read_trim(&pids_file), "70");
     assert_eq!(
-        inspect(&d, "up", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.CpuShares}}"),
+        inspect(
+            &d,
+            "up",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.CpuShares}}"
+        ),
         format!("{} 70 512", 128 * MB),
         "fields absent from the update keep their values"
     );
@@ -312,20 +471,47 @@ fn update_limits_live_and_persisted() {
     ] {
         let o = output(&mut cmd);
         assert_eq!(o.status.code(), Some(1));
-        assert!(stderr(&o).contains("Minimum memory limit allowed is 6MB"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("Minimum memory limit allowed is 6MB"),
+            "{}",
+            stderr(&o)
+        );
     }
     let o = output(&mut d.docker(&["update", "--memory", "300m", "--memory-swap", "200m", "up"]));
-    assert!(stderr(&o).contains("Minimum memoryswap limit should be larger than memory limit"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Minimum memoryswap limit should be larger than memory limit"),
+        "{}",
+        stderr(&o)
+    );
     let o = output(&mut d.docker(&["update", "--memory", "512m", "up"]));
-    assert!(stderr(&o).contains("update the memoryswap at the same time"), "{}", stderr(&o));
-    let (code, _, body) = http(&d.socket, "POST", "/containers/up/update", Some(br#"{"Memory":-5}"#)).unwrap();
+    assert!(
+        stderr(&o).contains("update the memoryswap at the same time"),
+        "{}",
+        stderr(&o)
+    );
+    let (code, _, body) = http(
+        &d.socket,
+        "POST",
+        "/containers/up/update",
+        Some(br#"{"Memory":-5}"#),
+    )
+    .unwrap();
     assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
     assert_eq!(inspect(&d, "up", "{{json .HostConfig}}"), before);
     assert_eq!(read_trim(&mem_file), (128 * MB).to_string());
     assert_eq!(read_trim(&pids_file), "70");
-    let (code, _, body) = http(&d.socket, "POST", "/containers/up/update", Some(br#"{"PidsLimit":60}"#)).unwrap();
+    let (code, _, body) = http(
+        &d.socket,
+        "POST",
+        "/containers/up/update",
+        Some(br#"{"PidsLimit":60}"#),
+    )
+    .unwrap();
     assert_eq!(code, 200);
-    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["Warnings"], serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["Warnings"],
+        serde_json::json!([])
+    );
 
     // A stopped container's update applies at its next start.
     ok(&mut d.docker(&["kill", "up"]));
@@ -337,23 +523,48 @@ fn update_limits_live_and_persisted() {
 #[test]
 fn update_restart_policy_applies_to_running_container() {
     let d = daemon();
-    ok(&mut d.docker(&["run", "-d", "--name", "flaky", "busybox", "sh", "-c", "sleep 2; exit 3"]));
+    ok(&mut d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 2; exit 3",
+    ]));
     ok(&mut d.berth(&["update", "--restart", "on-failure:2", "flaky"]));
     assert_eq!(
-        inspect(&d, "flaky", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"),
+        inspect(
+            &d,
+            "flaky",
+            "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
         "on-failure 2"
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     while inspect(&d, "flaky", "{{.RestartCount}}") == "0" {
-        assert!(Instant::now() < deadline, "the updated restart policy was not applied");
+        assert!(
+            Instant::now() < deadline,
+            "the updated restart policy was not applied"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     ok(&mut d.docker(&["update", "--restart", "no", "flaky"]));
-    assert_eq!(inspect(&d, "flaky", "{{.HostConfig.RestartPolicy.Name}}"), "no");
+    assert_eq!(
+        inspect(&d, "flaky", "{{.HostConfig.RestartPolicy.Name}}"),
+        "no"
+    );
 
     // --rm containers cannot get a restart policy.
-    ok(&mut d.docker(&["run", "-d", "--rm", "--name", "gone", "busybox", "sleep", "100"]));
+    ok(&mut d.docker(&[
+        "run", "-d", "--rm", "--name", "gone", "busybox", "sleep", "100",
+    ]));
     let o = output(&mut d.docker(&["update", "--restart", "always", "gone"]));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("AutoRemove is enabled"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("AutoRemove is enabled"),
+        "{}",
+        stderr(&o)
+    );
 }

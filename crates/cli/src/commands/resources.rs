@@ -125,12 +125,12 @@ pub fn stats_row(container: &str, s: &ContainerStatsResponse, trunc: bool) -> Va
         .trim_start_matches('/')
         .to_string();
     let mem = mem_usage(s);
-    let limit = s
-        .memory_stats
-        .as_ref()
-        .and_then(|m| m.limit)
-        .unwrap_or(0) as f64;
-    let mem_perc = if limit > 0.0 { mem / limit * 100.0 } else { 0.0 };
+    let limit = s.memory_stats.as_ref().and_then(|m| m.limit).unwrap_or(0) as f64;
+    let mem_perc = if limit > 0.0 {
+        mem / limit * 100.0
+    } else {
+        0.0
+    };
     let ((rx, tx), (r, w)) = io_totals(s);
     let pids = s.pids_stats.as_ref().and_then(|p| p.current).unwrap_or(0);
     json!({
@@ -228,8 +228,14 @@ pub async fn cmd_stats(docker: &Docker, a: StatsArgs) -> Result<i32> {
         let mut entries: Vec<(&String, &Entry)> = b.iter().collect();
         entries.sort_by_key(|(_, e)| e.seq);
         let rows: Vec<Value> = entries.iter().filter_map(|(_, e)| e.row.clone()).collect();
-        let errors = entries.iter().filter_map(|(_, e)| e.error.clone()).collect();
-        Ok((output::render_list(&format, &rows, &stats_headers())?, errors))
+        let errors = entries
+            .iter()
+            .filter_map(|(_, e)| e.error.clone())
+            .collect();
+        Ok((
+            output::render_list(&format, &rows, &stats_headers())?,
+            errors,
+        ))
     };
     if !stream {
         // Every container answers once (two samples a second apart on the server).
@@ -256,7 +262,7 @@ pub async fn cmd_stats(docker: &Docker, a: StatsArgs) -> Result<i32> {
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         ticks += 1;
-        if !named && ticks % 2 == 0 {
+        if !named && ticks.is_multiple_of(2) {
             // Pick up containers started meanwhile and drop those gone.
             if let Ok(ids) = running_ids(docker, a.all).await {
                 let known: Vec<String> = board_lock(&board).keys().cloned().collect();
@@ -283,7 +289,11 @@ pub async fn cmd_stats(docker: &Docker, a: StatsArgs) -> Result<i32> {
 pub struct TopArgs {
     pub container: String,
     /// Options passed to ps
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ps OPTIONS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ps OPTIONS"
+    )]
     pub ps_args: Vec<String>,
 }
 
@@ -318,7 +328,10 @@ pub struct PauseArgs {
     pub containers: Vec<String>,
 }
 
-async fn each(names: &[String], op: impl Fn(String) -> futures_util::future::BoxFuture<'static, Result<(), bollard::errors::Error>>) -> i32 {
+async fn each(
+    names: &[String],
+    op: impl Fn(String) -> futures_util::future::BoxFuture<'static, Result<(), bollard::errors::Error>>,
+) -> i32 {
     let results = futures_util::future::join_all(names.iter().map(|n| op(n.clone()))).await;
     let mut failed = false;
     for (n, r) in names.iter().zip(results) {

@@ -386,8 +386,8 @@ impl Engine {
         let mut exits = h.exits.subscribe();
         exits.borrow_and_update();
         let stop_signal = h.snapshot().config.stop_signal.filter(|s| !s.is_empty());
-        let stopping = sig == libc::SIGKILL
-            || Some(sig) == stop_signal.as_deref().and_then(signals::parse);
+        let stopping =
+            sig == libc::SIGKILL || Some(sig) == stop_signal.as_deref().and_then(signals::parse);
         if stopping {
             h.update(|r| r.state.stopped_by_user = true);
         }

@@ -11,8 +11,13 @@ const ROOT: &str = "/sys/fs/cgroup";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cgroup {
     /// `root` is the cgroupfs mount; `rel` the container's path below each controller.
-    V1 { root: PathBuf, rel: String },
-    V2 { dir: PathBuf },
+    V1 {
+        root: PathBuf,
+        rel: String,
+    },
+    V2 {
+        dir: PathBuf,
+    },
 }
 
 /// Whether the host mounts the unified hierarchy at the cgroup root (pure v2).
@@ -63,7 +68,10 @@ impl Cgroup {
     pub fn write(&self, controller: &str, name: &str, value: &str) -> io::Result<()> {
         let path = self.file(controller, name);
         std::fs::write(&path, value).map_err(|e| {
-            io::Error::new(e.kind(), format!("writing {value:?} to {}: {e}", path.display()))
+            io::Error::new(
+                e.kind(),
+                format!("writing {value:?} to {}: {e}", path.display()),
+            )
         })
     }
 

@@ -45,7 +45,11 @@ fn set(cg: &Cgroup, frozen: bool) -> io::Result<()> {
         if cg.is_v2() {
             cg.write("", "cgroup.freeze", if frozen { "1" } else { "0" })
         } else {
-            cg.write("freezer", "freezer.state", if frozen { "FROZEN" } else { "THAWED" })
+            cg.write(
+                "freezer",
+                "freezer.state",
+                if frozen { "FROZEN" } else { "THAWED" },
+            )
         }
     };
     let deadline = Instant::now() + SETTLE;

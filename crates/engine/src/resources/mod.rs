@@ -128,11 +128,9 @@ impl Engine {
     /// signal is delivered (as dockerd does for kill and stop).
     pub(crate) async fn thaw(&self, h: &Handle) -> Result<()> {
         let cg = Cgroup::for_container(&h.id);
-        blocking(move || freezer::thaw(&cg))
-            .await?
-            .map_err(|e| {
-                EngineError::Internal(format!("Cannot unpause container {}: {e}", h.id))
-            })?;
+        blocking(move || freezer::thaw(&cg)).await?.map_err(|e| {
+            EngineError::Internal(format!("Cannot unpause container {}: {e}", h.id))
+        })?;
         let rec = h.update(|r| {
             r.state.paused = false;
             r.clone()
@@ -155,11 +153,17 @@ impl Engine {
     /// `POST /containers/{id}/update`: merges the body into HostConfig, writes the limits
     /// into the live cgroup of a running container, then persists. Nothing changes when the
     /// body is invalid or the cgroup refuses a value.
-    pub async fn update_container(&self, key: &str, body: ContainerUpdateBody) -> Result<Vec<String>> {
+    pub async fn update_container(
+        &self,
+        key: &str,
+        body: ContainerUpdateBody,
+    ) -> Result<Vec<String>> {
         let h = self.containers.find(key)?;
         let _g = h.lifecycle.lock().await;
         let rec = h.snapshot();
-        let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let ncpu = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let merged = update::merge(&rec.host_config, &body, ncpu).map_err(|e| {
             let msg = format!("Cannot update container {}: {e}", h.id);
             match e {

@@ -40,8 +40,16 @@ impl Sample {
         Sample {
             read: Some(Utc::now()),
             cpu,
-            memory: if cg.is_v2() { memory_v2(cg) } else { memory_v1(cg) },
-            blkio: if cg.is_v2() { blkio_v2(cg) } else { blkio_v1(cg) },
+            memory: if cg.is_v2() {
+                memory_v2(cg)
+            } else {
+                memory_v1(cg)
+            },
+            blkio: if cg.is_v2() {
+                blkio_v2(cg)
+            } else {
+                blkio_v1(cg)
+            },
             pids: ContainerPidsStats {
                 current: cg.read_u64("pids", "pids.current"),
                 limit: Some(cg.read_u64("pids", "pids.max").unwrap_or(0)),
@@ -261,7 +269,10 @@ fn parse_blkio_v1(text: &str) -> Vec<ContainerBlkioStatEntry> {
 fn blkio_v1(cg: &Cgroup) -> ContainerBlkioStats {
     // The CFQ files are empty under other I/O schedulers; the throttle ones always count.
     let read = |name: &str| {
-        let cfq = parse_blkio_v1(&cg.read("blkio", &format!("blkio.{name}")).unwrap_or_default());
+        let cfq = parse_blkio_v1(
+            &cg.read("blkio", &format!("blkio.{name}"))
+                .unwrap_or_default(),
+        );
         if !cfq.is_empty() {
             return cfq;
         }
@@ -368,7 +379,10 @@ mod tests {
         let e = parse_blkio_v1("8:0 Read 4096\n8:0 Write 512\n8:0 Total 4608\nTotal 4608\n");
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].op.as_deref(), Some("Read"));
-        assert_eq!((e[1].major, e[1].minor, e[1].value), (Some(8), Some(0), Some(512)));
+        assert_eq!(
+            (e[1].major, e[1].minor, e[1].value),
+            (Some(8), Some(0), Some(512))
+        );
     }
 
     #[test]
@@ -385,7 +399,10 @@ mod tests {
         let m = parse_net_dev(t);
         assert_eq!(m.len(), 1);
         let e = &m["eth0"];
-        assert_eq!((e.rx_bytes, e.tx_bytes, e.tx_dropped), (Some(2000), Some(3000), Some(4)));
+        assert_eq!(
+            (e.rx_bytes, e.tx_bytes, e.tx_dropped),
+            (Some(2000), Some(3000), Some(4))
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub enum TopError {
 
 /// The argument list for `ps`: dockerd splits `ps_args` on spaces and defaults to `-ef`.
 pub fn ps_args(raw: Option<&str>) -> Vec<String> {
-    let raw = raw.map(str::trim).filter(|s| !s.is_empty()).unwrap_or("-ef");
+    let raw = raw
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("-ef");
     raw.split_whitespace().map(str::to_string).collect()
 }
 
@@ -126,7 +129,10 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(parse_ps(b"UID CMD\nroot x\n", &[1]), Err(TopError::NoPidColumn));
+        assert_eq!(
+            parse_ps(b"UID CMD\nroot x\n", &[1]),
+            Err(TopError::NoPidColumn)
+        );
         assert!(matches!(
             parse_ps(b"PID CMD\nabc x\n", &[1]),
             Err(TopError::BadPid(_))

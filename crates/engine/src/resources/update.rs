@@ -40,7 +40,9 @@ fn verify(u: &ContainerUpdateBody, ncpu: usize) -> Result<(), UpdateError> {
         ));
     }
     if swap < -1 {
-        return Err(invalid("invalid value for memory swap: must be -1 (unlimited) or a positive number"));
+        return Err(invalid(
+            "invalid value for memory swap: must be -1 (unlimited) or a positive number",
+        ));
     }
     if reservation != 0 && reservation < MIN_MEMORY {
         return Err(invalid("Minimum memory reservation allowed is 6MB"));
@@ -69,7 +71,9 @@ fn verify(u: &ContainerUpdateBody, ncpu: usize) -> Result<(), UpdateError> {
     }
     let quota = u.cpu_quota.unwrap_or(0);
     if quota > 0 && quota < 1000 {
-        return Err(invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)"));
+        return Err(invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ));
     }
     if u.cpu_shares.unwrap_or(0) < 0 {
         return Err(invalid("invalid CPU shares: must not be negative"));
@@ -117,16 +121,24 @@ pub fn merge(
     let cur_nano = hc.nano_cpus.unwrap_or(0);
     // NanoCpus is a shorthand for period+quota: the two ways cannot be mixed across updates.
     if nz(u.nano_cpus).is_some() && hc.cpu_period.unwrap_or(0) > 0 {
-        return Err(conflict("Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set"));
+        return Err(conflict(
+            "Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set",
+        ));
     }
     if nz(u.nano_cpus).is_some() && hc.cpu_quota.unwrap_or(0) > 0 {
-        return Err(conflict("Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set"));
+        return Err(conflict(
+            "Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set",
+        ));
     }
     if u.cpu_period.unwrap_or(0) > 0 && cur_nano > 0 {
-        return Err(conflict("Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set"));
+        return Err(conflict(
+            "Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set",
+        ));
     }
     if u.cpu_quota.unwrap_or(0) > 0 && cur_nano > 0 {
-        return Err(conflict("Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set"));
+        return Err(conflict(
+            "Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set",
+        ));
     }
     let mut out = hc.clone();
     if let Some(w) = u.blkio_weight.filter(|w| *w != 0) {
@@ -180,12 +192,14 @@ pub fn merge(
         if name != RestartPolicyNameEnum::EMPTY {
             let retries = policy.maximum_retry_count.unwrap_or(0);
             if retries < 0 {
-                return Err(invalid("invalid restart policy: maximum retry count cannot be negative"));
+                return Err(invalid(
+                    "invalid restart policy: maximum retry count cannot be negative",
+                ));
             }
             if retries > 0 && name != RestartPolicyNameEnum::ON_FAILURE {
-                return Err(UpdateError::Invalid(format!(
-                    "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                )));
+                return Err(invalid(
+                    "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+                ));
             }
             if hc.auto_remove.unwrap_or(false) && name != RestartPolicyNameEnum::NO {
                 return Err(conflict(
@@ -280,7 +294,11 @@ fn apply_v2(cg: &Cgroup, hc: &HostConfig) -> io::Result<()> {
     cg.write(
         "",
         "memory.max",
-        &if mem > 0 { mem.to_string() } else { "max".into() },
+        &if mem > 0 {
+            mem.to_string()
+        } else {
+            "max".into()
+        },
     )?;
     if cg.file("", "memory.swap.max").exists() {
         let v = if swap > 0 && mem > 0 {
@@ -304,7 +322,11 @@ fn apply_v2(cg: &Cgroup, hc: &HostConfig) -> io::Result<()> {
         cg.write(
             "",
             "cpu.max",
-            &format!("{} {}", q.as_deref().unwrap_or("max"), period.unwrap_or(100_000)),
+            &format!(
+                "{} {}",
+                q.as_deref().unwrap_or("max"),
+                period.unwrap_or(100_000)
+            ),
         )?;
     }
     if let Some(c) = hc.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
@@ -386,7 +408,10 @@ mod tests {
             Err(UpdateError::Conflict(_))
         ));
         let ok = merge(&hc, &mem(100 * MB, 200 * MB), 2).unwrap();
-        assert_eq!((ok.memory, ok.memory_swap), (Some(100 * MB), Some(200 * MB)));
+        assert_eq!(
+            (ok.memory, ok.memory_swap),
+            (Some(100 * MB), Some(200 * MB))
+        );
         // Lowering memory under the implied swap (2x) needs no swap.
         let hc = HostConfig {
             memory: Some(64 * MB),
