@@ -1,4 +1,5 @@
 pub mod container;
+pub mod exec;
 pub mod image;
 pub mod run_opts;
 pub mod system;

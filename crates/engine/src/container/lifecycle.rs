@@ -234,6 +234,7 @@ impl Engine {
     }
 
     pub(crate) async fn record_exit(self: &Arc<Self>, h: &Arc<Handle>, info: ExitInfo) {
+        self.execs.forget_container(&h.id);
         self.release_rootfs(&h.id).await;
         let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
         let rec = h.update(|r| {
@@ -426,6 +427,7 @@ impl Engine {
         }
         self.db.delete_container(&h.id)?;
         self.containers.remove(&h.id);
+        self.execs.forget_container(&h.id);
         h.removed.send_replace(true);
         tracing::info!(container = %h.id, "removed");
         Ok(())
