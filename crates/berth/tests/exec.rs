@@ -290,16 +290,54 @@ fn joins_the_container_cgroup_and_pid_namespace() {
 #[test]
 fn events_for_exec() {
     let d = daemon_with("ctr", &[]);
-    let (code, _) = api(&d, "GET", "/events?until=0", None);
+    let (code, _) = api(&d, "GET", "/events?since=0&until=1", None);
     if code == 404 {
         eprintln!("no /events route on this branch; skipped");
         return;
     }
-    ok(&mut d.berth(&["exec", "ctr", "sh", "-c", "exit 4"]));
+    let out = output(&mut d.docker(&["exec", "ctr", "sh", "-c", "exit 4"]));
+    assert_eq!(out.status.code(), Some(4));
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let (code, body) = api(&d, "GET", &format!("/events?since=0&until={until}"), None);
+    assert_eq!(code, 200, "{body}");
+    let events: Vec<serde_json::Value> = body
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| e["Action"].as_str().unwrap_or("").starts_with("exec_"))
+        .collect();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["Action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "exec_create: sh -c exit 4",
+            "exec_start: sh -c exit 4",
+            "exec_die"
+        ],
+        "{body}"
+    );
+    let exec_id = events[0]["Actor"]["Attributes"]["execID"].as_str().unwrap();
+    assert_eq!(exec_id.len(), 64);
+    assert!(events
+        .iter()
+        .all(|e| e["Actor"]["Attributes"]["execID"] == exec_id));
+    assert_eq!(events[2]["Actor"]["Attributes"]["exitCode"], "4");
 }
 
 fn exec_on_pty(d: &TestDaemon, which: &str) {
-    let pty = nix::pty::openpty(None, None).unwrap();
+    let size = nix::pty::Winsize {
+        ws_row: 41,
+        ws_col: 123,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
     let slave = std::fs::File::from(pty.slave);
     let mut cmd = cli(d, which, &["exec", "-it", "ctr", "sh"]);
     unsafe {
@@ -345,7 +383,8 @@ fn exec_on_pty(d: &TestDaemon, which: &str) {
         "{which}: no prompt: {}",
         String::from_utf8_lossy(&seen)
     );
-    w.write_all(b"tty; echo $TERM; exit 6\r").unwrap();
+    w.write_all(b"tty; stty size; echo $TERM; exit 6\r")
+        .unwrap();
     assert!(
         read_until("xterm", &mut seen),
         "{which}: {}",
@@ -369,6 +408,11 @@ fn exec_on_pty(d: &TestDaemon, which: &str) {
     };
     let text = String::from_utf8_lossy(&seen);
     assert!(text.contains("/dev/pts/"), "{which}: not a tty: {text}");
+    // The client's terminal size reached the exec's pty.
+    assert!(
+        text.contains("41 123"),
+        "{which}: size not passed on: {text}"
+    );
     assert_eq!(status.code(), Some(6), "{which}: {text}");
 }
 

@@ -194,9 +194,10 @@ impl Engine {
                 done: watch::channel(false).0,
             }),
         );
+        // dockerd's wording, trailing space included when there are no arguments.
         self.emit_container(
             &rec,
-            &format!("exec_create: {}", cmd.join(" ")),
+            &format!("exec_create: {} {}", entrypoint, arguments.join(" ")),
             &[("execID", id.clone())],
         );
         Ok(id)
@@ -262,11 +263,13 @@ impl Engine {
             None
         };
         let t_attach = t0.elapsed();
+        // dockerd announces the start before the runtime runs it, failing or not.
+        self.emit_container(
+            &rec,
+            &format!("exec_start: {} {}", st.entrypoint, st.arguments.join(" ")),
+            &[("execID", id.to_string())],
+        );
         let started = shim.start().await;
-        let cmdline = std::iter::once(st.entrypoint.clone())
-            .chain(st.arguments.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" ");
         let start_error = match started {
             Ok(()) => {
                 let pid = shim.pid().await.unwrap_or(0);
@@ -274,11 +277,6 @@ impl Engine {
                     s.running = true;
                     s.pid = pid;
                 });
-                self.emit_container(
-                    &rec,
-                    &format!("exec_start: {cmdline}"),
-                    &[("execID", id.to_string())],
-                );
                 None
             }
             Err(e) => Some(format!(
@@ -426,7 +424,8 @@ impl Engine {
             "OpenStdin": st.attach_stdin,
             "OpenStderr": st.attach_stderr,
             "OpenStdout": st.attach_stdout,
-            "CanRemove": st.exit_code.is_some(),
+            // dockerd 20.10 reports false until its exec GC runs.
+            "CanRemove": false,
             "ContainerID": st.container_id,
             "DetachKeys": st.detach_keys,
             "Pid": st.pid,

@@ -213,6 +213,7 @@ fn plan(cfg: &ExecConfig) -> Result<Plan, ShimError> {
 
 struct ExecWorkload {
     plan: Plan,
+    log: ShimLog,
     /// The child's ends, closed once it has them so EOF reaches us.
     child_stdio: Option<ChildStdio>,
 }
@@ -222,7 +223,12 @@ impl Workload for ExecWorkload {
         let Some(stdio) = self.child_stdio.take() else {
             return Err((None, "exec already started".into()));
         };
-        spawn(&self.plan, &stdio)
+        let t0 = std::time::Instant::now();
+        let r = spawn(&self.plan, &stdio);
+        // Where `docker exec` latency goes, for whoever tunes it.
+        self.log
+            .info(&format!("exec spawned in {:?}", t0.elapsed()));
+        r
     }
 
     fn teardown(&mut self, _log: &ShimLog) -> bool {
@@ -246,6 +252,7 @@ pub(crate) fn exec_monitor(cfg: ExecConfig, state_dir: PathBuf, report_fd: Owned
             };
             let workload = ExecWorkload {
                 plan,
+                log: log.clone(),
                 child_stdio: Some(child),
             };
             Shim::new(opts, state_dir, None, io, Box::new(workload), log.clone())

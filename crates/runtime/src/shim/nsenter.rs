@@ -98,12 +98,19 @@ fn open_namespaces(init_pid: i32) -> Result<Vec<(OwnedFd, CloneFlags)>, String> 
 
 /// `cgroup.procs` of every hierarchy the init is in, from
 /// `/proc/<init>/cgroup` (host view: we are in the host cgroup namespace).
+/// Hierarchies where we already are in the same cgroup are skipped: each
+/// cgroup v1 migration costs time (the first one an RCU grace period).
 fn cgroup_procs(init_pid: i32) -> Result<Vec<PathBuf>, String> {
     let text = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup"))
         .map_err(|e| format!("reading the container's cgroups: {e}"))?;
+    let ours = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let ours: Vec<&str> = ours.lines().collect();
     let root = Path::new("/sys/fs/cgroup");
     let mut out = Vec::new();
     for line in text.lines() {
+        if ours.contains(&line) {
+            continue;
+        }
         let mut f = line.splitn(3, ':');
         let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
             continue;
