@@ -256,6 +256,23 @@ fn joins_the_container_cgroup_and_pid_namespace() {
         ));
         assert!(out.contains("Seccomp:\t2"), "{c}: {out}");
         assert!(out.contains("CapEff:\t00000000a80425fb"), "{c}: {out}");
+        // The shim's own signal dispositions do not leak into the process.
+        let out = ok(&mut cli(
+            &d,
+            c,
+            &[
+                "exec",
+                "ctr",
+                "grep",
+                "-E",
+                "^Sig(Blk|Ign):",
+                "/proc/self/status",
+            ],
+        ));
+        assert_eq!(
+            out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+            "{c}"
+        );
         let out = ok(&mut cli(
             &d,
             c,
