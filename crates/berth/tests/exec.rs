@@ -230,7 +230,7 @@ fn joins_the_container_cgroup_and_pid_namespace() {
     for c in CLIS {
         // In the container's pid namespace, pid 1 is the container's sleep.
         let out = ok(&mut cli(&d, c, &["exec", "ctr", "cat", "/proc/1/cmdline"]));
-        assert_eq!(out, "sleep\0300\0", "{c}");
+        assert_eq!(out, "sleep\x00300\x00", "{c}");
         let out = ok(&mut cli(
             &d,
             c,

@@ -410,7 +410,7 @@ impl Engine {
     /// `GET /exec/{id}/json`, fields in dockerd's order.
     pub fn inspect_exec(&self, id: &str) -> Result<Value> {
         let st = self.execs.get(id)?.snapshot();
-        Ok(json!({
+        let mut v = json!({
             "ID": st.id,
             "Running": st.running,
             "ExitCode": st.exit_code,
@@ -429,7 +429,14 @@ impl Engine {
             "ContainerID": st.container_id,
             "DetachKeys": st.detach_keys,
             "Pid": st.pid,
-        }))
+        });
+        if st.user.is_empty() {
+            // `user,omitempty` in dockerd's ProcessConfig.
+            if let Some(pc) = v["ProcessConfig"].as_object_mut() {
+                pc.remove("user");
+            }
+        }
+        Ok(v)
     }
 }
 

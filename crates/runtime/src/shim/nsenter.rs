@@ -168,12 +168,7 @@ pub(crate) fn spawn(plan: &Plan, stdio: &ChildStdio) -> Result<Pid, (Option<Pid>
             drop(pid_w);
             drop(err_w);
             let raw = read_all(pid_r);
-            loop {
-                match waitpid(child, None) {
-                    Err(Errno::EINTR) => continue,
-                    _ => break,
-                }
-            }
+            while let Err(Errno::EINTR) = waitpid(child, None) {}
             let pid = <[u8; 4]>::try_from(raw.as_slice())
                 .ok()
                 .map(|b| Pid::from_raw(i32::from_ne_bytes(b)));
