@@ -9,8 +9,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{open, OFlag};
-use nix::sys::stat::Mode;
+use nix::fcntl::OFlag;
 use nix::unistd::{pipe2, Pid};
 use oci_spec::runtime::{LinuxCapabilities, Spec};
 use serde::{Deserialize, Serialize};
@@ -64,15 +63,26 @@ fn owned(fd: std::os::fd::RawFd) -> OwnedFd {
 /// A pty allocated in the container's own devpts (through its root), so
 /// the process sees a `/dev/pts/N` that exists inside the container.
 fn container_pty(init_pid: i32, size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd), ShimError> {
-    let ptmx = format!("/proc/{init_pid}/root/dev/ptmx");
-    let master = owned(
-        open(
-            ptmx.as_str(),
-            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(nix_err("opening the container's /dev/ptmx"))?,
-    );
+    // The container controls its /dev: resolve inside its root (an absolute symlink must not
+    // reach the host's files) and accept only a pty multiplexer.
+    let root = PathBuf::from(format!("/proc/{init_pid}/root"));
+    let master = crate::inroot::open_in_root(
+        &root,
+        Path::new("/dev/ptmx"),
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY,
+    )
+    .map_err(sys_err("opening the container's /dev/ptmx"))?;
+    let st = rustix::fs::fstat(&master)
+        .map_err(|e| sys_err("stat /dev/ptmx")(std::io::Error::from(e)))?;
+    let is_ptmx = rustix::fs::FileType::from_raw_mode(st.st_mode)
+        == rustix::fs::FileType::CharacterDevice
+        && rustix::fs::major(st.st_rdev) == 5
+        && rustix::fs::minor(st.st_rdev) == 2;
+    if !is_ptmx {
+        return Err(ShimError::Create(
+            "the container's /dev/ptmx is not a pty multiplexer".into(),
+        ));
+    }
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads one int; TIOCGPTPEER returns a new fd.
     let slave = unsafe {
