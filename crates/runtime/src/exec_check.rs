@@ -144,6 +144,24 @@ mod tests {
     }
 
     #[test]
+    fn resolves_the_path_to_exec() {
+        let d = rootfs();
+        assert_eq!(
+            resolve_executable(d.path(), "sh", None, "/"),
+            Ok(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(
+            resolve_executable(d.path(), "./run.sh", None, "/app"),
+            Ok(PathBuf::from("/app/./run.sh"))
+        );
+        assert_eq!(ExecCheckError::NotInPath("x".into()).exit_code(), 127);
+        assert_eq!(
+            ExecCheckError::PermissionDenied("x".into()).exit_code(),
+            126
+        );
+    }
+
+    #[test]
     fn docker_cli_messages() {
         let d = rootfs();
         assert_eq!(

@@ -404,3 +404,21 @@ fn setup_and_exec(
     };
     Err((code, format!("exec: \"{arg0}\": {}", go_err(e))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_in_go_wording() {
+        assert_eq!(go_err(Errno::ENOENT), "no such file or directory");
+        assert_eq!(go_err(Errno::EACCES), "permission denied");
+    }
+
+    #[test]
+    fn own_cgroups_are_not_rejoined() {
+        // Our own process is in exactly our cgroups: nothing to join.
+        let me = std::process::id() as i32;
+        assert_eq!(cgroup_procs(me).unwrap(), Vec::<PathBuf>::new());
+    }
+}
