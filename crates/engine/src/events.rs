@@ -81,7 +81,9 @@ impl EventBus {
 }
 
 fn now_nanos() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .unwrap_or_default()
 }
 
 fn event(kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) -> Event {
