@@ -246,19 +246,29 @@ impl Engine {
             Err(e) => {
                 ex.update(|s| s.exit_code = Some(126));
                 ex.done.send_replace(true);
+                let _ = tokio::fs::remove_dir_all(self.exec_dir(&h.id, id)).await;
                 return Err(e);
             }
         };
         let want = |b: bool| b && !detach;
         let stream = if want(st.attach_stdin || st.attach_stdout || st.attach_stderr) {
-            Some(
-                shim.attach(
+            let attached = shim
+                .attach(
                     want(st.attach_stdin),
                     want(st.attach_stdout),
                     want(st.attach_stderr),
                 )
-                .await?,
-            )
+                .await;
+            match attached {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    // Never started: a kill ends the exec's monitor.
+                    let _ = shim.kill(libc::SIGKILL).await;
+                    ex.update(|s| s.exit_code = Some(126));
+                    ex.done.send_replace(true);
+                    return Err(e);
+                }
+            }
         } else {
             None
         };

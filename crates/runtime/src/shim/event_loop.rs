@@ -621,7 +621,13 @@ impl Shim {
 
     fn kill(&mut self, signal: i32) -> Result<(), String> {
         let sig = Signal::try_from(signal).map_err(|_| format!("invalid signal {signal}"))?;
-        let Some(pid) = self.pid.filter(|_| self.exited.is_none()) else {
+        if self.exited.is_some() {
+            return Ok(());
+        }
+        let Some(pid) = self.pid else {
+            // Nothing spawned yet (an exec never started): the kill ends
+            // the monitor, or it would wait forever for a `start`.
+            self.on_init_exit(128 + signal);
             return Ok(());
         };
         match kill(pid, sig) {
