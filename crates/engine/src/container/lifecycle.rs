@@ -315,11 +315,15 @@ impl Engine {
         signal: Option<&str>,
     ) -> Result<()> {
         let mut exits = h.exits.subscribe();
-        let rec = h.snapshot();
+        // Set even when not running: a stop between two restarts of a restart policy must
+        // cancel the pending one (it checks this flag), or the container comes back.
+        let rec = h.update(|r| {
+            r.state.stopped_by_user = true;
+            r.clone()
+        });
         if !rec.state.is_running() {
             return Err(EngineError::NotModified);
         }
-        h.update(|r| r.state.stopped_by_user = true);
         let sig_name = signal
             .map(str::to_string)
             .or_else(|| rec.config.stop_signal.clone().filter(|s| !s.is_empty()))
