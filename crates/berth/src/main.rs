@@ -9,10 +9,13 @@ fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let role = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
     let code = match role {
-        "shim" => match args.get(2) {
-            Some(dir) => berth_runtime::shim::shim_main(std::path::Path::new(dir)),
-            None => {
-                eprintln!("usage: berth shim <state-dir>");
+        "shim" => match (args.get(2), args.get(3)) {
+            (Some(role), Some(dir)) if role == "exec" => {
+                berth_runtime::shim::exec_main(std::path::Path::new(dir))
+            }
+            (Some(dir), _) => berth_runtime::shim::shim_main(std::path::Path::new(dir)),
+            (None, _) => {
+                eprintln!("usage: berth shim [exec] <state-dir>");
                 2
             }
         },

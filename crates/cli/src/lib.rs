@@ -68,6 +68,8 @@ enum Cmd {
     Logs(LogsArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Execute a command in a running container
+    Exec(commands::exec::ExecArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(MultiArgs),
     /// Stop one or more running containers
@@ -148,6 +150,7 @@ enum ContainerCmd {
     Ls(PsArgs),
     Logs(LogsArgs),
     Attach(AttachArgs),
+    Exec(commands::exec::ExecArgs),
     Wait(MultiArgs),
     Stop(StopArgs),
     Kill(KillArgs),
@@ -349,6 +352,10 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
         | Cmd::Container {
             cmd: ContainerCmd::Attach(a),
         } => ctr::cmd_attach(d, a).await,
+        Cmd::Exec(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Exec(a),
+        } => commands::exec::cmd_exec(d, a).await,
         Cmd::Wait(a)
         | Cmd::Container {
             cmd: ContainerCmd::Wait(a),

@@ -237,11 +237,17 @@ pub fn monitor_tty_size(docker: Docker, id: String, exec: bool) -> tokio::task::
     tokio::spawn(async move {
         let resize = |docker: Docker, id: String| async move {
             if let Some((h, w)) = term_size(1).or_else(|| term_size(0)) {
+                if exec {
+                    let opts = bollard::exec::ResizeExecOptions {
+                        height: h,
+                        width: w,
+                    };
+                    return docker.resize_exec(&id, opts).await.is_ok();
+                }
                 let opts = bollard::query_parameters::ResizeContainerTTYOptions {
                     h: h as i32,
                     w: w as i32,
                 };
-                let _ = exec;
                 docker.resize_container_tty(&id, opts).await.is_ok()
             } else {
                 true

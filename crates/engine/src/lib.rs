@@ -5,6 +5,7 @@
 pub mod container;
 pub mod error;
 pub mod events;
+pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod names;
@@ -39,6 +40,7 @@ pub struct Engine {
     pub containers: Registry,
     pub engine_id: String,
     pub events: events::EventBus,
+    pub execs: exec::ExecRegistry,
     shutting_down: AtomicBool,
 }
 
@@ -71,6 +73,7 @@ impl Engine {
             containers: Registry::default(),
             engine_id,
             events: events::EventBus::default(),
+            execs: exec::ExecRegistry::default(),
             shutting_down: AtomicBool::new(false),
         });
         engine.recover().await?;

@@ -38,8 +38,19 @@ impl ShimClient {
     /// Runs `<exe> shim <state_dir>`, which forks the long-lived monitor and prints one line:
     /// `{"pid":N}` once the container is created (not yet started) or `{"error":"…"}`.
     pub async fn launch(exe: &Path, state_dir: &Path) -> Result<i64> {
+        Self::launch_role(exe, None, state_dir).await
+    }
+
+    /// Runs `<exe> shim exec <state_dir>`: the monitor of one exec'd process, ready for
+    /// attach and `start` once this returns.
+    pub async fn launch_exec(exe: &Path, state_dir: &Path) -> Result<i64> {
+        Self::launch_role(exe, Some("exec"), state_dir).await
+    }
+
+    async fn launch_role(exe: &Path, role: Option<&str>, state_dir: &Path) -> Result<i64> {
         let out = tokio::process::Command::new(exe)
             .arg("shim")
+            .args(role)
             .arg(state_dir)
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
@@ -120,6 +131,12 @@ impl ShimClient {
         self.connect(json!({"op": "resize", "height": height, "width": width}))
             .await
             .map(|_| ())
+    }
+
+    /// The monitored process' pid (0 before it exists).
+    pub async fn pid(&self) -> Result<i64> {
+        let (_s, v) = self.connect(json!({"op": "state"})).await?;
+        Ok(v.get("pid").and_then(Value::as_i64).unwrap_or(0))
     }
 
     /// Whether the shim answers; false once it is gone (the container ended).

@@ -63,13 +63,24 @@ pub fn check_executable(
     path_env: Option<&str>,
     cwd: &str,
 ) -> Result<(), ExecCheckError> {
+    resolve_executable(rootfs, arg0, path_env, cwd).map(|_| ())
+}
+
+/// Like [`check_executable`], returning the path (inside `rootfs`) that
+/// `execve` should be given.
+pub fn resolve_executable(
+    rootfs: &Path,
+    arg0: &str,
+    path_env: Option<&str>,
+    cwd: &str,
+) -> Result<PathBuf, ExecCheckError> {
     if arg0.is_empty() {
         return Err(ExecCheckError::Empty);
     }
     if arg0.contains('/') {
         let full = join_cwd(cwd, arg0);
         return match probe(rootfs, &full) {
-            Probe::Executable => Ok(()),
+            Probe::Executable => Ok(full),
             Probe::NotExecutable => Err(ExecCheckError::PermissionDenied(arg0.to_string())),
             Probe::Missing => Err(ExecCheckError::NoSuchFile(arg0.to_string())),
         };
@@ -81,10 +92,21 @@ pub fn check_executable(
         let dir = if dir.is_empty() { "." } else { dir };
         let candidate = join_cwd(cwd, dir).join(arg0);
         if let Probe::Executable = probe(rootfs, &candidate) {
-            return Ok(());
+            return Ok(candidate);
         }
     }
     Err(ExecCheckError::NotInPath(arg0.to_string()))
+}
+
+impl ExecCheckError {
+    /// The exit code dockerd reports when this stops a process from
+    /// starting: 126 when it cannot be invoked, 127 when it is missing.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecCheckError::PermissionDenied(_) | ExecCheckError::Empty => 126,
+            _ => 127,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +140,24 @@ mod tests {
         assert_eq!(
             check_executable(d.path(), "run.sh", Some("/app"), "/"),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn resolves_the_path_to_exec() {
+        let d = rootfs();
+        assert_eq!(
+            resolve_executable(d.path(), "sh", None, "/"),
+            Ok(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(
+            resolve_executable(d.path(), "./run.sh", None, "/app"),
+            Ok(PathBuf::from("/app/./run.sh"))
+        );
+        assert_eq!(ExecCheckError::NotInPath("x".into()).exit_code(), 127);
+        assert_eq!(
+            ExecCheckError::PermissionDenied("x".into()).exit_code(),
+            126
         );
     }
 

@@ -190,8 +190,18 @@ pub async fn logs(
 /// Copies the shim's framed output to the client: frames as they are without a TTY, bare
 /// payloads with one. Returns when the container's output ends.
 async fn copy_output<W: AsyncWrite + Unpin>(
-    mut shim: impl AsyncRead + Unpin,
+    shim: impl AsyncRead + Unpin,
     mut client: W,
+    tty: bool,
+) {
+    copy_frames(shim, &mut client, tty).await;
+    let _ = client.shutdown().await;
+}
+
+/// [`copy_output`] without the final shutdown (exec finishes its bookkeeping first).
+pub(crate) async fn copy_frames<W: AsyncWrite + Unpin>(
+    mut shim: impl AsyncRead + Unpin,
+    client: &mut W,
     tty: bool,
 ) {
     let mut header = [0u8; 8];
@@ -217,7 +227,6 @@ async fn copy_output<W: AsyncWrite + Unpin>(
             break;
         }
     }
-    let _ = client.shutdown().await;
 }
 
 async fn pump<C: AsyncRead + AsyncWrite + Send + 'static>(client: C, shim: UnixStream, tty: bool) {

@@ -1,6 +1,7 @@
 mod archive;
 mod containers;
 mod events;
+mod exec;
 mod images;
 mod resources;
 mod system;
@@ -42,6 +43,10 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/pause", post(resources::pause))
         .route("/containers/{id}/unpause", post(resources::unpause))
         .route("/containers/{id}/update", post(resources::update))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

@@ -1,5 +1,6 @@
 pub mod container;
 pub mod events;
+pub mod exec;
 pub mod fs;
 pub mod health_flags;
 pub mod image;

@@ -307,7 +307,7 @@ pub fn parse_restart(s: &str) -> Result<RestartPolicy> {
     })
 }
 
-fn read_kv_file(path: &str) -> Result<Vec<String>> {
+pub(crate) fn read_kv_file(path: &str) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow!("open {path}: {}", crate::io_err_text(&e)))?;
     let mut out = Vec::new();
@@ -321,7 +321,7 @@ fn read_kv_file(path: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn env_entry(ctx: &Ctx, e: &str) -> Result<Option<String>> {
+pub(crate) fn env_entry(ctx: &Ctx, e: &str) -> Result<Option<String>> {
     if let Some((k, _)) = e.split_once('=') {
         if k.is_empty() {
             bail!("invalid environment variable: {e}");

@@ -157,7 +157,7 @@ impl Engine {
             mount_label: Some(String::new()),
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
-            exec_ids: None,
+            exec_ids: Some(self.execs.ids_of(&rec.id)).filter(|v| !v.is_empty()),
             host_config: Some(rec.host_config.clone()),
             graph_driver: Some(DriverData {
                 name: "overlayfs".into(),

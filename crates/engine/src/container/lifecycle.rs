@@ -238,6 +238,7 @@ impl Engine {
     }
 
     pub(crate) async fn record_exit(self: &Arc<Self>, h: &Arc<Handle>, info: ExitInfo) {
+        self.execs.forget_container(&h.id);
         self.release_rootfs(&h.id).await;
         let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
         let rec = h.update(|r| {
@@ -335,11 +336,15 @@ impl Engine {
         signal: Option<&str>,
     ) -> Result<()> {
         let mut exits = h.exits.subscribe();
-        let rec = h.snapshot();
+        // Set even when not running: a stop between two restarts of a restart policy must
+        // cancel the pending one (it checks this flag), or the container comes back.
+        let rec = h.update(|r| {
+            r.state.stopped_by_user = true;
+            r.clone()
+        });
         if !rec.state.is_running() {
             return Err(EngineError::NotModified);
         }
-        h.update(|r| r.state.stopped_by_user = true);
         let sig_name = signal
             .map(str::to_string)
             .or_else(|| rec.config.stop_signal.clone().filter(|s| !s.is_empty()))
@@ -458,6 +463,7 @@ impl Engine {
         self.db.delete_container(&h.id)?;
         self.containers.remove(&h.id);
         self.emit_container(&rec, "destroy", &[]);
+        self.execs.forget_container(&h.id);
         h.removed.send_replace(true);
         tracing::info!(container = %h.id, "removed");
         Ok(())

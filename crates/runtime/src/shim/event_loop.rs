@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
-use libcontainer::container::Container;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::signalfd::SignalFd;
@@ -21,10 +20,10 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::health::Health;
-use super::launch::Launched;
+use super::launch::Io;
 use super::shimlog::ShimLog;
-use super::sys::{monitor_signals, oom_killed, set_winsize};
-use super::{sys_err, ShimConfig, ShimError};
+use super::sys::{monitor_signals, set_winsize};
+use super::{sys_err, ShimError};
 use crate::exit::{write_exit_file, ExitStatus};
 use crate::jsonlog::{JsonLogWriter, Stream};
 use crate::protocol::{
@@ -109,6 +108,30 @@ impl Client {
     }
 }
 
+/// What the loop monitors: a container's init (created by libcontainer
+/// before the loop runs) or an exec'd process (spawned at `start`).
+pub(crate) trait Workload {
+    /// Runs the process; returns its pid. An `Err` after a pid exists
+    /// (the command could not be executed) still leaves that pid to reap.
+    fn start(&mut self) -> Result<Pid, (Option<Pid>, String)>;
+    /// Last step after the exit, before anyone hears of it; returns
+    /// whether the kernel OOM-killed something.
+    fn teardown(&mut self, log: &ShimLog) -> bool;
+}
+
+/// How the loop treats the process' stdio.
+pub(crate) struct LoopOptions {
+    /// Names the process in shim.log.
+    pub name: String,
+    /// The json-file log, if output is logged (containers, not execs).
+    pub log: Option<JsonLogWriter>,
+    pub open_stdin: bool,
+    /// Close the process' stdin when the first stdin attacher closes.
+    pub stdin_once: bool,
+    /// Probes run by this shim (containers with a healthcheck).
+    pub health: Option<Health>,
+}
+
 #[derive(Clone, Copy)]
 enum Token {
     Signal,
@@ -120,13 +143,14 @@ enum Token {
 }
 
 pub(crate) struct Shim {
-    cfg: ShimConfig,
+    name: String,
+    stdin_once: bool,
     log: ShimLog,
-    container: Container,
-    pid: Pid,
-    cgroups_path: String,
+    workload: Box<dyn Workload>,
+    /// None until the process exists (execs are spawned at `start`).
+    pid: Option<Pid>,
     status: Status,
-    jsonlog: JsonLogWriter,
+    jsonlog: Option<JsonLogWriter>,
     log_failed: bool,
     outputs: Vec<Output>,
     stdin: Option<File>,
@@ -144,13 +168,13 @@ pub(crate) struct Shim {
 
 impl Shim {
     pub(crate) fn new(
-        cfg: ShimConfig,
+        opts: LoopOptions,
         state_dir: PathBuf,
-        launched: Launched,
+        pid: Option<Pid>,
+        io: Io,
+        workload: Box<dyn Workload>,
         log: ShimLog,
     ) -> Result<Shim, ShimError> {
-        let jsonlog = JsonLogWriter::open(&cfg.log_path, cfg.log_max_size, cfg.log_max_files)
-            .map_err(sys_err("opening the container log"))?;
         let socket_path = state_dir.join(SOCKET_NAME);
         let _ = std::fs::remove_file(SOCKET_NAME);
         // Relative bind: cwd is the state dir (see sys::detach).
@@ -160,7 +184,6 @@ impl Shim {
             .map_err(sys_err("shim.sock"))?;
         let sigfd = monitor_signals()?;
 
-        let io = launched.io;
         let mut outputs = Vec::new();
         if let Some(f) = io.stdout {
             outputs.push(Output {
@@ -178,22 +201,18 @@ impl Shim {
                 open: true,
             });
         }
-        let health = cfg.healthcheck.clone().and_then(|hc| {
-            Health::new(hc, &cfg, &state_dir, log.clone())
-                .map_err(|e| log.error(&format!("healthcheck disabled: {e}")))
-                .ok()
-        });
         Ok(Shim {
-            health,
+            health: opts.health,
+            name: opts.name,
+            stdin_once: opts.stdin_once,
             log,
-            container: launched.container,
-            pid: launched.pid,
-            cgroups_path: launched.cgroups_path,
+            workload,
+            pid,
             status: Status::Created,
-            jsonlog,
+            jsonlog: opts.log,
             log_failed: false,
             outputs,
-            stdin: if cfg.open_stdin { io.stdin } else { None },
+            stdin: if opts.open_stdin { io.stdin } else { None },
             stdin_buf: Vec::new(),
             stdin_close_pending: false,
             pty: io.pty,
@@ -203,7 +222,6 @@ impl Shim {
             clients: Vec::new(),
             exited: None,
             drain_deadline: None,
-            cfg,
         })
     }
 
@@ -342,8 +360,8 @@ impl Shim {
                 }
             }
             match status {
-                Ok(WaitStatus::Exited(p, code)) if p == self.pid => self.on_init_exit(code),
-                Ok(WaitStatus::Signaled(p, sig, _)) if p == self.pid => {
+                Ok(WaitStatus::Exited(p, code)) if Some(p) == self.pid => self.on_init_exit(code),
+                Ok(WaitStatus::Signaled(p, sig, _)) if Some(p) == self.pid => {
                     self.on_init_exit(128 + sig as i32)
                 }
                 Ok(WaitStatus::StillAlive) => break,
@@ -356,8 +374,8 @@ impl Shim {
 
     fn on_init_exit(&mut self, code: i32) {
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true);
-        self.log
-            .info(&format!("init {} exited with {code}", self.pid));
+        let pid = self.pid.map_or(0, Pid::as_raw);
+        self.log.info(&format!("pid {pid} exited with {code}"));
         self.exited = Some((code, now));
         self.status = Status::Exited;
         self.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
@@ -413,10 +431,12 @@ impl Shim {
 
     fn dispatch_output(&mut self, i: usize, data: &[u8]) {
         let (log_stream, frame_stream) = (self.outputs[i].log_stream, self.outputs[i].frame_stream);
-        if let Err(e) = self.jsonlog.write(log_stream, data) {
-            if !self.log_failed {
-                self.log.error(&format!("writing container log: {e}"));
-                self.log_failed = true;
+        if let Some(jsonlog) = &mut self.jsonlog {
+            if let Err(e) = jsonlog.write(log_stream, data) {
+                if !self.log_failed {
+                    self.log.error(&format!("writing container log: {e}"));
+                    self.log_failed = true;
+                }
             }
         }
         let mut frame = Vec::new();
@@ -510,7 +530,7 @@ impl Shim {
         match self.clients[j].kind {
             // Closed before sending a whole request.
             Kind::Request => self.clients[j].dead = true,
-            Kind::Attach { stdin: true, .. } if self.cfg.stdin_once => {
+            Kind::Attach { stdin: true, .. } if self.stdin_once => {
                 self.stdin_close_pending = true;
                 self.write_stdin();
             }
@@ -596,7 +616,7 @@ impl Shim {
             }
             Request::State => {
                 let st = StateReply {
-                    pid: self.pid.as_raw(),
+                    pid: self.pid.map_or(0, Pid::as_raw),
                     status: self.status,
                 };
                 self.reply_once(j, &st);
@@ -656,16 +676,30 @@ impl Shim {
             Status::Running => return Err("container is already running".into()),
             Status::Exited => return Err("container has exited".into()),
         }
-        self.container.start().map_err(|e| {
-            let msg = format!("starting container: {e}");
-            self.log.error(&msg);
-            msg
-        })?;
+        let started = self.workload.start();
         self.status = Status::Running;
-        if let Some(h) = &mut self.health {
-            h.on_container_started(Instant::now());
+        match started {
+            Ok(pid) => {
+                self.pid = Some(pid);
+                if let Some(h) = &mut self.health {
+                    h.on_container_started(Instant::now());
+                }
+                Ok(())
+            }
+            Err((pid, msg)) => {
+                self.log.error(&format!("starting: {msg}"));
+                self.pid = pid;
+                if pid.is_none() {
+                    // Nothing to reap: finish now with dockerd's code for a
+                    // start that failed.
+                    self.on_init_exit(128);
+                } else {
+                    // The child may have been reaped by nobody yet.
+                    self.reap();
+                }
+                Err(msg)
+            }
         }
-        Ok(())
     }
 
     fn kill(&mut self, signal: i32) -> Result<(), String> {
@@ -673,7 +707,13 @@ impl Shim {
         if self.exited.is_some() {
             return Ok(());
         }
-        match kill(self.pid, sig) {
+        let Some(pid) = self.pid else {
+            // Nothing spawned yet (an exec never started): the kill ends
+            // the monitor, or it would wait forever for a `start`.
+            self.on_init_exit(128 + signal);
+            return Ok(());
+        };
+        match kill(pid, sig) {
             Ok(()) | Err(Errno::ESRCH) => Ok(()),
             Err(e) => Err(format!("kill: {e}")),
         }
@@ -683,23 +723,22 @@ impl Shim {
     /// complete and the OOM state read before the cgroup goes, the
     /// container is deleted before anyone hears it exited.
     fn finalize(mut self) -> i32 {
-        if let Err(e) = self.jsonlog.flush_partial() {
-            self.log.error(&format!("flushing container log: {e}"));
+        if let Some(jsonlog) = &mut self.jsonlog {
+            if let Err(e) = jsonlog.flush_partial() {
+                self.log.error(&format!("flushing container log: {e}"));
+            }
         }
-        let oom = oom_killed(&self.cgroups_path);
         let (exit_code, finished_at) = self.exited.take().unwrap_or((-1, String::new()));
+        // Our pipe ends are no longer needed; close them before teardown.
+        self.outputs.clear();
+        self.stdin = None;
+        self.pty = None;
+        let oom = self.workload.teardown(&self.log);
         let st = ExitStatus {
             exit_code,
             oom_killed: oom,
             finished_at,
         };
-        // Our pipe ends are no longer needed; close them before teardown.
-        self.outputs.clear();
-        self.stdin = None;
-        self.pty = None;
-        if let Err(e) = self.container.delete(true) {
-            self.log.error(&format!("deleting container: {e}"));
-        }
         if let Some(dir) = self.socket_path.parent() {
             if let Err(e) = write_exit_file(dir, &st) {
                 self.log.error(&format!("writing exit.json: {e}"));
@@ -730,8 +769,8 @@ impl Shim {
             let _ = c.sock.shutdown(std::net::Shutdown::Both);
         }
         self.log.info(&format!(
-            "container {} exited with {} (oom_killed={})",
-            self.cfg.id, st.exit_code, st.oom_killed
+            "{} exited with {} (oom_killed={})",
+            self.name, st.exit_code, st.oom_killed
         ));
         0
     }

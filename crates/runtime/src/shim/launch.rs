@@ -13,7 +13,9 @@ use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{pipe2, Pid};
 
-use super::sys::{recv_fd, set_nonblocking};
+use super::event_loop::Workload;
+use super::shimlog::ShimLog;
+use super::sys::{oom_killed, recv_fd, set_nonblocking};
 use super::{nix_err, sys_err, ShimConfig, ShimError};
 
 const CONSOLE_SOCKET: &str = "console.sock";
@@ -143,6 +145,31 @@ pub(crate) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<Launched, Shi
         io,
         cgroups_path: cgroups_path_of(cfg),
     })
+}
+
+/// The container's init, created (and waiting) before the loop runs.
+pub(crate) struct InitWorkload {
+    pub container: Container,
+    pub pid: Pid,
+    pub cgroups_path: String,
+}
+
+impl Workload for InitWorkload {
+    fn start(&mut self) -> Result<Pid, (Option<Pid>, String)> {
+        self.container
+            .start()
+            .map(|_| self.pid)
+            .map_err(|e| (Some(self.pid), format!("starting container: {e}")))
+    }
+
+    /// The OOM state is read before libcontainer deletes the cgroup.
+    fn teardown(&mut self, log: &ShimLog) -> bool {
+        let oom = oom_killed(&self.cgroups_path);
+        if let Err(e) = self.container.delete(true) {
+            log.error(&format!("deleting container: {e}"));
+        }
+        oom
+    }
 }
 
 /// The init sent the master before create returned; the timeout only

@@ -10,7 +10,9 @@
 
 mod event_loop;
 mod health;
+pub mod exec;
 mod launch;
+mod nsenter;
 mod shimlog;
 mod sys;
 
@@ -114,6 +116,21 @@ fn print_reply(r: &LaunchReply) {
 /// `{"error":"..."}`) once the container is created, and returns the exit
 /// code for it (0 / 1); the forked child stays behind as the monitor.
 pub fn shim_main(state_dir: &Path) -> i32 {
+    fork_monitor(state_dir, load_config, monitor_main)
+}
+
+/// Entry point of `berth shim exec <state_dir>` (one exec'd process; see
+/// [`exec`]). Same contract as [`shim_main`]; it reports `{"pid":0}`
+/// once ready for attach and `start`.
+pub fn exec_main(state_dir: &Path) -> i32 {
+    fork_monitor(state_dir, exec::load_exec_config, exec::exec_monitor)
+}
+
+fn fork_monitor<C>(
+    state_dir: &Path,
+    load: impl FnOnce(&Path) -> Result<C, ShimError>,
+    monitor: impl FnOnce(C, PathBuf, OwnedFd) -> i32,
+) -> i32 {
     let state_dir = match std::path::absolute(state_dir) {
         Ok(p) => p,
         Err(e) => {
@@ -123,7 +140,7 @@ pub fn shim_main(state_dir: &Path) -> i32 {
             return 1;
         }
     };
-    let cfg = match load_config(&state_dir) {
+    let cfg = match load(&state_dir) {
         Ok(c) => c,
         Err(e) => {
             print_reply(&LaunchReply::Failed {
@@ -156,7 +173,7 @@ pub fn shim_main(state_dir: &Path) -> i32 {
         }
         Ok(ForkResult::Child) => {
             drop(rd);
-            let code = monitor_main(cfg, state_dir, wr);
+            let code = monitor(cfg, state_dir, wr);
             std::process::exit(code)
         }
     }
@@ -179,7 +196,7 @@ fn launcher_wait(rd: OwnedFd) -> i32 {
     }
 }
 
-fn report(wr: OwnedFd, r: &LaunchReply) {
+pub(crate) fn report(wr: OwnedFd, r: &LaunchReply) {
     if let Ok(mut s) = serde_json::to_string(r) {
         s.push('\n');
         let _ = File::from(wr).write_all(s.as_bytes());
@@ -217,7 +234,44 @@ fn monitor_main(cfg: ShimConfig, state_dir: PathBuf, report_fd: OwnedFd) -> i32 
         }
     };
     let pid = launched.pid.as_raw();
-    let shim = match event_loop::Shim::new(cfg.clone(), state_dir, launched, log.clone()) {
+    let opts = match crate::jsonlog::JsonLogWriter::open(
+        &cfg.log_path,
+        cfg.log_max_size,
+        cfg.log_max_files,
+    ) {
+        Ok(w) => event_loop::LoopOptions {
+            name: format!("container {}", cfg.id),
+            log: Some(w),
+            open_stdin: cfg.open_stdin,
+            stdin_once: cfg.stdin_once,
+            health: cfg.healthcheck.clone().and_then(|hc| {
+                health::Health::new(hc, &cfg, &state_dir, log.clone())
+                    .map_err(|e| log.error(&format!("healthcheck disabled: {e}")))
+                    .ok()
+            }),
+        },
+        Err(e) => {
+            let e = format!("opening the container log: {e}");
+            log.error(&e);
+            report(report_fd, &LaunchReply::Failed { error: e });
+            let _ = nix::sys::signal::kill(launched.pid, nix::sys::signal::Signal::SIGKILL);
+            launch::cleanup_failed_create(&cfg);
+            return 1;
+        }
+    };
+    let workload = launch::InitWorkload {
+        container: launched.container,
+        pid: launched.pid,
+        cgroups_path: launched.cgroups_path,
+    };
+    let shim = match event_loop::Shim::new(
+        opts,
+        state_dir,
+        Some(launched.pid),
+        launched.io,
+        Box::new(workload),
+        log.clone(),
+    ) {
         Ok(s) => s,
         Err(e) => {
             log.error(&format!("setting up the monitor: {e}"));
