@@ -64,7 +64,11 @@ impl Feed {
 }
 
 pub async fn events(State(engine): State<AppState>, p: Params) -> ApiResult<Response> {
-    let since = parse_timestamp(p.get("since"))?;
+    // Unlike logs, `since=0` asks for everything recorded (the epoch is a real bound here).
+    let since = match p.get("since") {
+        Some("0") => chrono::DateTime::from_timestamp(0, 0),
+        s => parse_timestamp(s)?,
+    };
     let until = parse_timestamp(p.get("until"))?;
     let filter = EventFilter::new(p.filters()?)?;
     let (history, rx) = engine.events.subscribe();
