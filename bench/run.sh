@@ -25,7 +25,7 @@ mkdir -p "$DOCKER_CONFIG"
 command -v hyperfine >/dev/null || { echo "hyperfine missing: run scripts/setup.sh" >&2; exit 1; }
 
 cargo build --release -q -p berth
-BERTH=$PWD/target/release/berth
+BERTH=$PWD/target/x86_64-unknown-linux-gnu/release/berth
 bash scripts/busybox-image.sh "$BENCH_DIR/busybox.tar"
 
 pids=()
