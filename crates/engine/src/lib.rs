@@ -3,6 +3,7 @@
 //! It knows nothing of HTTP; `berth-api` maps requests onto these calls.
 
 pub mod container;
+pub mod detach_keys;
 pub mod error;
 pub mod events;
 pub mod images;

@@ -477,7 +477,8 @@ pub async fn cmd_attach(docker: &Docker, a: AttachArgs) -> Result<i32> {
     };
     let end = run_session(docker, &id, &plan, attach, detach_keys, raw).await;
     if end? == StreamEnd::Detached {
-        return Ok(0);
+        // docker attach reports the detach as its error (run and start -a exit 0).
+        return Err(status(1, "read escape sequence"));
     }
     Ok(match waiter {
         Some(w) => wait_status(w).await,
