@@ -16,6 +16,7 @@ use commands::container::{
 use commands::image::{
     self as img, HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs,
 };
+use commands::prune::{self as prn, ContainerPruneArgs, DfArgs, ImagePruneArgs, SystemPruneArgs};
 use commands::run_opts::ContainerFlags;
 use commands::system::{self as sys, FormatArgs, InspectArgs};
 use std::ffi::OsString;
@@ -135,6 +136,8 @@ enum ContainerCmd {
     Rm(RmArgs),
     Rename(RenameArgs),
     Inspect(TypedInspectArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,11 +152,17 @@ enum ImageCmd {
     Import(ImportArgs),
     Load(LoadArgs),
     Save(SaveArgs),
+    /// Remove unused images
+    Prune(ImagePruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
 enum SystemCmd {
     Info(FormatArgs),
+    /// Show docker disk usage
+    Df(DfArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -381,6 +390,18 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
         | Cmd::System {
             cmd: SystemCmd::Info(a),
         } => sys::cmd_info(d, a).await,
+        Cmd::Container {
+            cmd: ContainerCmd::Prune(a),
+        } => prn::cmd_container_prune(d, a).await,
+        Cmd::Image {
+            cmd: ImageCmd::Prune(a),
+        } => prn::cmd_image_prune(d, a).await,
+        Cmd::System {
+            cmd: SystemCmd::Df(a),
+        } => prn::cmd_system_df(d, a).await,
+        Cmd::System {
+            cmd: SystemCmd::Prune(a),
+        } => prn::cmd_system_prune(d, a).await,
         Cmd::Version(_) => unreachable!(),
     }
 }

@@ -4,11 +4,13 @@
 
 pub mod container;
 pub mod detach_keys;
+pub mod disk_usage;
 pub mod error;
 pub mod events;
 pub mod images;
 pub mod logs;
 pub mod names;
+pub mod prune;
 pub mod shim;
 pub mod signals;
 pub mod system;

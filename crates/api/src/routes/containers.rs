@@ -20,7 +20,11 @@ use tokio::net::UnixStream;
 pub async fn list(State(engine): State<AppState>, p: Params) -> ApiResult<impl IntoResponse> {
     let limit = p.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let all = p.bool("all") || limit.is_some();
-    Ok(Json(engine.list_containers(all, limit, &p.filters()?)?))
+    let mut list = engine.list_containers(all, limit, &p.filters()?)?;
+    if p.bool("size") {
+        engine.fill_container_sizes(&mut list).await?;
+    }
+    Ok(Json(list))
 }
 
 pub async fn create(State(engine): State<AppState>, p: Params, body: Bytes) -> ApiResult<Response> {

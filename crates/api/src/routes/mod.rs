@@ -1,5 +1,6 @@
 mod containers;
 mod images;
+mod prune;
 mod system;
 
 use crate::AppState;
@@ -11,6 +12,9 @@ pub fn routes() -> Router<AppState> {
         .route("/_ping", get(system::ping).head(system::ping_head))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/system/df", get(prune::system_df))
+        .route("/containers/prune", post(prune::containers))
+        .route("/images/prune", post(prune::images))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))

@@ -1,4 +1,5 @@
 pub mod container;
 pub mod image;
+pub mod prune;
 pub mod run_opts;
 pub mod system;
