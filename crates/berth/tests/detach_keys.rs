@@ -63,7 +63,10 @@ fn wait_exit(child: &mut Child, master: &mut std::fs::File, what: &str) -> (i32,
             if let Ok(n) = master.read(&mut buf) {
                 seen.extend_from_slice(&buf[..n]);
             }
-            return (st.code().unwrap_or(-1), String::from_utf8_lossy(&seen).into_owned());
+            return (
+                st.code().unwrap_or(-1),
+                String::from_utf8_lossy(&seen).into_owned(),
+            );
         }
         let mut buf = [0u8; 4096];
         if let Ok(n) = master.read(&mut buf) {
@@ -91,7 +94,11 @@ fn run_it_detaches_with_ctrl_p_ctrl_q() {
     for cli in ["docker", "berth"] {
         let name = format!("det-{cli}");
         let args = ["run", "-it", "--name", &name, "busybox", "sh"];
-        let cmd = if cli == "docker" { d.docker(&args) } else { d.berth(&args) };
+        let cmd = if cli == "docker" {
+            d.docker(&args)
+        } else {
+            d.berth(&args)
+        };
         let (mut child, mut master) = spawn_on_pty(cmd);
         let mut seen = Vec::new();
         assert!(read_until(&mut master, "# ", &mut seen), "{cli}: no prompt");
@@ -99,23 +106,41 @@ fn run_it_detaches_with_ctrl_p_ctrl_q() {
         let (code, text) = wait_exit(&mut child, &mut master, cli);
         assert_eq!(code, 0, "{cli}: {text}");
         std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(running(&d, &name), "true", "{cli}: container stopped after detach");
+        assert_eq!(
+            running(&d, &name),
+            "true",
+            "{cli}: container stopped after detach"
+        );
 
         // Re-attach with custom keys and detach again.
         let args = ["attach", "--detach-keys", "ctrl-x,x", &name];
-        let cmd = if cli == "docker" { d.docker(&args) } else { d.berth(&args) };
+        let cmd = if cli == "docker" {
+            d.docker(&args)
+        } else {
+            d.berth(&args)
+        };
         let (mut child, mut master) = spawn_on_pty(cmd);
         std::thread::sleep(Duration::from_millis(500));
         master.write_all(b"echo hello-$((20+22))\r").unwrap();
         let mut seen = Vec::new();
-        assert!(read_until(&mut master, "hello-42", &mut seen), "{cli}: attach is not live");
+        assert!(
+            read_until(&mut master, "hello-42", &mut seen),
+            "{cli}: attach is not live"
+        );
         master.write_all(b"\x18x").unwrap();
         // `attach` (unlike `run`) reports the detach: "read escape sequence", status 1.
         let (code, text) = wait_exit(&mut child, &mut master, cli);
         assert_eq!(code, 1, "{cli} attach: {text}");
-        assert!(text.contains("read escape sequence"), "{cli} attach: {text}");
+        assert!(
+            text.contains("read escape sequence"),
+            "{cli} attach: {text}"
+        );
         std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(running(&d, &name), "true", "{cli}: container stopped after attach detach");
+        assert_eq!(
+            running(&d, &name),
+            "true",
+            "{cli}: container stopped after attach detach"
+        );
     }
     // Keys docker cannot parse are refused.
     let out = output(&mut d.docker(&["attach", "--detach-keys", "ctrl-1", "det-docker"]));
@@ -147,7 +172,8 @@ fn daemon_ends_the_attach_on_detach_keys() {
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 101"));
     s.write_all(b"echo in-$((1+1))\r").unwrap();
     let t0 = Instant::now();
-    while !String::from_utf8_lossy(&got).contains("in-2") && t0.elapsed() < Duration::from_secs(10) {
+    while !String::from_utf8_lossy(&got).contains("in-2") && t0.elapsed() < Duration::from_secs(10)
+    {
         let n = s.read(&mut buf).unwrap_or(0);
         got.extend_from_slice(&buf[..n]);
     }

@@ -43,7 +43,13 @@ fn init_is_pid_one_and_passes_exit_codes() {
     let out = output(&mut d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"]));
     assert_eq!(out.status.code(), Some(7));
     let out = output(&mut d.docker(&[
-        "run", "--rm", "--init", "busybox", "sh", "-c", "kill -USR1 $$",
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "kill -USR1 $$",
     ]));
     assert_eq!(out.status.code(), Some(128 + 10));
     // A command that does not exist still fails like docker's (before the init is involved).

@@ -58,7 +58,9 @@ fn random_rootfs_tar(dir: &Path, name: &str, size: usize) -> std::path::PathBuf 
 }
 
 fn inspect(d: &TestDaemon, fmt: &str, id: &str) -> String {
-    ok(&mut d.docker(&["inspect", "-f", fmt, id])).trim().to_string()
+    ok(&mut d.docker(&["inspect", "-f", fmt, id]))
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -77,11 +79,9 @@ fn container_prune_frees_rw_layers_and_logs() {
     ]))
     .trim()
     .to_string();
-    let kept = ok(&mut d.docker(&[
-        "create", "--label", "keep=yes", "busybox", "true",
-    ]))
-    .trim()
-    .to_string();
+    let kept = ok(&mut d.docker(&["create", "--label", "keep=yes", "busybox", "true"]))
+        .trim()
+        .to_string();
     let running = ok(&mut d.docker(&["run", "-d", "busybox", "sleep", "300"]))
         .trim()
         .to_string();
@@ -112,7 +112,10 @@ fn container_prune_frees_rw_layers_and_logs() {
     let before = du_store(&d.data_root);
     let out = ok(&mut d.docker(&["container", "prune", "-f", "--filter", "label!=keep"]));
     let after = du_store(&d.data_root);
-    assert!(out.starts_with(&format!("Deleted Containers:\n{big}\n\n")), "{out}");
+    assert!(
+        out.starts_with(&format!("Deleted Containers:\n{big}\n\n")),
+        "{out}"
+    );
     assert!(out.contains("Total reclaimed space: 3"), "{out}");
     assert!(!out.contains(&kept) && !out.contains(&running), "{out}");
     assert!(
@@ -145,21 +148,32 @@ fn image_prune_removes_unused_layers_from_disk() {
     ok(&mut d.docker(&["import", &tagged_tar.to_string_lossy(), "tagged:1"]));
     // A container (even stopped) keeps busybox in use.
     ok(&mut d.docker(&["create", "--name", "user", "busybox", "true"]));
-    let layers_before = std::fs::read_dir(d.data_root.join("layers")).unwrap().count();
+    let layers_before = std::fs::read_dir(d.data_root.join("layers"))
+        .unwrap()
+        .count();
 
     let before = du_store(&d.data_root);
     let out = ok(&mut d.docker(&["image", "prune", "-f"]));
     let after = du_store(&d.data_root);
     assert_eq!(
         out.lines().take(2).collect::<Vec<_>>(),
-        vec!["Deleted Images:".to_string(), format!("deleted: {dangling}")],
+        vec![
+            "Deleted Images:".to_string(),
+            format!("deleted: {dangling}")
+        ],
         "{out}"
     );
     // The layer directory and its stored (uncompressed) blob both go.
     assert!(out.contains("Total reclaimed space: 4"), "{out}");
-    assert!(before - after >= 4_000_000, "shrank by {} only", before - after);
+    assert!(
+        before - after >= 4_000_000,
+        "shrank by {} only",
+        before - after
+    );
     assert_eq!(
-        std::fs::read_dir(d.data_root.join("layers")).unwrap().count(),
+        std::fs::read_dir(d.data_root.join("layers"))
+            .unwrap()
+            .count(),
         layers_before - 1
     );
 
@@ -174,7 +188,9 @@ fn image_prune_removes_unused_layers_from_disk() {
     assert!(out.contains("untagged: busybox:latest"), "{out}");
     let out = ok(&mut d.docker(&["images", "-q"]));
     assert!(out.trim().is_empty(), "{out}");
-    let left = std::fs::read_dir(d.data_root.join("layers")).unwrap().count();
+    let left = std::fs::read_dir(d.data_root.join("layers"))
+        .unwrap()
+        .count();
     assert_eq!(left, 0, "layer directories left behind");
 }
 
@@ -201,7 +217,10 @@ fn system_df_matches_docker_and_system_prune_frees() {
     let df: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let layers = df["LayersSize"].as_u64().unwrap();
     let du_layers = du(&d.data_root.join("layers"));
-    assert!(layers > MB && layers <= du_layers, "{layers} vs du {du_layers}");
+    assert!(
+        layers > MB && layers <= du_layers,
+        "{layers} vs du {du_layers}"
+    );
     assert_eq!(df["Images"].as_array().unwrap().len(), 2);
     assert!(df["Containers"][0]["SizeRw"].as_u64().unwrap() >= 500_000);
     assert!(df["Volumes"].as_array().unwrap().is_empty());
@@ -230,18 +249,31 @@ fn system_df_matches_docker_and_system_prune_frees() {
         "Local Volumes space usage:",
         "Build cache usage: 0B",
     ] {
-        assert!(theirs.contains(section) && ours.contains(section), "{section}\n{theirs}\n{ours}");
+        assert!(
+            theirs.contains(section) && ours.contains(section),
+            "{section}\n{theirs}\n{ours}"
+        );
     }
-    assert!(ours.contains("extra ") && ours.contains("busybox "), "{ours}");
+    assert!(
+        ours.contains("extra ") && ours.contains("busybox "),
+        "{ours}"
+    );
 
     let before = du_store(&d.data_root);
     let out = ok(&mut d.berth(&["system", "prune", "-a", "-f"]));
     let after = du_store(&d.data_root);
-    assert!(out.contains(&format!("Deleted Containers:\n{c}\n")), "{out}");
+    assert!(
+        out.contains(&format!("Deleted Containers:\n{c}\n")),
+        "{out}"
+    );
     assert!(out.contains("untagged: extra:1"), "{out}");
     assert!(out.contains("untagged: busybox:latest"), "{out}");
     assert!(out.contains("Total reclaimed space: "), "{out}");
-    assert!(before - after >= MB + 500_000, "shrank by {} only", before - after);
+    assert!(
+        before - after >= MB + 500_000,
+        "shrank by {} only",
+        before - after
+    );
     let (_, _, body) = http(&d.socket, "GET", "/system/df", None).unwrap();
     let df: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(df["LayersSize"], 0);

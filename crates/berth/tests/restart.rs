@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
 fn inspect(d: &TestDaemon, fmt: &str, id: &str) -> String {
-    ok(&mut d.docker(&["inspect", "-f", fmt, id])).trim().to_string()
+    ok(&mut d.docker(&["inspect", "-f", fmt, id]))
+        .trim()
+        .to_string()
 }
 
 /// Polls `f` until it returns true or `secs` pass.
@@ -37,7 +39,14 @@ fn on_failure_stops_after_max_retries() {
     let d = TestDaemon::start(BIN).unwrap();
     d.import_busybox().unwrap();
     let id = ok(&mut d.docker(&[
-        "run", "-d", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3",
+        "run",
+        "-d",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
     ]));
     let id = id.trim();
     let fmt = "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}";
@@ -50,13 +59,15 @@ fn on_failure_stops_after_max_retries() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(inspect(&d, fmt, id), "exited 2 3");
     assert_eq!(
-        inspect(&d, "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}", id),
+        inspect(
+            &d,
+            "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            id
+        ),
         "on-failure:2"
     );
     // A clean exit is not a failure.
-    let ok_id = ok(&mut d.berth(&[
-        "run", "-d", "--restart", "on-failure", "busybox", "true",
-    ]));
+    let ok_id = ok(&mut d.berth(&["run", "-d", "--restart", "on-failure", "busybox", "true"]));
     let ok_id = ok_id.trim();
     assert!(eventually(5, || inspect(&d, "{{.State.Status}}", ok_id) == "exited"));
     std::thread::sleep(Duration::from_millis(500));
@@ -68,18 +79,36 @@ fn always_shows_restarting_during_back_off() {
     let d = TestDaemon::start(BIN).unwrap();
     d.import_busybox().unwrap();
     let id = ok(&mut d.docker(&[
-        "run", "-d", "--restart", "always", "busybox", "sh", "-c", "exit 1",
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
     ]));
     let id = id.trim();
     let mut status = String::new();
     assert!(
         eventually(15, || {
-            status = ok(&mut d.docker(&["ps", "-a", "--filter", &format!("id={id}"), "--format", "{{.Status}}"]));
+            status = ok(&mut d.docker(&[
+                "ps",
+                "-a",
+                "--filter",
+                &format!("id={id}"),
+                "--format",
+                "{{.Status}}",
+            ]));
             status.starts_with("Restarting (1) ")
         }),
         "{status}"
     );
-    assert!(eventually(10, || inspect(&d, "{{.State.Restarting}} {{.State.Running}}", id) == "true true"));
+    assert!(eventually(10, || inspect(
+        &d,
+        "{{.State.Restarting}} {{.State.Running}}",
+        id
+    ) == "true true"));
     // A stop during the back-off cancels the restart at once.
     let t0 = Instant::now();
     ok(&mut d.docker(&["stop", id]));
@@ -96,7 +125,13 @@ fn always_survives_process_and_daemon_deaths() {
     let mut d = TestDaemon::start(BIN).unwrap();
     d.import_busybox().unwrap();
     let id = ok(&mut d.docker(&[
-        "run", "-d", "--restart", "always", "busybox", "sleep", "300",
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "300",
     ]))
     .trim()
     .to_string();
@@ -145,12 +180,24 @@ fn unless_stopped_stays_stopped_across_daemon_restart() {
     let mut d = TestDaemon::start(BIN).unwrap();
     d.import_busybox().unwrap();
     let id = ok(&mut d.docker(&[
-        "run", "-d", "--restart", "unless-stopped", "busybox", "sleep", "300",
+        "run",
+        "-d",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "300",
     ]))
     .trim()
     .to_string();
     let other = ok(&mut d.docker(&[
-        "run", "-d", "--restart", "unless-stopped", "busybox", "sleep", "300",
+        "run",
+        "-d",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "300",
     ]))
     .trim()
     .to_string();

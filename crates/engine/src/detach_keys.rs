@@ -101,7 +101,10 @@ mod tests {
     fn parses_docker_syntax() {
         assert_eq!(parse("").unwrap(), vec![16, 17]);
         assert_eq!(parse("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
-        assert_eq!(parse("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_").unwrap(), vec![0, 27, 28, 29, 30, 31]);
+        assert_eq!(
+            parse("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_").unwrap(),
+            vec![0, 27, 28, 29, 30, 31]
+        );
         assert!(parse("a,ctrl-A,,").is_err());
         assert_eq!(parse("a,ctrl-A").unwrap(), vec![b'a', 1]);
         assert_eq!(parse("x").unwrap(), vec![b'x']);
@@ -118,21 +121,57 @@ mod tests {
     #[test]
     fn detects_across_chunks_and_passes_partial_matches() {
         let mut m = Matcher::new(vec![16, 17]);
-        assert_eq!(m.feed(b"ls\x10"), Fed { forward: b"ls".to_vec(), detached: false });
-        assert_eq!(m.feed(b"\x11rest"), Fed { forward: vec![], detached: true });
+        assert_eq!(
+            m.feed(b"ls\x10"),
+            Fed {
+                forward: b"ls".to_vec(),
+                detached: false
+            }
+        );
+        assert_eq!(
+            m.feed(b"\x11rest"),
+            Fed {
+                forward: vec![],
+                detached: true
+            }
+        );
 
         let mut m = Matcher::new(vec![16, 17]);
         // ctrl-p followed by something else is typed through, ctrl-p included.
-        assert_eq!(m.feed(b"\x10x"), Fed { forward: b"\x10x".to_vec(), detached: false });
+        assert_eq!(
+            m.feed(b"\x10x"),
+            Fed {
+                forward: b"\x10x".to_vec(),
+                detached: false
+            }
+        );
         // A repeated first key restarts the match.
-        assert_eq!(m.feed(b"\x10\x10\x11"), Fed { forward: b"\x10".to_vec(), detached: true });
+        assert_eq!(
+            m.feed(b"\x10\x10\x11"),
+            Fed {
+                forward: b"\x10".to_vec(),
+                detached: true
+            }
+        );
     }
 
     #[test]
     fn single_key_and_no_keys() {
         let mut m = Matcher::new(vec![b'q']);
-        assert_eq!(m.feed(b"abq"), Fed { forward: b"ab".to_vec(), detached: true });
+        assert_eq!(
+            m.feed(b"abq"),
+            Fed {
+                forward: b"ab".to_vec(),
+                detached: true
+            }
+        );
         let mut m = Matcher::new(vec![]);
-        assert_eq!(m.feed(b"\x10\x11"), Fed { forward: b"\x10\x11".to_vec(), detached: false });
+        assert_eq!(
+            m.feed(b"\x10\x11"),
+            Fed {
+                forward: b"\x10\x11".to_vec(),
+                detached: false
+            }
+        );
     }
 }

@@ -63,7 +63,11 @@ pub fn parse_until(v: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Ok(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(v, fmt) {
             return Ok(t.and_utc());
         }
@@ -74,7 +78,10 @@ pub fn parse_until(v: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         }
     }
     let (secs, frac) = v.split_once('.').unwrap_or((v, "0"));
-    if let (Ok(s), true) = (secs.parse::<i64>(), frac.bytes().all(|b| b.is_ascii_digit())) {
+    if let (Ok(s), true) = (
+        secs.parse::<i64>(),
+        frac.bytes().all(|b| b.is_ascii_digit()),
+    ) {
         let nanos: u32 = format!("{frac:0<9}")
             .get(..9)
             .and_then(|f| f.parse().ok())
@@ -133,7 +140,10 @@ fn dangling_only(filters: &Filters) -> Result<bool> {
 }
 
 impl Engine {
-    pub async fn prune_containers(self: &Arc<Self>, filters: &Filters) -> Result<ContainerPruneResponse> {
+    pub async fn prune_containers(
+        self: &Arc<Self>,
+        filters: &Filters,
+    ) -> Result<ContainerPruneResponse> {
         check_keys(filters, &["until", "label", "label!"])?;
         let until = until_of(filters)?;
         let mut deleted = Vec::new();

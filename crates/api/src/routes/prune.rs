@@ -17,6 +17,10 @@ pub async fn images(State(engine): State<AppState>, p: Params) -> ApiResult<impl
 }
 
 pub async fn system_df(State(engine): State<AppState>, p: Params) -> ApiResult<impl IntoResponse> {
-    let types: Vec<String> = p.all("type").into_iter().filter(|t| !t.is_empty()).collect();
+    let types: Vec<String> = p
+        .all("type")
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .collect();
     Ok(Json(engine.disk_usage(DfTypes::parse(&types)?).await?))
 }

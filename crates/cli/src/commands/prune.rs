@@ -175,7 +175,9 @@ fn system_prune_warning(all: bool, volumes: bool) -> String {
 }
 
 /// Pruners of objects this daemon may not have (networks, build cache): a 404 means none.
-fn optional(r: std::result::Result<(i64, String), bollard::errors::Error>) -> Result<(i64, String)> {
+fn optional(
+    r: std::result::Result<(i64, String), bollard::errors::Error>,
+) -> Result<(i64, String)> {
     match r {
         Ok(v) => Ok(v),
         Err(e) if matches!(http_status(&e), Some(404)) => Ok((0, String::new())),
@@ -226,7 +228,10 @@ pub async fn cmd_system_prune(docker: &Docker, a: SystemPruneArgs) -> Result<i32
                 if ids.is_empty() {
                     (n, String::new())
                 } else {
-                    (n, format!("Deleted build cache objects:\n{}\n", ids.join("\n")))
+                    (
+                        n,
+                        format!("Deleted build cache objects:\n{}\n", ids.join("\n")),
+                    )
                 }
             }),
     )?);
@@ -271,8 +276,16 @@ pub fn df_rows(df: &Value) -> Vec<Value> {
         .map(|i| i["Size"].as_i64().unwrap_or(0) - i["SharedSize"].as_i64().unwrap_or(0))
         .sum();
     let containers = arr(&df["Containers"]);
-    let active = |c: &Value| matches!(c["State"].as_str(), Some("running" | "paused" | "restarting"));
-    let ctr_size: i64 = containers.iter().map(|c| c["SizeRw"].as_i64().unwrap_or(0)).sum();
+    let active = |c: &Value| {
+        matches!(
+            c["State"].as_str(),
+            Some("running" | "paused" | "restarting")
+        )
+    };
+    let ctr_size: i64 = containers
+        .iter()
+        .map(|c| c["SizeRw"].as_i64().unwrap_or(0))
+        .sum();
     let ctr_free: i64 = containers
         .iter()
         .filter(|c| !active(c))
@@ -300,7 +313,9 @@ pub fn df_rows(df: &Value) -> Vec<Value> {
         .sum();
     let cache_free: i64 = cache
         .iter()
-        .filter(|c| !c["InUse"].as_bool().unwrap_or(false) && !c["Shared"].as_bool().unwrap_or(false))
+        .filter(|c| {
+            !c["InUse"].as_bool().unwrap_or(false) && !c["Shared"].as_bool().unwrap_or(false)
+        })
         .map(|c| c["Size"].as_i64().unwrap_or(0))
         .sum();
     vec![
@@ -446,9 +461,18 @@ mod tests {
         let out = output::render_list(&Format::parse(None, DF_TABLE), &df_rows(&df), &df_headers())
             .unwrap();
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE");
-        assert_eq!(lines[1], "Images          2         1         2MB       500kB (25%)");
-        assert_eq!(lines[2], "Containers      2         1         4kB       3kB (75%)");
+        assert_eq!(
+            lines[0],
+            "TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE"
+        );
+        assert_eq!(
+            lines[1],
+            "Images          2         1         2MB       500kB (25%)"
+        );
+        assert_eq!(
+            lines[2],
+            "Containers      2         1         4kB       3kB (75%)"
+        );
         assert_eq!(lines[3], "Local Volumes   0         0         0B        0B");
         assert_eq!(lines[4], "Build Cache     0         0         0B        0B");
     }
