@@ -202,3 +202,32 @@ fn daemon_ends_the_attach_on_detach_keys() {
     assert_eq!(st, 400, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("Invalid detach keys"));
 }
+
+/// `detachKeys` in the client's config.json replaces ctrl-p,ctrl-q, for docker and for us.
+#[test]
+fn config_file_detach_keys() {
+    let d = TestDaemon::start(BIN).unwrap();
+    d.import_busybox().unwrap();
+    let cfg = d.dir.path().join("docker-config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("config.json"), r#"{"detachKeys":"ctrl-x,x"}"#).unwrap();
+    for cli in ["docker", "berth"] {
+        let name = format!("cfg-{cli}");
+        let args = ["run", "-it", "--name", &name, "busybox", "sh"];
+        let cmd = if cli == "docker" {
+            d.docker(&args)
+        } else {
+            let mut c = d.berth(&args);
+            c.env("DOCKER_CONFIG", &cfg);
+            c
+        };
+        let (mut child, mut master) = spawn_on_pty(cmd);
+        let mut seen = Vec::new();
+        assert!(read_until(&mut master, "# ", &mut seen), "{cli}: no prompt");
+        master.write_all(b"\x18x").unwrap();
+        let (code, text) = wait_exit(&mut child, &mut master, cli);
+        assert_eq!(code, 0, "{cli}: {text}");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(running(&d, &name), "true", "{cli}");
+    }
+}
