@@ -100,6 +100,30 @@ fn container_prune_frees_rw_layers_and_logs() {
         .unwrap();
     assert!(size_rw >= 3 * MB, "SizeRw {size_rw}");
 
+    // `ps -s` shows the same size: writable, then virtual (with the image).
+    for out in [
+        ok(&mut d.docker(&[
+            "ps",
+            "-a",
+            "-s",
+            "--filter",
+            &format!("id={big}"),
+            "--format",
+            "{{.Size}}",
+        ])),
+        ok(&mut d.berth(&[
+            "ps",
+            "-a",
+            "-s",
+            "--filter",
+            &format!("id={big}"),
+            "--format",
+            "{{.Size}}",
+        ])),
+    ] {
+        assert!(out.starts_with("3") && out.contains("(virtual "), "{out}");
+    }
+
     // Bad filters are refused and nothing goes.
     let out = output(&mut d.docker(&["container", "prune", "-f", "--filter", "bogus=1"]));
     assert!(!out.status.success());
