@@ -24,7 +24,7 @@ hyperfine_median_ms() { python3 -c "import json,statistics;print(round(statistic
 
 build_berth() {
   cargo build --release -q -p berth
-  BERTH=$PWD/target/release/berth
+  BERTH=$PWD/target/x86_64-unknown-linux-gnu/release/berth
   [ -f "$BENCH_DIR/busybox.tar" ] || bash scripts/busybox-image.sh "$BENCH_DIR/busybox.tar"
 }
 

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release -q -p berth
-BERTH=target/release/berth
+BERTH=target/x86_64-unknown-linux-gnu/release/berth
 tar=$(mktemp /tmp/busybox.XXXXXX.tar)
 trap 'rm -f "$tar"' EXIT
 bash scripts/busybox-image.sh "$tar"

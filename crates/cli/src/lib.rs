@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod docker_config;
 pub mod output;
 pub mod stream;
 
@@ -17,6 +18,7 @@ use commands::image::{
     self as img, HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs,
 };
 use commands::resources::{self as res, PauseArgs, StatsArgs, TopArgs, UpdateArgs};
+use commands::prune::{self as prn, ContainerPruneArgs, DfArgs, ImagePruneArgs, SystemPruneArgs};
 use commands::run_opts::ContainerFlags;
 use commands::system::{self as sys, FormatArgs, InspectArgs};
 use std::ffi::OsString;
@@ -168,6 +170,8 @@ enum ContainerCmd {
     Export(commands::fs::ExportArgs),
     Diff(commands::fs::DiffArgs),
     Commit(commands::fs::CommitArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -182,12 +186,18 @@ enum ImageCmd {
     Import(ImportArgs),
     Load(LoadArgs),
     Save(SaveArgs),
+    /// Remove unused images
+    Prune(ImagePruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
 enum SystemCmd {
     Info(FormatArgs),
     Events(commands::events::EventsArgs),
+    /// Show docker disk usage
+    Df(DfArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -459,6 +469,18 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
         | Cmd::Container {
             cmd: ContainerCmd::Update(a),
         } => res::cmd_update(d, a).await,
+        Cmd::Container {
+            cmd: ContainerCmd::Prune(a),
+        } => prn::cmd_container_prune(d, a).await,
+        Cmd::Image {
+            cmd: ImageCmd::Prune(a),
+        } => prn::cmd_image_prune(d, a).await,
+        Cmd::System {
+            cmd: SystemCmd::Df(a),
+        } => prn::cmd_system_df(d, a).await,
+        Cmd::System {
+            cmd: SystemCmd::Prune(a),
+        } => prn::cmd_system_prune(d, a).await,
         Cmd::Version(_) => unreachable!(),
     }
 }

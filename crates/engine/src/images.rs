@@ -120,7 +120,7 @@ impl Engine {
             .map_err(Into::into)
     }
 
-    fn containers_using(&self, image_id: &str) -> Vec<(String, bool)> {
+    pub(crate) fn containers_using(&self, image_id: &str) -> Vec<(String, bool)> {
         self.containers
             .all()
             .iter()

@@ -3,6 +3,8 @@
 //! It knows nothing of HTTP; `berth-api` maps requests onto these calls.
 
 pub mod container;
+pub mod detach_keys;
+pub mod disk_usage;
 pub mod error;
 pub mod events;
 pub mod exec;
@@ -10,6 +12,7 @@ pub mod images;
 pub mod logs;
 pub mod names;
 pub mod resources;
+pub mod prune;
 pub mod shim;
 pub mod signals;
 pub mod system;
@@ -99,6 +102,12 @@ impl Engine {
         for h in self.containers.all() {
             let rec = h.snapshot();
             let shim = shim::ShimClient::new(self.shim_dir(&h.id));
+            if rec.state.status == container::Status::Restarting {
+                // The daemon died during a restart back-off: finish the restart.
+                self.release_rootfs(&h.id).await;
+                self.schedule_restart(h.clone(), &rec);
+                continue;
+            }
             if rec.state.is_running() && shim.alive().await {
                 tracing::info!(container = %h.id, "re-attached to running container");
                 self.spawn_monitor(h.clone());
@@ -116,7 +125,34 @@ impl Engine {
             }
         }
         self.sweep_runtime_state().await;
+        self.autostart_on_boot();
         Ok(())
+    }
+
+    /// dockerd's restore: on daemon start, `always` containers run again even when they had
+    /// been stopped by hand, `unless-stopped` ones unless they were.
+    fn autostart_on_boot(self: &Arc<Self>) {
+        use bollard_stubs::models::RestartPolicyNameEnum as P;
+        for h in self.containers.all() {
+            let rec = h.snapshot();
+            if rec.state.status != container::Status::Exited || rec.state.started_at.is_none() {
+                continue;
+            }
+            let policy = rec.host_config.restart_policy.as_ref().and_then(|p| p.name);
+            let start = match policy {
+                Some(P::ALWAYS) => true,
+                Some(P::UNLESS_STOPPED) => !rec.state.stopped_by_user,
+                _ => false,
+            };
+            if start {
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = engine.start_container(&h.id).await {
+                        tracing::warn!(container = %h.id, "start on daemon boot failed: {e}");
+                    }
+                });
+            }
+        }
     }
 
     /// A crashed create can leave libcontainer state and cgroups behind. The exec root is ours

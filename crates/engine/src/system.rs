@@ -163,7 +163,7 @@ impl Engine {
             default_runtime: Some("berth".into()),
             live_restore_enabled: Some(true),
             isolation: Some(SystemInfoIsolationEnum::DEFAULT),
-            init_binary: Some(String::new()),
+            init_binary: Some("docker-init".into()),
             security_options: Some(vec!["name=seccomp,profile=builtin".into()]),
             swarm: Some(SwarmInfo {
                 local_node_state: Some(LocalNodeState::INACTIVE),

@@ -8,6 +8,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use berth_engine::detach_keys::{self, Matcher};
 use berth_engine::{AttachTarget, LogOptions, WaitCondition};
 use bollard_stubs::models::{ContainerCreateBody, ContainerCreateResponse};
 use futures_util::stream;
@@ -18,7 +19,11 @@ use tokio::net::UnixStream;
 pub async fn list(State(engine): State<AppState>, p: Params) -> ApiResult<impl IntoResponse> {
     let limit = p.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
     let all = p.bool("all") || limit.is_some();
-    Ok(Json(engine.list_containers(all, limit, &p.filters()?)?))
+    let mut list = engine.list_containers(all, limit, &p.filters()?)?;
+    if p.bool("size") {
+        engine.fill_container_sizes(&mut list).await?;
+    }
+    Ok(Json(list))
 }
 
 pub async fn create(State(engine): State<AppState>, p: Params, body: Bytes) -> ApiResult<Response> {
@@ -229,15 +234,59 @@ pub(crate) async fn copy_frames<W: AsyncWrite + Unpin>(
     }
 }
 
-async fn pump<C: AsyncRead + AsyncWrite + Send + 'static>(client: C, shim: UnixStream, tty: bool) {
-    let (mut client_r, client_w) = tokio::io::split(client);
-    let (shim_r, mut shim_w) = shim.into_split();
+/// Copies the client's stdin to the shim until EOF, or until the detach keys are typed
+/// (returns true then, without passing an EOF on: the container keeps its stdin).
+async fn copy_input(
+    mut client: impl AsyncRead + Unpin,
+    mut shim: tokio::net::unix::OwnedWriteHalf,
+    mut detach: Option<Matcher>,
+) -> bool {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match client.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (data, detached) = match detach.as_mut() {
+            Some(m) => {
+                let fed = m.feed(&buf[..n]);
+                (std::borrow::Cow::Owned(fed.forward), fed.detached)
+            }
+            None => (std::borrow::Cow::Borrowed(&buf[..n]), false),
+        };
+        if !data.is_empty() && shim.write_all(&data).await.is_err() {
+            return false;
+        }
+        if detached {
+            return true;
+        }
+    }
+    // The client half-closed: pass the EOF on so the container's stdin closes.
+    let _ = shim.shutdown().await;
+    false
+}
+
+async fn pump<C: AsyncRead + AsyncWrite + Send + 'static>(
+    client: C,
+    shim: UnixStream,
+    tty: bool,
+    detach: Option<Matcher>,
+) {
+    let (client_r, client_w) = tokio::io::split(client);
+    let (shim_r, shim_w) = shim.into_split();
+    let (detached_tx, detached_rx) = tokio::sync::oneshot::channel::<()>();
     let stdin = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut client_r, &mut shim_w).await;
-        // The client half-closed: pass the EOF on so the container's stdin closes.
-        let _ = shim_w.shutdown().await;
+        if copy_input(client_r, shim_w, detach).await {
+            let _ = detached_tx.send(());
+        }
     });
-    copy_output(shim_r, client_w, tty).await;
+    let mut output = Box::pin(copy_output(shim_r, client_w, tty));
+    tokio::select! {
+        _ = &mut output => {}
+        // Dropping the output copy closes the client's stream: that is the detach, as
+        // dockerd ends the hijacked connection and leaves the container running.
+        Ok(()) = detached_rx => tracing::debug!("client detached"),
+    }
     stdin.abort();
 }
 
@@ -251,6 +300,14 @@ pub async fn attach(
     let h = engine.find_container(&id)?;
     let tty = h.snapshot().tty();
     let (stdin, stdout, stderr) = (p.bool("stdin"), p.bool("stdout"), p.bool("stderr"));
+    // dockerd watches for the detach keys only on TTY streams; elsewhere they are data.
+    let detach = if tty {
+        Some(Matcher::new(detach_keys::parse(
+            p.get("detachKeys").unwrap_or(""),
+        )?))
+    } else {
+        None
+    };
     let upgrade = req.headers().get(header::UPGRADE).is_some();
     let target = engine
         .attach_container(&id, stdin && upgrade, stdout, stderr)
@@ -283,7 +340,7 @@ pub async fn attach(
             return;
         };
         if let Some(s) = connect.await {
-            pump(TokioIo::new(upgraded), s, tty).await;
+            pump(TokioIo::new(upgraded), s, tty, detach).await;
         }
     });
     Response::builder()

@@ -4,6 +4,7 @@ mod events;
 mod exec;
 mod images;
 mod resources;
+mod prune;
 mod system;
 
 use crate::AppState;
@@ -16,6 +17,9 @@ pub fn routes() -> Router<AppState> {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/events", get(events::events))
+        .route("/system/df", get(prune::system_df))
+        .route("/containers/prune", post(prune::containers))
+        .route("/images/prune", post(prune::images))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))

@@ -244,7 +244,8 @@ async fn wait_status(h: tokio::task::JoinHandle<stream::WaitOutcome>) -> i32 {
     }
 }
 
-pub async fn cmd_run(docker: &Docker, f: ContainerFlags) -> Result<i32> {
+pub async fn cmd_run(docker: &Docker, mut f: ContainerFlags) -> Result<i32> {
+    f.detach_keys = f.detach_keys.or_else(crate::docker_config::detach_keys);
     let stdin_is_tty = isatty(0);
     if f.interactive
         && f.tty
@@ -347,7 +348,8 @@ pub struct StartArgs {
     pub containers: Vec<String>,
 }
 
-pub async fn cmd_start(docker: &Docker, a: StartArgs) -> Result<i32> {
+pub async fn cmd_start(docker: &Docker, mut a: StartArgs) -> Result<i32> {
+    a.detach_keys = a.detach_keys.or_else(crate::docker_config::detach_keys);
     if a.attach || a.interactive {
         if a.containers.len() > 1 {
             return Err(status(
@@ -427,7 +429,8 @@ pub struct AttachArgs {
     pub container: String,
 }
 
-pub async fn cmd_attach(docker: &Docker, a: AttachArgs) -> Result<i32> {
+pub async fn cmd_attach(docker: &Docker, mut a: AttachArgs) -> Result<i32> {
+    a.detach_keys = a.detach_keys.or_else(crate::docker_config::detach_keys);
     let c = docker
         .inspect_container(&a.container, None::<qp::InspectContainerOptions>)
         .await
@@ -477,7 +480,8 @@ pub async fn cmd_attach(docker: &Docker, a: AttachArgs) -> Result<i32> {
     };
     let end = run_session(docker, &id, &plan, attach, detach_keys, raw).await;
     if end? == StreamEnd::Detached {
-        return Ok(0);
+        // docker attach reports the detach as its error (run and start -a exit 0).
+        return Err(status(1, "read escape sequence"));
     }
     Ok(match waiter {
         Some(w) => wait_status(w).await,

@@ -4,6 +4,7 @@ pub mod exec;
 pub mod fs;
 pub mod health_flags;
 pub mod image;
+pub mod prune;
 pub mod resources;
 pub mod run_opts;
 pub mod system;

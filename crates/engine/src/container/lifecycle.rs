@@ -241,8 +241,26 @@ impl Engine {
         self.execs.forget_container(&h.id);
         self.release_rootfs(&h.id).await;
         let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
+        let shutting_down = self.shutting_down();
         let rec = h.update(|r| {
-            r.state.status = Status::Exited;
+            let policy = r.host_config.restart_policy.clone().unwrap_or_default();
+            let max = policy.maximum_retry_count.unwrap_or(0);
+            let restart = !r.state.stopped_by_user
+                && !shutting_down
+                && match policy.name.unwrap_or(RestartPolicyNameEnum::NO) {
+                    RestartPolicyNameEnum::ALWAYS | RestartPolicyNameEnum::UNLESS_STOPPED => true,
+                    RestartPolicyNameEnum::ON_FAILURE => {
+                        info.exit_code != 0 && (max == 0 || r.restart_count < max)
+                    }
+                    _ => false,
+                };
+            // A container about to be restarted shows "Restarting (code) N seconds ago"
+            // during the back-off, as with dockerd, never "Exited" in between.
+            r.state.status = if restart {
+                Status::Restarting
+            } else {
+                Status::Exited
+            };
             r.state.paused = false;
             r.state.pid = 0;
             r.state.exit_code = info.exit_code;
@@ -272,50 +290,65 @@ impl Engine {
         h.exits.send_modify(|g| *g += 1);
         tracing::info!(container = %h.id, code = info.exit_code, "exited");
 
-        let policy = rec.host_config.restart_policy.clone().unwrap_or_default();
-        let max = policy.maximum_retry_count.unwrap_or(0);
-        let restart = !rec.state.stopped_by_user
-            && !self.shutting_down()
-            && match policy.name.unwrap_or(RestartPolicyNameEnum::NO) {
-                RestartPolicyNameEnum::ALWAYS | RestartPolicyNameEnum::UNLESS_STOPPED => true,
-                RestartPolicyNameEnum::ON_FAILURE => {
-                    info.exit_code != 0 && (max == 0 || rec.restart_count < max)
-                }
-                _ => false,
-            };
-        let engine = self.clone();
-        let h = h.clone();
-        if restart {
-            tokio::spawn(async move {
-                // dockerd's back-off starts at 100 ms and doubles; reset after 10 s of running.
-                let ran = rec
-                    .state
-                    .started_at
-                    .map(|s| Utc::now() - s)
-                    .unwrap_or_default();
-                let delay = if ran > chrono::Duration::seconds(10) {
-                    100
-                } else {
-                    (100u64 << rec.restart_count.clamp(0, 10)).min(60_000)
-                };
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                let _g = h.lifecycle.lock().await;
-                let r = h.snapshot();
-                if r.state.stopped_by_user || r.state.is_running() || *h.removed.borrow() {
-                    return;
-                }
-                h.update(|r| r.restart_count += 1);
-                if let Err(e) = engine.start_locked(&h).await {
-                    tracing::warn!(container = %h.id, "restart failed: {e}");
-                }
-            });
+        if rec.state.status == Status::Restarting {
+            self.schedule_restart(h.clone(), &rec);
         } else if rec.host_config.auto_remove.unwrap_or(false) {
+            let (engine, h) = (self.clone(), h.clone());
             tokio::spawn(async move {
                 if let Err(e) = engine.remove_container(&h.id, true, false).await {
                     tracing::warn!(container = %h.id, "auto-remove failed: {e}");
                 }
             });
         }
+    }
+
+    /// Starts `h` again after dockerd's back-off: 100 ms doubling per restart, reset once the
+    /// container had run for 10 s. A stop, kill or removal during the delay cancels it.
+    pub(crate) fn schedule_restart(self: &Arc<Self>, h: Arc<Handle>, rec: &super::ContainerRecord) {
+        let ran = match (rec.state.started_at, rec.state.finished_at) {
+            (Some(s), Some(f)) => f - s,
+            _ => chrono::Duration::zero(),
+        };
+        let delay = if ran > chrono::Duration::seconds(10) {
+            100
+        } else {
+            (100u64 << rec.restart_count.clamp(0, 10)).min(60_000)
+        };
+        let engine = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let _g = h.lifecycle.lock().await;
+            let r = h.snapshot();
+            if r.state.stopped_by_user
+                || r.state.status != Status::Restarting
+                || *h.removed.borrow()
+                || engine.shutting_down()
+            {
+                return;
+            }
+            h.update(|r| r.restart_count += 1);
+            if let Err(e) = engine.start_locked(&h).await {
+                tracing::warn!(container = %h.id, "restart failed: {e}");
+            }
+        });
+    }
+
+    /// A restart that is only waiting out its back-off is cancelled, not signalled: there is
+    /// no process. Returns true when that was the case.
+    fn cancel_restart(&self, h: &Handle) -> bool {
+        let cancelled = h.update(|r| {
+            if r.state.status != Status::Restarting {
+                return false;
+            }
+            r.state.status = Status::Exited;
+            r.state.stopped_by_user = true;
+            true
+        });
+        if cancelled {
+            let _ = self.persist(h);
+            h.exits.send_modify(|g| *g += 1);
+        }
+        cancelled
     }
 
     pub async fn stop_container(
@@ -344,6 +377,9 @@ impl Engine {
         });
         if !rec.state.is_running() {
             return Err(EngineError::NotModified);
+        }
+        if self.cancel_restart(h) {
+            return Ok(());
         }
         let sig_name = signal
             .map(str::to_string)
@@ -387,6 +423,9 @@ impl Engine {
                 "cannot kill container: {key}: {}",
                 not_running(&h)
             )));
+        }
+        if self.cancel_restart(&h) {
+            return Ok(());
         }
         let mut exits = h.exits.subscribe();
         exits.borrow_and_update();

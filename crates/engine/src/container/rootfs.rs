@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Where `--init` puts the init process, as Docker does.
+const INIT_PATH: &str = "/sbin/docker-init";
+
 pub struct Bundle {
     pub dir: PathBuf,
     pub rootfs: PathBuf,
@@ -103,6 +106,12 @@ impl Engine {
             mounts.push(bind(&format!("/etc/{name}"), &p, false)?);
         }
 
+        let init = hc.init.unwrap_or(false);
+        if init {
+            // Docker's --init: our own binary acts as tini (see `berth init`), read-only.
+            mounts.push(bind(INIT_PATH, &self.cfg.self_exe, true)?);
+        }
+
         let mut env = rec.config.env.clone().unwrap_or_default();
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(0, format!("PATH={DEFAULT_PATH}"));
@@ -151,7 +160,11 @@ impl Engine {
         };
         let opts = SpecOptions {
             id: rec.id.clone(),
-            args: std::iter::once(rec.path.clone())
+            args: init
+                .then(|| [INIT_PATH.to_string(), "--".to_string()])
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(rec.path.clone()))
                 .chain(rec.args.iter().cloned())
                 .collect(),
             env,

@@ -530,7 +530,9 @@ impl Shim {
         match self.clients[j].kind {
             // Closed before sending a whole request.
             Kind::Request => self.clients[j].dead = true,
-            Kind::Attach { stdin: true, .. } if self.stdin_once => {
+            // dockerd closes a container's stdin when an attach ends only without a TTY; a
+            // terminal session survives its client (that is what detaching relies on).
+            Kind::Attach { stdin: true, .. } if self.stdin_once && self.pty.is_none() => {
                 self.stdin_close_pending = true;
                 self.write_stdin();
             }
