@@ -125,6 +125,32 @@ fn passing_probe_makes_healthy_with_ps_status_and_filter() {
     );
 }
 
+/// A probe runs as `docker exec` does: in the container's pid namespace and cgroup, under its
+/// seccomp filter and without capabilities the container lacks.
+#[test]
+fn probe_runs_confined_like_the_container() {
+    let d = daemon();
+    ok(&mut d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "confined",
+        "--health-cmd",
+        "grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status; cat /proc/1/cmdline",
+        "--health-interval",
+        "200ms",
+        "busybox",
+        "sleep",
+        "100",
+    ]));
+    let h = wait_status(&d, "confined", "healthy", Duration::from_secs(10));
+    let out = h["Log"][0]["Output"].as_str().unwrap().to_string();
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    // Docker's default capability set, not the shim's full one.
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("sleep"), "pid 1 is the container's init: {out}");
+}
+
 #[test]
 fn failing_probe_becomes_unhealthy_after_retries() {
     let d = daemon();

@@ -684,7 +684,7 @@ impl Shim {
             Ok(pid) => {
                 self.pid = Some(pid);
                 if let Some(h) = &mut self.health {
-                    h.on_container_started(Instant::now());
+                    h.on_container_started(Instant::now(), pid);
                 }
                 Ok(())
             }

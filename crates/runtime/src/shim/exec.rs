@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::unistd::{pipe2, Pid};
-use oci_spec::runtime::{LinuxCapabilities, Spec};
+use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use super::event_loop::{LoopOptions, Shim, Workload};
@@ -157,68 +157,20 @@ fn stdio(cfg: &ExecConfig) -> Result<(Io, ChildStdio), ShimError> {
     Ok((io, child))
 }
 
-fn rlimit_resource(name: &str) -> Option<libc::c_int> {
-    use libc::*;
-    Some(match name {
-        "RLIMIT_CPU" => RLIMIT_CPU,
-        "RLIMIT_FSIZE" => RLIMIT_FSIZE,
-        "RLIMIT_DATA" => RLIMIT_DATA,
-        "RLIMIT_STACK" => RLIMIT_STACK,
-        "RLIMIT_CORE" => RLIMIT_CORE,
-        "RLIMIT_RSS" => RLIMIT_RSS,
-        "RLIMIT_NPROC" => RLIMIT_NPROC,
-        "RLIMIT_NOFILE" => RLIMIT_NOFILE,
-        "RLIMIT_MEMLOCK" => RLIMIT_MEMLOCK,
-        "RLIMIT_AS" => RLIMIT_AS,
-        "RLIMIT_LOCKS" => RLIMIT_LOCKS,
-        "RLIMIT_SIGPENDING" => RLIMIT_SIGPENDING,
-        "RLIMIT_MSGQUEUE" => RLIMIT_MSGQUEUE,
-        "RLIMIT_NICE" => RLIMIT_NICE,
-        "RLIMIT_RTPRIO" => RLIMIT_RTPRIO,
-        "RLIMIT_RTTIME" => RLIMIT_RTTIME,
-        _ => return None,
-    } as libc::c_int)
-}
-
 /// dockerd's exec process: the container's process settings (caps,
 /// rlimits, no_new_privs, seccomp) with the exec's args, env, cwd, user.
 fn plan(cfg: &ExecConfig) -> Result<Plan, ShimError> {
     let spec = Spec::load(cfg.bundle.join("config.json"))
         .map_err(|e| ShimError::Create(format!("loading the container's spec: {e}")))?;
-    let process = spec.process().clone().unwrap_or_default();
-    let caps = if cfg.privileged {
-        let all = crate::spec::effective_caps(&[], &[], true)
-            .map_err(|e| ShimError::Create(e.to_string()))?;
-        serde_json::from_value::<LinuxCapabilities>(serde_json::json!({
-            "bounding": all, "effective": all, "permitted": all,
-        }))
-        .map_err(|e| ShimError::Create(e.to_string()))?
-    } else {
-        process.capabilities().clone().unwrap_or_default()
-    };
-    let rlimits = process
-        .rlimits()
-        .iter()
-        .flatten()
-        .filter_map(|r| {
-            let name = serde_json::to_value(r.typ()).ok()?;
-            Some((rlimit_resource(name.as_str()?)?, r.soft(), r.hard()))
-        })
-        .collect();
-    Ok(Plan {
-        init_pid: cfg.init_pid,
-        args: cfg.args.clone(),
-        env: cfg.env.clone(),
-        cwd: cfg.cwd.clone(),
-        uid: cfg.user.uid,
-        gid: cfg.user.gid,
-        additional_gids: cfg.user.additional_gids.clone(),
-        caps,
-        no_new_privs: process.no_new_privileges().unwrap_or(false),
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
-        rlimits,
-        oom_score_adj: process.oom_score_adj(),
-    })
+    let mut plan = Plan::for_container(&spec, cfg.init_pid, cfg.privileged)
+        .map_err(ShimError::Create)?;
+    plan.args = cfg.args.clone();
+    plan.env = cfg.env.clone();
+    plan.cwd = cfg.cwd.clone();
+    plan.uid = cfg.user.uid;
+    plan.gid = cfg.user.gid;
+    plan.additional_gids = cfg.user.additional_gids.clone();
+    Ok(plan)
 }
 
 struct ExecWorkload {

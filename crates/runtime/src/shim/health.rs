@@ -1,28 +1,26 @@
 //! Healthcheck probes run by the container's own shim, so that the daemon does no work per
 //! probe: it only hears about status changes.
 //!
-//! Each probe is a forked child of the shim ("runner") that joins the container with
-//! libcontainer's tenant builder, using the container's own process (env, user, cwd,
-//! capabilities) with the probe's argv, then waits for it and exits with its status. Forking
-//! keeps the shim's poll loop free while libcontainer works, and keeps libcontainer's
-//! `chdir` and fd juggling out of the shim. The runner reports the probe's pid on a status
-//! pipe, so that a timeout can kill the probe's whole session (it calls `setsid`).
+//! Each probe is a forked child of the shim ("runner") that starts the probe inside the
+//! container as `docker exec` does (`nsenter::spawn`: the container's cgroups, namespaces,
+//! user, env, cwd, capabilities, rlimits and seccomp filter, with the probe's argv), then
+//! waits for it and exits with its status. Forking keeps the shim's poll loop free while the
+//! probe is set up. The runner reports the probe's pid on a status pipe, so that a timeout
+//! can kill the probe's whole session (the probe calls `setsid`).
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::syscall::syscall::SyscallType;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, killpg, signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, ForkResult, Pid};
 
+use super::nsenter::{spawn, ChildStdio, Plan};
 use super::shimlog::ShimLog;
 use super::sys::{close_inherited_fds, set_nonblocking};
 use super::ShimConfig;
@@ -31,8 +29,6 @@ use crate::health::{
     MAX_LOG_ENTRIES,
 };
 
-/// The probe's process description (the container's, with the probe's argv).
-const PROCESS_FILE: &str = "health-process.json";
 
 fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)
@@ -113,9 +109,8 @@ impl Probe {
 
 pub(crate) struct Health {
     cfg: HealthConfig,
-    id: String,
-    runtime_root: PathBuf,
-    process_file: PathBuf,
+    /// The container's process with the probe's argv; `init_pid` is set at start.
+    plan: Plan,
     state: HealthState,
     container_started: Option<Instant>,
     next_probe: Option<Instant>,
@@ -128,30 +123,15 @@ impl Health {
     pub(crate) fn new(
         cfg: HealthConfig,
         shim: &ShimConfig,
-        state_dir: &Path,
         log: ShimLog,
     ) -> Result<Health, String> {
         if cfg.argv.is_empty() {
             return Err("healthcheck has no command".into());
         }
-        let spec_path = shim.bundle.join("config.json");
-        let spec: serde_json::Value = std::fs::read(&spec_path)
-            .map_err(|e| format!("reading {}: {e}", spec_path.display()))
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))?;
-        let mut process = spec
-            .get("process")
-            .cloned()
-            .filter(serde_json::Value::is_object)
-            .ok_or("config.json has no process")?;
-        process["args"] = serde_json::json!(cfg.argv);
-        process["terminal"] = serde_json::Value::Bool(false);
-        if let Some(o) = process.as_object_mut() {
-            o.remove("consoleSize");
-        }
-        let process_file = state_dir.join(PROCESS_FILE);
-        let data = serde_json::to_vec(&process).map_err(|e| e.to_string())?;
-        std::fs::write(&process_file, data)
-            .map_err(|e| format!("writing {}: {e}", process_file.display()))?;
+        let spec = oci_spec::runtime::Spec::load(shim.bundle.join("config.json"))
+            .map_err(|e| format!("loading the container's spec: {e}"))?;
+        let mut plan = Plan::for_container(&spec, 0, false)?;
+        plan.args = cfg.argv.clone();
         let earlier: Vec<ProbeResult> = cfg
             .log
             .iter()
@@ -162,9 +142,7 @@ impl Health {
             .collect();
         Ok(Health {
             cfg,
-            id: shim.id.clone(),
-            runtime_root: shim.runtime_root.clone(),
-            process_file,
+            plan,
             state: HealthState {
                 log: earlier,
                 ..HealthState::default()
@@ -198,7 +176,8 @@ impl Health {
         }
     }
 
-    pub(crate) fn on_container_started(&mut self, now: Instant) {
+    pub(crate) fn on_container_started(&mut self, now: Instant, init: Pid) {
+        self.plan.init_pid = init.as_raw();
         self.container_started = Some(now);
         self.next_probe = Some(now + self.next_interval(now));
     }
@@ -318,13 +297,7 @@ impl Health {
             ForkResult::Child => {
                 drop(out_r);
                 drop(st_r);
-                let code = run_probe(
-                    &self.id,
-                    &self.runtime_root,
-                    &self.process_file,
-                    out_w,
-                    st_w,
-                );
+                let code = run_probe(&self.plan, out_w, st_w);
                 // SAFETY: _exit skips the parent's atexit handlers and buffered stdio, which
                 // belong to the shim.
                 unsafe { libc::_exit(code) }
@@ -350,15 +323,19 @@ impl Health {
     }
 }
 
-/// The runner (forked child of the shim): joins the container, waits for the probe and
+/// The runner (forked child of the shim): starts the probe in the container, waits for it and
 /// exits with its status.
-fn run_probe(id: &str, root: &Path, process: &Path, out: OwnedFd, status: OwnedFd) -> i32 {
+fn run_probe(plan: &Plan, out: OwnedFd, status: OwnedFd) -> i32 {
     close_inherited_fds(&[out.as_raw_fd(), status.as_raw_fd()]);
     // The probe inherits the signal mask and ignored signals across exec; the shim blocks
     // SIGCHLD and ignores SIGPIPE, a probe must not.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // SAFETY: installing SIG_DFL runs no handler code.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    // The probe is forked by an intermediate that exits; as subreaper the runner inherits it
+    // and can wait for it.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let mut status = File::from(status);
     let mut errors = match out.try_clone() {
         Ok(fd) => File::from(fd),
@@ -369,34 +346,29 @@ fn run_probe(id: &str, root: &Path, process: &Path, out: OwnedFd, status: OwnedF
         let _ = status.write_all(b"E\n");
         126
     };
-    let (stdin, stderr) = match (File::open("/dev/null"), out.try_clone()) {
-        (Ok(i), Ok(e)) => (i, e),
+    let stdio = match (File::open("/dev/null"), out.try_clone()) {
+        (Ok(i), Ok(e)) => ChildStdio {
+            stdin: OwnedFd::from(i),
+            stdout: out,
+            stderr: e,
+            tty: false,
+        },
         _ => return fail(&mut errors, &mut status, "cannot set up probe stdio".into()),
     };
-    let container_dir = root.join(id);
-    let sockets_before = notify_sockets(&container_dir);
-    let built = ContainerBuilder::new(id.to_string(), SyscallType::default())
-        .with_root_path(root)
-        .and_then(|b| {
-            b.with_stdin(OwnedFd::from(stdin))
-                .with_stdout(out)
-                .with_stderr(stderr)
-                .as_tenant()
-                .with_process(Some(process))
-                .with_detach(true)
-                .build()
-        });
-    remove_own_notify_socket(&container_dir, &sockets_before);
-    let pid = match built {
+    let pid = match spawn(plan, &stdio) {
         Ok(p) => p,
-        Err(e) => {
+        Err((child, msg)) => {
+            if let Some(c) = child {
+                let _ = waitpid(c, None);
+            }
             return fail(
                 &mut errors,
                 &mut status,
-                format!("OCI runtime exec failed: {}", super::launch::chain(&e)),
-            )
+                format!("OCI runtime exec failed: {msg}"),
+            );
         }
     };
+    drop(stdio);
     drop(errors);
     let _ = status.write_all(format!("P{}\n", pid.as_raw()).as_bytes());
     loop {
@@ -406,31 +378,5 @@ fn run_probe(id: &str, root: &Path, process: &Path, out: OwnedFd, status: OwnedF
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => return 255,
         }
-    }
-}
-
-/// libcontainer leaves each tenant's notify socket behind in the container's state dir: one
-/// file per probe, without bound.
-fn notify_sockets(dir: &Path) -> Vec<std::ffi::OsString> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name())
-                .filter(|n| n.to_string_lossy().starts_with("tenant-notify-"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Removes the notify socket this runner's build created. A concurrent `exec` may be
-/// creating its own at the same moment: with more than one new socket, which is ours is
-/// unknown, so none is removed rather than breaking that exec.
-fn remove_own_notify_socket(dir: &Path, before: &[std::ffi::OsString]) {
-    let new: Vec<_> = notify_sockets(dir)
-        .into_iter()
-        .filter(|n| !before.contains(n))
-        .collect();
-    if let [own] = new.as_slice() {
-        let _ = std::fs::remove_file(dir.join(own));
     }
 }

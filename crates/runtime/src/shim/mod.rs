@@ -245,7 +245,7 @@ fn monitor_main(cfg: ShimConfig, state_dir: PathBuf, report_fd: OwnedFd) -> i32 
             open_stdin: cfg.open_stdin,
             stdin_once: cfg.stdin_once,
             health: cfg.healthcheck.clone().and_then(|hc| {
-                health::Health::new(hc, &cfg, &state_dir, log.clone())
+                health::Health::new(hc, &cfg, log.clone())
                     .map_err(|e| log.error(&format!("healthcheck disabled: {e}")))
                     .ok()
             }),

@@ -25,7 +25,7 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use nix::unistd::{dup2, execve, fork, getpid, pipe2, setsid, ForkResult, Gid, Pid, Uid};
-use oci_spec::runtime::{LinuxCapabilities, LinuxSeccomp};
+use oci_spec::runtime::{LinuxCapabilities, LinuxSeccomp, Spec};
 
 use crate::exec_check::resolve_executable;
 
@@ -44,6 +44,77 @@ pub(crate) struct Plan {
     /// (resource, soft, hard)
     pub rlimits: Vec<(libc::c_int, u64, u64)>,
     pub oom_score_adj: Option<i32>,
+}
+
+impl Plan {
+    /// The container's own process settings from its spec (args, env, cwd, user, caps,
+    /// rlimits, no_new_privs, seccomp): what a healthcheck probe runs with, and the base an
+    /// exec overrides. `privileged` gives every capability (the seccomp filter stays, as
+    /// with runc).
+    pub(crate) fn for_container(
+        spec: &Spec,
+        init_pid: i32,
+        privileged: bool,
+    ) -> Result<Plan, String> {
+        let process = spec.process().clone().unwrap_or_default();
+        let caps = if privileged {
+            let all =
+                crate::spec::effective_caps(&[], &[], true).map_err(|e| e.to_string())?;
+            serde_json::from_value::<LinuxCapabilities>(serde_json::json!({
+                "bounding": all, "effective": all, "permitted": all,
+            }))
+            .map_err(|e| e.to_string())?
+        } else {
+            process.capabilities().clone().unwrap_or_default()
+        };
+        let rlimits = process
+            .rlimits()
+            .iter()
+            .flatten()
+            .filter_map(|r| {
+                let name = serde_json::to_value(r.typ()).ok()?;
+                Some((rlimit_resource(name.as_str()?)?, r.soft(), r.hard()))
+            })
+            .collect();
+        let user = process.user();
+        Ok(Plan {
+            init_pid,
+            args: process.args().clone().unwrap_or_default(),
+            env: process.env().clone().unwrap_or_default(),
+            cwd: process.cwd().to_string_lossy().into_owned(),
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            caps,
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+            rlimits,
+            oom_score_adj: process.oom_score_adj(),
+        })
+    }
+}
+
+fn rlimit_resource(name: &str) -> Option<libc::c_int> {
+    use libc::*;
+    Some(match name {
+        "RLIMIT_CPU" => RLIMIT_CPU,
+        "RLIMIT_FSIZE" => RLIMIT_FSIZE,
+        "RLIMIT_DATA" => RLIMIT_DATA,
+        "RLIMIT_STACK" => RLIMIT_STACK,
+        "RLIMIT_CORE" => RLIMIT_CORE,
+        "RLIMIT_RSS" => RLIMIT_RSS,
+        "RLIMIT_NPROC" => RLIMIT_NPROC,
+        "RLIMIT_NOFILE" => RLIMIT_NOFILE,
+        "RLIMIT_MEMLOCK" => RLIMIT_MEMLOCK,
+        "RLIMIT_AS" => RLIMIT_AS,
+        "RLIMIT_LOCKS" => RLIMIT_LOCKS,
+        "RLIMIT_SIGPENDING" => RLIMIT_SIGPENDING,
+        "RLIMIT_MSGQUEUE" => RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => RLIMIT_RTTIME,
+        _ => return None,
+    } as libc::c_int)
 }
 
 /// The child's stdio: with a tty all three are the pty slave.
