@@ -21,37 +21,12 @@ fn check_keys(filters: &Filters, allowed: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Go's time.ParseDuration for the forms people type: "24h", "1h30m", "90s", "1.5h".
+/// A Go duration, as `until=` takes it; a bare "0" is a Unix time there, not a duration.
 fn parse_go_duration(s: &str) -> Option<chrono::Duration> {
-    let body = s.strip_prefix('+').unwrap_or(s);
-    if body.is_empty() || body == "0" {
+    if s == "0" {
         return None;
     }
-    let mut total = 0f64;
-    let mut rest = body;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, after) = rest.split_at(num_len);
-        let n: f64 = num.parse().ok()?;
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = next;
-    }
-    chrono::Duration::try_milliseconds((total * 1000.0) as i64)
+    berth_units::parse_go_duration_ns(s).map(chrono::Duration::nanoseconds)
 }
 
 /// docker's `until=` value (timetypes.GetTimestamp): a duration back from now, a Unix time

@@ -137,35 +137,7 @@ fn healthcheck(rest: &str) -> Result<serde_json::Value, ImageError> {
 
 /// Go's `time.ParseDuration` for non-negative values, in nanoseconds.
 fn go_duration_ns(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..n_end].parse().ok()?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        total += n * match &rest[..u_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[u_end..];
-    }
-    Some(total.round() as i64)
+    berth_units::parse_go_duration_ns(s).filter(|n| *n >= 0)
 }
 
 /// JSON array form, or the shell form wrapped in `/bin/sh -c`.

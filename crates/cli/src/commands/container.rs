@@ -746,49 +746,9 @@ pub struct LogsArgs {
     pub container: String,
 }
 
-/// Parses a Go duration ("1h30m", "10m", "2.5s").
+/// A Go duration ("1h30m", "10m", "2.5s") in seconds.
 pub fn parse_go_duration(s: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut num = String::new();
-    let cs: Vec<char> = s.chars().collect();
-    let mut i = 0;
-    if cs.is_empty() {
-        return None;
-    }
-    let mut any = false;
-    while i < cs.len() {
-        let c = cs[i];
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            i += 1;
-            continue;
-        }
-        let mut unit = String::new();
-        while i < cs.len() && !(cs[i].is_ascii_digit() || cs[i] == '.') {
-            unit.push(cs[i]);
-            i += 1;
-        }
-        let n: f64 = num.parse().ok()?;
-        num.clear();
-        let mul = match unit.as_str() {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * mul;
-        any = true;
-    }
-    if !num.is_empty() {
-        if num == "0" {
-            return Some(0.0);
-        }
-        return None;
-    }
-    any.then_some(total)
+    berth_units::parse_go_duration_ns(s).map(|ns| ns as f64 / 1e9)
 }
 
 /// docker's `timetypes.GetTimestamp`: RFC 3339 (and shorter forms), unix seconds, or a

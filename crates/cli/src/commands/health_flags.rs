@@ -5,49 +5,7 @@ use super::run_opts::ContainerFlags;
 use anyhow::{anyhow, bail, Result};
 use bollard::models::HealthConfig;
 
-/// Go's `time.ParseDuration`, in nanoseconds (negative allowed: the caller rejects it with
-/// docker's wording).
-pub fn parse_duration_ns(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(b) => (true, b),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if body == "0" {
-        return Some(0);
-    }
-    if body.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    let mut rest = body;
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if n_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..n_end].parse().ok()?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[u_end..];
-        total += n * mult;
-    }
-    let ns = total.round() as i64;
-    Some(if neg { -ns } else { ns })
-}
+use berth_units::parse_go_duration_ns as parse_duration_ns;
 
 fn duration_flag(v: &Option<String>, flag: &str) -> Result<i64> {
     let Some(s) = v else { return Ok(0) };

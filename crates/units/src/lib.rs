@@ -1,0 +1,75 @@
+//! Go's value syntaxes that Docker's users type and Docker's API carries, parsed once for the
+//! CLI, the engine and the image and runtime crates alike.
+
+/// Go's `time.ParseDuration` ("1h30m", "200ms", "1.5h", "-2s", "0"), in nanoseconds. Callers
+/// decide what a negative value means (dockerd rejects it with its own wording).
+pub fn parse_go_duration_ns(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if body == "0" {
+        return Some(0);
+    }
+    if body.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut rest = body;
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if n_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..n_end].parse().ok()?;
+        rest = &rest[n_end..];
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..u_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[u_end..];
+        total += n * mult;
+    }
+    if total > i64::MAX as f64 {
+        return None;
+    }
+    let ns = total.round() as i64;
+    Some(if neg { -ns } else { ns })
+}
+
+/// A non-negative Go duration as a `std::time::Duration`.
+pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
+    parse_go_duration_ns(s)
+        .filter(|n| *n >= 0)
+        .map(|n| std::time::Duration::from_nanos(n as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration_ns("0"), Some(0));
+        assert_eq!(parse_go_duration_ns("1h30m"), Some(5_400_000_000_000));
+        assert_eq!(parse_go_duration_ns("1.5s"), Some(1_500_000_000));
+        assert_eq!(parse_go_duration_ns("200ms"), Some(200_000_000));
+        assert_eq!(parse_go_duration_ns("3µs"), Some(3_000));
+        assert_eq!(parse_go_duration_ns("-2s"), Some(-2_000_000_000));
+        assert_eq!(parse_go_duration("-2s"), None);
+        for bad in ["", "5", "1x", "s", "1h-", "--1s", "99999999999999999h"] {
+            assert_eq!(parse_go_duration_ns(bad), None, "{bad}");
+        }
+    }
+}
