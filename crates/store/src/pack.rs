@@ -75,22 +75,7 @@ impl<W: Write> Packer<W> {
     }
 
     fn children(&mut self, dir: &OwnedFd, prefix: &str) -> Result<(), StoreError> {
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        let listing = rustix::fs::openat(
-            dir,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        for e in Dir::read_from(&listing)? {
-            let e = e?;
-            let n = e.file_name().to_bytes();
-            if n != b"." && n != b".." {
-                names.push(n.to_vec());
-            }
-        }
-        names.sort();
-        for n in names {
+        for n in sorted_names(dir)? {
             let child = child_name(prefix, &n);
             let name = OsStr::from_bytes(&n);
             let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -303,6 +288,27 @@ fn header(st: &Stat, kind: tar::EntryType) -> tar::Header {
     h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
     h
+}
+
+/// The names in `dir` (without `.` and `..`), sorted so that archives and change lists come
+/// out the same every time.
+pub(crate) fn sorted_names(dir: &OwnedFd) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    let listing = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    for e in Dir::read_from(&listing)? {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(n.to_vec());
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
 use crate::error::StoreError;
@@ -60,22 +60,7 @@ type Visit<'a> = dyn FnMut(BorrowedFd<'_>, &OsStr, &str, &Stat) -> Result<bool, 
 /// Calls `f(parent, name, path, stat)` for every entry below `dir`, names sorted, descending
 /// into directories when `f` says so. Only single names are opened, with `O_NOFOLLOW`.
 fn walk(dir: &OwnedFd, prefix: &str, f: &mut Visit<'_>) -> Result<(), StoreError> {
-    let mut names = Vec::new();
-    let listing = rustix::fs::openat(
-        dir,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    for e in Dir::read_from(&listing)? {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(n.to_vec());
-        }
-    }
-    names.sort();
-    for n in names {
+    for n in crate::pack::sorted_names(dir)? {
         let name = OsStr::from_bytes(&n);
         let path = format!("{prefix}/{}", String::from_utf8_lossy(&n));
         let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
