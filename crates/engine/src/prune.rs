@@ -6,7 +6,7 @@ use crate::error::{EngineError, Result};
 use crate::Engine;
 use berth_image::DeleteItem;
 use bollard_stubs::models::{ContainerPruneResponse, ImageDeleteResponseItem, ImagePruneResponse};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -21,53 +21,13 @@ fn check_keys(filters: &Filters, allowed: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// A Go duration, as `until=` takes it; a bare "0" is a Unix time there, not a duration.
-fn parse_go_duration(s: &str) -> Option<chrono::Duration> {
-    if s == "0" {
-        return None;
-    }
-    berth_units::parse_go_duration_ns(s).map(chrono::Duration::nanoseconds)
-}
-
-/// docker's `until=` value (timetypes.GetTimestamp): a duration back from now, a Unix time
-/// with optional fraction, or an RFC 3339 / date-time / date, taken as UTC when no zone is given.
+/// docker's `until=` value (timetypes.GetTimestamp).
 pub fn parse_until(v: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
-    if let Some(d) = parse_go_duration(v) {
-        return Ok(now - d);
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(v, fmt) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc());
-        }
-    }
-    let (secs, frac) = v.split_once('.').unwrap_or((v, "0"));
-    if let (Ok(s), true) = (
-        secs.parse::<i64>(),
-        frac.bytes().all(|b| b.is_ascii_digit()),
-    ) {
-        let nanos: u32 = format!("{frac:0<9}")
-            .get(..9)
-            .and_then(|f| f.parse().ok())
-            .unwrap_or(0);
-        if let Some(t) = DateTime::from_timestamp(s, nanos) {
-            return Ok(t);
-        }
-    }
-    Err(EngineError::InvalidArgument(format!(
-        "failed to parse value as time or duration: \"{v}\""
-    )))
+    berth_units::parse_timestamp(v, now).ok_or_else(|| {
+        EngineError::InvalidArgument(format!(
+            "failed to parse value as time or duration: \"{v}\""
+        ))
+    })
 }
 
 fn until_of(filters: &Filters) -> Result<Option<DateTime<Utc>>> {

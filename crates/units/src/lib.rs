@@ -73,3 +73,62 @@ mod tests {
         }
     }
 }
+
+/// docker's `timetypes.GetTimestamp`, for `--since`, `--until` and `until=` filters: a Go
+/// duration back from `now`, an RFC 3339 time, a date-time or date without zone (local
+/// time), or Unix seconds with an optional fraction.
+pub fn parse_timestamp(
+    value: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
+    if value != "0" {
+        if let Some(ns) = parse_go_duration_ns(value) {
+            return Some(now - chrono::Duration::nanoseconds(ns));
+        }
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let local = |t: NaiveDateTime| Local.from_local_datetime(&t).single().map(|t| t.with_timezone(&Utc));
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(value, fmt) {
+            return local(t);
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        return local(d.and_hms_opt(0, 0, 0)?);
+    }
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: i64 = secs.parse().ok()?;
+    let nanos: u32 = format!("{frac:0<9}").parse().ok()?;
+    DateTime::from_timestamp(secs, nanos)
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    #[test]
+    fn docker_timestamps() {
+        std::env::set_var("TZ", "UTC");
+        let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |s: &str| parse_timestamp(s, now).unwrap().to_rfc3339();
+        assert_eq!(at("24h"), "2024-04-30T12:00:00+00:00");
+        assert_eq!(at("1.5h"), "2024-05-01T10:30:00+00:00");
+        assert_eq!(at("1714564800"), "2024-05-01T12:00:00+00:00");
+        assert_eq!(at("1714564800.5"), "2024-05-01T12:00:00.500+00:00");
+        assert_eq!(at("0"), "1970-01-01T00:00:00+00:00");
+        assert_eq!(at("2024-04-01T00:00:00Z"), "2024-04-01T00:00:00+00:00");
+        assert_eq!(at("2024-04-01"), "2024-04-01T00:00:00+00:00");
+        for bad in ["soon", "5x", "1.ééé", "1.1234567890", ""] {
+            assert!(parse_timestamp(bad, now).is_none(), "{bad}");
+        }
+    }
+}

@@ -751,46 +751,12 @@ pub fn parse_go_duration(s: &str) -> Option<f64> {
     berth_units::parse_go_duration_ns(s).map(|ns| ns as f64 / 1e9)
 }
 
-/// docker's `timetypes.GetTimestamp`: RFC 3339 (and shorter forms), unix seconds, or a
-/// duration relative to `now`. Returns unix seconds.
+/// docker's `timetypes.GetTimestamp`, in Unix seconds.
 pub fn parse_timestamp(value: &str, now: i64) -> Result<i64> {
-    if let Some(d) = parse_go_duration(value) {
-        return Ok(now - d as i64);
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
-        return Ok(t.timestamp());
-    }
-    if let Some((secs, _)) = value
-        .split_once('.')
-        .filter(|(a, b)| a.parse::<i64>().is_ok() && b.parse::<u64>().is_ok())
-    {
-        return Ok(secs.parse()?);
-    }
-    if let Ok(n) = value.parse::<i64>() {
-        return Ok(n);
-    }
-    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
-    for f in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%dT%H",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(value, f) {
-            if let Some(t) = chrono::Local.from_local_datetime(&t).single() {
-                return Ok(t.timestamp());
-            }
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        if let Some(t) = chrono::Local
-            .from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
-            .single()
-        {
-            return Ok(t.timestamp());
-        }
-    }
-    anyhow::bail!("failed to parse value as time or duration: \"{value}\"")
+    let now = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+    berth_units::parse_timestamp(value, now)
+        .map(|t| t.timestamp())
+        .ok_or_else(|| anyhow::anyhow!("failed to parse value as time or duration: \"{value}\""))
 }
 
 pub async fn cmd_logs(docker: &Docker, a: LogsArgs) -> Result<i32> {

@@ -1,7 +1,7 @@
 //! `berth events`: the daemon's event stream, printed as the docker CLI prints it.
 
 use crate::client::anyhow_api;
-use crate::commands::container::{parse_filters, parse_timestamp};
+use crate::commands::container::parse_filters;
 use crate::output::{self, Template};
 use anyhow::Result;
 use bollard::models::EventMessage;
@@ -61,18 +61,12 @@ fn pretty(ev: &EventMessage) -> String {
     line
 }
 
+/// The API's `seconds.nanoseconds` form of a `--since`/`--until` value.
 fn api_time(value: &str) -> Result<String> {
-    // Unix time with a fraction is passed through, keeping its nanoseconds.
-    if let Some((secs, frac)) = value.split_once('.') {
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if digits(secs) && digits(frac) {
-            return Ok(value.to_string());
-        }
-    }
-    Ok(format!(
-        "{}.000000000",
-        parse_timestamp(value, chrono::Utc::now().timestamp())?
-    ))
+    let t = berth_units::parse_timestamp(value, chrono::Utc::now()).ok_or_else(|| {
+        anyhow::anyhow!("failed to parse value as time or duration: \"{value}\"")
+    })?;
+    Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos()))
 }
 
 pub async fn cmd_events(docker: &Docker, a: EventsArgs) -> Result<i32> {
