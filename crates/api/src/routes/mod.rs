@@ -20,6 +20,8 @@ pub fn routes() -> Router<AppState> {
         .route("/system/df", get(prune::system_df))
         .route("/containers/prune", post(prune::containers))
         .route("/images/prune", post(prune::images))
+        .route("/networks/prune", post(prune::networks_nothing))
+        .route("/build/prune", post(prune::build_cache_nothing))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))
