@@ -164,3 +164,45 @@ fn live_stream_sends_events_as_they_happen() {
         assert_eq!(got, ["create", "attach", "start", "die", "destroy"], "{cli}");
     }
 }
+
+#[test]
+fn health_exec_and_pause_events_reach_the_stream() {
+    let d = TestDaemon::start(BIN).unwrap();
+    d.import_busybox().unwrap();
+    let since = now();
+    ok(&mut d.docker(&[
+        "run", "-d", "--name", "hev", "--health-cmd", "true", "--health-interval", "200ms",
+        "busybox", "sleep", "100",
+    ]));
+    let t0 = Instant::now();
+    while !ok(&mut d.docker(&["inspect", "-f", "{{.State.Health.Status}}", "hev"])).contains("healthy")
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never healthy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ok(&mut d.docker(&["exec", "hev", "true"]));
+    ok(&mut d.docker(&["pause", "hev"]));
+    ok(&mut d.docker(&["unpause", "hev"]));
+    ok(&mut d.docker(&["rm", "-f", "hev"]));
+    let until = now();
+    let out = ok(&mut d.docker(&[
+        "events", "--since", &since, "--until", &until, "--filter", "container=hev",
+        "--format", "{{.Action}}",
+    ]));
+    let got: Vec<&str> = out.lines().collect();
+    let pos = |a: &str| {
+        got.iter()
+            .position(|l| *l == a)
+            .unwrap_or_else(|| panic!("{a} missing from {got:?}"))
+    };
+    assert!(pos("start") < pos("health_status: healthy"));
+    assert!(pos("exec_create: true ") < pos("exec_start: true "));
+    assert!(pos("exec_start: true ") < pos("exec_die"));
+    assert!(pos("pause") < pos("unpause"));
+    assert!(pos("unpause") < pos("destroy"));
+    let health = ok(&mut d.docker(&[
+        "events", "--since", &since, "--until", &until, "--filter", "event=health_status",
+        "--format", "{{.Action}}",
+    ]));
+    assert_eq!(health.lines().next(), Some("health_status: healthy"));
+}
