@@ -22,9 +22,12 @@ wait_sock() { for _ in $(seq 200); do curl -sf --unix-socket "$1" http://x/_ping
 cpu_ticks() { awk -v all="${2:-}" '{t=$14+$15; if (all=="all") t+=$16+$17; print t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 hyperfine_median_ms() { python3 -c "import json,statistics;print(round(statistics.median(json.load(open('$1'))['results'][0]['times'])*1000,1))"; }
 
+# BERTH=/path/to/berth skips the release build (to measure a binary already built).
 build_berth() {
-  cargo build --release -q -p berth
-  BERTH=$PWD/target/x86_64-unknown-linux-gnu/release/berth
+  if [ -z "${BERTH:-}" ]; then
+    cargo build --release -q -p berth
+    BERTH=$PWD/target/x86_64-unknown-linux-gnu/release/berth
+  fi
   [ -f "$BENCH_DIR/busybox.tar" ] || bash scripts/busybox-image.sh "$BENCH_DIR/busybox.tar"
 }
 

@@ -132,7 +132,13 @@ mod tests {
         assert_eq!(parse_timestamp(Some("0")).unwrap(), None);
         let t = parse_timestamp(Some("1700000000.5")).unwrap().unwrap();
         assert_eq!(t.timestamp_subsec_nanos(), 500_000_000);
-        for bad in ["x", "1.ééééé", "1.1234567890", "1.-5", "99999999999999999999"] {
+        for bad in [
+            "x",
+            "1.ééééé",
+            "1.1234567890",
+            "1.-5",
+            "99999999999999999999",
+        ] {
             assert!(parse_timestamp(Some(bad)).is_err(), "{bad}");
         }
     }

@@ -25,7 +25,9 @@ fn lifecycle_order_image_events_and_filters() {
     let since = now();
     d.import_busybox().unwrap();
     let o = d
-        .docker(&["run", "--name", "ev1", "-l", "tier=web", "busybox", "sh", "-c", "exit 3"])
+        .docker(&[
+            "run", "--name", "ev1", "-l", "tier=web", "busybox", "sh", "-c", "exit 3",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(3));
@@ -42,7 +44,9 @@ fn lifecycle_order_image_events_and_filters() {
 
     let fmt = "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}";
     for cli in ["docker", "berth"] {
-        let args = ["events", "--since", &since, "--until", &until, "--format", fmt];
+        let args = [
+            "events", "--since", &since, "--until", &until, "--format", fmt,
+        ];
         let out = if cli == "docker" {
             ok(&mut d.docker(&args))
         } else {
@@ -111,20 +115,52 @@ fn lifecycle_order_image_events_and_filters() {
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         lines(&ok(&mut d.docker(&a)))
     };
-    let die = run(&["--filter", "event=die", "--format", "{{.Actor.Attributes.exitCode}}"]);
-    assert_eq!(die, ["3", "137", "137", "137"].map(String::from), "die exit codes");
-    let kills = run(&["--filter", "event=kill", "--format", "{{.Actor.Attributes.signal}}"]);
+    let die = run(&[
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
+    ]);
+    assert_eq!(
+        die,
+        ["3", "137", "137", "137"].map(String::from),
+        "die exit codes"
+    );
+    let kills = run(&[
+        "--filter",
+        "event=kill",
+        "--format",
+        "{{.Actor.Attributes.signal}}",
+    ]);
     // busybox `sleep` as PID 1 ignores SIGTERM, so stop and restart escalate to SIGKILL.
     assert_eq!(kills, ["15", "9", "15", "9", "9"].map(String::from));
     let labelled = run(&["--filter", "label=tier=web", "--format", "{{.Action}}"]);
-    assert_eq!(labelled, ["create", "attach", "start", "die", "destroy"].map(String::from));
-    let images = run(&["--filter", "type=image", "--filter", "event=tag", "--format", "{{.Action}}"]);
+    assert_eq!(
+        labelled,
+        ["create", "attach", "start", "die", "destroy"].map(String::from)
+    );
+    let images = run(&[
+        "--filter",
+        "type=image",
+        "--filter",
+        "event=tag",
+        "--format",
+        "{{.Action}}",
+    ]);
     assert_eq!(images.len(), 2);
     let by_name = run(&["--filter", "container=ev1", "--format", "{{.Action}}"]);
     assert_eq!(by_name.len(), 5, "{by_name:?}");
     // A bad filter is refused as dockerd does.
     let o = d
-        .docker(&["events", "--since", &since, "--until", &until, "--filter", "colour=red"])
+        .docker(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "colour=red",
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
@@ -136,7 +172,13 @@ fn live_stream_sends_events_as_they_happen() {
     let d = TestDaemon::start(BIN).unwrap();
     d.import_busybox().unwrap();
     for cli in ["docker", "berth"] {
-        let args = ["events", "--filter", "type=container", "--format", "{{.Action}}"];
+        let args = [
+            "events",
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Action}}",
+        ];
         let mut child = if cli == "docker" {
             d.docker(&args)
         } else {
@@ -161,7 +203,11 @@ fn live_stream_sends_events_as_they_happen() {
         }
         let _ = child.kill();
         let _ = child.wait();
-        assert_eq!(got, ["create", "attach", "start", "die", "destroy"], "{cli}");
+        assert_eq!(
+            got,
+            ["create", "attach", "start", "die", "destroy"],
+            "{cli}"
+        );
     }
 }
 
@@ -171,11 +217,21 @@ fn health_exec_and_pause_events_reach_the_stream() {
     d.import_busybox().unwrap();
     let since = now();
     ok(&mut d.docker(&[
-        "run", "-d", "--name", "hev", "--health-cmd", "true", "--health-interval", "200ms",
-        "busybox", "sleep", "100",
+        "run",
+        "-d",
+        "--name",
+        "hev",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "200ms",
+        "busybox",
+        "sleep",
+        "100",
     ]));
     let t0 = Instant::now();
-    while !ok(&mut d.docker(&["inspect", "-f", "{{.State.Health.Status}}", "hev"])).contains("healthy")
+    while !ok(&mut d.docker(&["inspect", "-f", "{{.State.Health.Status}}", "hev"]))
+        .contains("healthy")
     {
         assert!(t0.elapsed() < Duration::from_secs(10), "never healthy");
         std::thread::sleep(Duration::from_millis(100));
@@ -186,8 +242,15 @@ fn health_exec_and_pause_events_reach_the_stream() {
     ok(&mut d.docker(&["rm", "-f", "hev"]));
     let until = now();
     let out = ok(&mut d.docker(&[
-        "events", "--since", &since, "--until", &until, "--filter", "container=hev",
-        "--format", "{{.Action}}",
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=hev",
+        "--format",
+        "{{.Action}}",
     ]));
     let got: Vec<&str> = out.lines().collect();
     let pos = |a: &str| {
@@ -201,8 +264,15 @@ fn health_exec_and_pause_events_reach_the_stream() {
     assert!(pos("pause") < pos("unpause"));
     assert!(pos("unpause") < pos("destroy"));
     let health = ok(&mut d.docker(&[
-        "events", "--since", &since, "--until", &until, "--filter", "event=health_status",
-        "--format", "{{.Action}}",
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=health_status",
+        "--format",
+        "{{.Action}}",
     ]));
     assert_eq!(health.lines().next(), Some("health_status: healthy"));
 }

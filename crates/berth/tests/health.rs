@@ -148,7 +148,10 @@ fn probe_runs_confined_like_the_container() {
     assert!(out.contains("Seccomp:\t2"), "{out}");
     // Docker's default capability set, not the shim's full one.
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
-    assert!(out.contains("sleep"), "pid 1 is the container's init: {out}");
+    assert!(
+        out.contains("sleep"),
+        "pid 1 is the container's init: {out}"
+    );
 }
 
 #[test]

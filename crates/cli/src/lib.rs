@@ -17,8 +17,8 @@ use commands::container::{
 use commands::image::{
     self as img, HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs,
 };
-use commands::resources::{self as res, PauseArgs, StatsArgs, TopArgs, UpdateArgs};
 use commands::prune::{self as prn, ContainerPruneArgs, DfArgs, ImagePruneArgs, SystemPruneArgs};
+use commands::resources::{self as res, PauseArgs, StatsArgs, TopArgs, UpdateArgs};
 use commands::run_opts::ContainerFlags;
 use commands::system::{self as sys, FormatArgs, InspectArgs};
 use std::ffi::OsString;

@@ -81,9 +81,7 @@ impl EventBus {
 }
 
 pub fn now_nanos() -> i64 {
-    chrono::Utc::now()
-        .timestamp_nanos_opt()
-        .unwrap_or_default()
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
 }
 
 fn event(kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) -> Event {
@@ -152,8 +150,20 @@ pub struct EventFilter {
 }
 
 const FILTER_KEYS: &[&str] = &[
-    "container", "daemon", "event", "image", "label", "network", "node", "plugin", "scope",
-    "service", "type", "volume", "config", "secret",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "service",
+    "type",
+    "volume",
+    "config",
+    "secret",
 ];
 
 impl EventFilter {
@@ -218,9 +228,8 @@ impl EventFilter {
         let image_ok = self.f.get("image").is_none_or(|vals| {
             let id = ev.actor.id.as_str();
             let (sid, sname) = (strip_tag(id), strip_tag(image_name));
-            vals.iter().any(|v| {
-                [id, image_name, sid.as_str(), sname.as_str()].contains(&v.as_str())
-            })
+            vals.iter()
+                .any(|v| [id, image_name, sid.as_str(), sname.as_str()].contains(&v.as_str()))
         });
         self.exact("event", &[ev.action.as_str(), action_base])
             && self.exact("type", &[ev.kind.as_str()])
@@ -261,8 +270,22 @@ mod tests {
 
     #[test]
     fn filters_match_like_dockerd() {
-        let start = ev("container", "start", "abcdef", &[("name", "web"), ("image", "busybox:latest"), ("tier", "front")]);
-        let health = ev("container", "health_status: healthy", "abcdef", &[("name", "web"), ("image", "busybox")]);
+        let start = ev(
+            "container",
+            "start",
+            "abcdef",
+            &[
+                ("name", "web"),
+                ("image", "busybox:latest"),
+                ("tier", "front"),
+            ],
+        );
+        let health = ev(
+            "container",
+            "health_status: healthy",
+            "abcdef",
+            &[("name", "web"), ("image", "busybox")],
+        );
         let tag = ev("image", "tag", "sha256:1234", &[("name", "busybox:latest")]);
         assert!(filter(&[]).include(&start));
         assert!(filter(&[("event", "start"), ("event", "die")]).include(&start));

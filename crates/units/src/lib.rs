@@ -90,8 +90,17 @@ pub fn parse_timestamp(
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Some(t.with_timezone(&Utc));
     }
-    let local = |t: NaiveDateTime| Local.from_local_datetime(&t).single().map(|t| t.with_timezone(&Utc));
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    let local = |t: NaiveDateTime| {
+        Local
+            .from_local_datetime(&t)
+            .single()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(value, fmt) {
             return local(t);
         }

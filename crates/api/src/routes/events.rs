@@ -40,11 +40,8 @@ impl Feed {
                     if left <= 0 {
                         return None;
                     }
-                    match tokio::time::timeout(
-                        std::time::Duration::from_nanos(left as u64),
-                        recv,
-                    )
-                    .await
+                    match tokio::time::timeout(std::time::Duration::from_nanos(left as u64), recv)
+                        .await
                     {
                         Ok(r) => r,
                         Err(_) => return None,

@@ -3,8 +3,8 @@ mod containers;
 mod events;
 mod exec;
 mod images;
-mod resources;
 mod prune;
+mod resources;
 mod system;
 
 use crate::AppState;

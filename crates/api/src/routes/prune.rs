@@ -36,5 +36,7 @@ pub async fn networks_nothing(p: Params) -> ApiResult<impl IntoResponse> {
 
 pub async fn build_cache_nothing(p: Params) -> ApiResult<impl IntoResponse> {
     p.filters()?;
-    Ok(Json(serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 })))
+    Ok(Json(
+        serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }),
+    ))
 }

@@ -52,7 +52,8 @@ fn pretty(ev: &EventMessage) -> String {
         ev.action.as_deref().unwrap_or(""),
         actor.id.as_deref().unwrap_or("")
     ));
-    let mut attrs: Vec<(String, String)> = actor.attributes.unwrap_or_default().into_iter().collect();
+    let mut attrs: Vec<(String, String)> =
+        actor.attributes.unwrap_or_default().into_iter().collect();
     if !attrs.is_empty() {
         attrs.sort();
         let parts: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -63,10 +64,13 @@ fn pretty(ev: &EventMessage) -> String {
 
 /// The API's `seconds.nanoseconds` form of a `--since`/`--until` value.
 fn api_time(value: &str) -> Result<String> {
-    let t = berth_units::parse_timestamp(value, chrono::Utc::now()).ok_or_else(|| {
-        anyhow::anyhow!("failed to parse value as time or duration: \"{value}\"")
-    })?;
-    Ok(format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos()))
+    let t = berth_units::parse_timestamp(value, chrono::Utc::now())
+        .ok_or_else(|| anyhow::anyhow!("failed to parse value as time or duration: \"{value}\""))?;
+    Ok(format!(
+        "{}.{:09}",
+        t.timestamp(),
+        t.timestamp_subsec_nanos()
+    ))
 }
 
 pub async fn cmd_events(docker: &Docker, a: EventsArgs) -> Result<i32> {
@@ -111,9 +115,12 @@ mod tests {
             actor: Some(EventActor {
                 id: Some("abc".into()),
                 attributes: Some(
-                    [("name".to_string(), "x".to_string()), ("exitCode".to_string(), "0".to_string())]
-                        .into_iter()
-                        .collect(),
+                    [
+                        ("name".to_string(), "x".to_string()),
+                        ("exitCode".to_string(), "0".to_string()),
+                    ]
+                    .into_iter()
+                    .collect(),
                 ),
             }),
             scope: None,

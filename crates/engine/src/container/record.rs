@@ -134,10 +134,9 @@ impl ContainerRecord {
     pub fn status_text(&self, now: DateTime<Utc>) -> String {
         let st = &self.state;
         match st.status {
-            Status::Running if st.paused => format!(
-                "Up {} (Paused)",
-                ago(now - st.started_at.unwrap_or(now))
-            ),
+            Status::Running if st.paused => {
+                format!("Up {} (Paused)", ago(now - st.started_at.unwrap_or(now)))
+            }
             Status::Running => {
                 let up = format!("Up {}", ago(now - st.started_at.unwrap_or(now)));
                 match super::health::status_str(self) {

@@ -162,8 +162,8 @@ fn stdio(cfg: &ExecConfig) -> Result<(Io, ChildStdio), ShimError> {
 fn plan(cfg: &ExecConfig) -> Result<Plan, ShimError> {
     let spec = Spec::load(cfg.bundle.join("config.json"))
         .map_err(|e| ShimError::Create(format!("loading the container's spec: {e}")))?;
-    let mut plan = Plan::for_container(&spec, cfg.init_pid, cfg.privileged)
-        .map_err(ShimError::Create)?;
+    let mut plan =
+        Plan::for_container(&spec, cfg.init_pid, cfg.privileged).map_err(ShimError::Create)?;
     plan.args = cfg.args.clone();
     plan.env = cfg.env.clone();
     plan.cwd = cfg.cwd.clone();

@@ -29,7 +29,6 @@ use crate::health::{
     MAX_LOG_ENTRIES,
 };
 
-
 fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Nanos, true)
 }

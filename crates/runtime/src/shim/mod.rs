@@ -9,8 +9,8 @@
 //! outlives the daemon, which reconnects to `shim.sock` after a restart.
 
 mod event_loop;
-mod health;
 pub mod exec;
+mod health;
 mod launch;
 mod nsenter;
 mod shimlog;

@@ -58,8 +58,7 @@ impl Plan {
     ) -> Result<Plan, String> {
         let process = spec.process().clone().unwrap_or_default();
         let caps = if privileged {
-            let all =
-                crate::spec::effective_caps(&[], &[], true).map_err(|e| e.to_string())?;
+            let all = crate::spec::effective_caps(&[], &[], true).map_err(|e| e.to_string())?;
             serde_json::from_value::<LinuxCapabilities>(serde_json::json!({
                 "bounding": all, "effective": all, "permitted": all,
             }))
