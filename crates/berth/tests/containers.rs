@@ -578,3 +578,46 @@ fn reads_do_not_wait_for_a_slow_stop() {
     }
     assert!(!d.data_root.join("containers").join(&id).exists());
 }
+
+/// Docker's containers start with every signal at its default disposition, whatever the
+/// daemon inherited (a daemon started in the background by a shell ignores SIGQUIT).
+#[test]
+fn container_process_starts_with_default_signal_dispositions() {
+    let d = daemon();
+    for args in [
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "grep",
+            "-E",
+            "Sig(Ign|Blk)",
+            "/proc/self/status",
+        ][..],
+        &[
+            "run", "--rm", "-d", "--name", "sigs", "busybox", "sleep", "100",
+        ][..],
+    ] {
+        let out = ok(&mut d.docker(args));
+        if args.contains(&"-d") {
+            let out = ok(&mut d.docker(&[
+                "exec",
+                "sigs",
+                "grep",
+                "-E",
+                "Sig(Ign|Blk)",
+                "/proc/1/status",
+            ]));
+            assert_eq!(
+                out,
+                "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+            );
+            ok(&mut d.docker(&["rm", "-f", "sigs"]));
+        } else {
+            assert_eq!(
+                out,
+                "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+            );
+        }
+    }
+}

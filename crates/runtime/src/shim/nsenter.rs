@@ -287,50 +287,6 @@ fn intermediate(
     }
 }
 
-/// SIG_DFL for every signal, through the raw syscall: glibc refuses to touch
-/// the two real-time signals it reserves (32, 33), which may arrive ignored.
-#[cfg(target_arch = "x86_64")]
-fn reset_signal_dispositions() {
-    /// The kernel's `struct sigaction` on Linux (not glibc's).
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: usize,
-        flags: libc::c_ulong,
-        restorer: usize,
-        mask: u64,
-    }
-    let act = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: rt_sigaction reads one kernel sigaction; SIG_DFL runs no code.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &act as *const KernelSigaction,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8usize,
-            );
-        }
-    }
-}
-
-/// Elsewhere the kernel's struct layout differs; glibc's wrapper covers the rest.
-#[cfg(not(target_arch = "x86_64"))]
-fn reset_signal_dispositions() {
-    for sig in 1..=64 {
-        // SAFETY: SIG_DFL runs no handler code; reserved signals just fail.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
-    }
-}
-
 /// Go's wording of an errno ("no such file or directory").
 fn go_err(e: Errno) -> String {
     let d = e.desc();
@@ -366,7 +322,7 @@ fn setup_and_exec(
 ) -> Result<std::convert::Infallible, (i32, String)> {
     // Ignored signals and the blocked mask survive execve: the shim blocks SIGCHLD and
     // ignores SIGPIPE (and inherits whatever its launcher ignored).
-    reset_signal_dispositions();
+    super::sys::reset_signal_dispositions();
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
         Some(&nix::sys::signal::SigSet::empty()),

@@ -29,10 +29,10 @@ pub(crate) fn detach(state_dir: &Path) -> Result<(), ShimError> {
     nix::unistd::chdir(state_dir).map_err(nix_err("chdir state dir"))?;
     nix::sys::prctl::set_child_subreaper(true).map_err(nix_err("PR_SET_CHILD_SUBREAPER"))?;
     // The container inherits our signal mask and ignored signals across
-    // exec (libcontainer resets neither). Rust's runtime ignores SIGPIPE,
-    // so restore the defaults before creating it.
-    // SAFETY: installing SIG_DFL runs no handler code.
-    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(nix_err("SIGPIPE"))?;
+    // exec (libcontainer resets neither): Rust's runtime ignores SIGPIPE, and
+    // a daemon started in the background by a shell has SIGQUIT/SIGINT
+    // ignored. Docker's containers start with every disposition at default.
+    reset_signal_dispositions();
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(nix_err("sigprocmask"))?;
     Ok(())
@@ -147,5 +147,49 @@ mod tests {
         assert_eq!(field(t, "oom_kill"), Some(2));
         assert_eq!(field(t, "under_oom"), Some(0));
         assert_eq!(field(t, "nope"), None);
+    }
+}
+
+/// SIG_DFL for every signal, through the raw syscall: glibc refuses to touch
+/// the two real-time signals it reserves (32, 33), which may arrive ignored.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn reset_signal_dispositions() {
+    /// The kernel's `struct sigaction` on Linux (not glibc's).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let act = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads one kernel sigaction; SIG_DFL runs no code.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &act as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+}
+
+/// Elsewhere the kernel's struct layout differs; glibc's wrapper covers the rest.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn reset_signal_dispositions() {
+    for sig in 1..=64 {
+        // SAFETY: SIG_DFL runs no handler code; reserved signals just fail.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
 }
