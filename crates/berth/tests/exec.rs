@@ -221,6 +221,21 @@ fn stopped_container_is_a_conflict() {
         Some(r#"{"Cmd":["true"]}"#),
     );
     assert_eq!(code, 409, "{body}");
+
+    // A paused container refuses execs with dockerd's advice.
+    ok(&mut d.berth(&["run", "-d", "--name", "frozen", "busybox", "sleep", "100"]));
+    ok(&mut d.berth(&["pause", "frozen"]));
+    for c in CLIS {
+        let out = output(&mut cli(&d, c, &["exec", "frozen", "true"]));
+        assert_eq!(out.status.code(), Some(1), "{c}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("is paused, unpause the container before exec"),
+            "{c}: {err}"
+        );
+    }
+    ok(&mut d.berth(&["unpause", "frozen"]));
+    ok(&mut d.berth(&["exec", "frozen", "true"]));
 }
 
 #[test]

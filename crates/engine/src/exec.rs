@@ -111,6 +111,26 @@ fn not_running(id: &str) -> EngineError {
     EngineError::Conflict(format!("Container {id} is not running"))
 }
 
+/// dockerd's refusals for an exec into a container that cannot take one.
+fn check_can_exec(rec: &crate::container::ContainerRecord) -> Result<()> {
+    if !rec.state.is_running() {
+        return Err(not_running(&rec.id));
+    }
+    if rec.state.paused {
+        return Err(EngineError::Conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            rec.id
+        )));
+    }
+    if rec.state.status == crate::container::Status::Restarting {
+        return Err(EngineError::Conflict(format!(
+            "Container {} is restarting, wait until the container is running",
+            rec.id
+        )));
+    }
+    Ok(())
+}
+
 /// moby's `ReplaceOrAppendEnvValues`.
 fn merge_env(base: Vec<String>, overrides: &[String]) -> Vec<String> {
     let mut out = base;
@@ -140,9 +160,7 @@ impl Engine {
     pub fn create_exec(&self, key: &str, cfg: ExecConfig) -> Result<String> {
         let h = self.containers.find(key)?;
         let rec = h.snapshot();
-        if !rec.state.is_running() {
-            return Err(not_running(&h.id));
-        }
+        check_can_exec(&rec)?;
         let cmd = cfg.cmd.clone().unwrap_or_default();
         let Some((entrypoint, arguments)) = cmd.split_first() else {
             return Err(EngineError::InvalidArgument(
@@ -216,9 +234,7 @@ impl Engine {
             }));
         }
         let h = self.containers.find(&st.container_id)?;
-        if !h.snapshot().state.is_running() {
-            return Err(not_running(&h.id));
-        }
+        check_can_exec(&h.snapshot())?;
         Ok(ex)
     }
 
