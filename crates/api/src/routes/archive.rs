@@ -13,6 +13,7 @@ use base64::Engine as _;
 use berth_engine::container::archive::{ExtractRequest, PathStat};
 use berth_engine::container::commit::CommitOptions;
 use futures_util::stream;
+use futures_util::StreamExt;
 
 const PATH_STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
@@ -81,9 +82,23 @@ pub async fn archive_put(
         no_overwrite_dir_non_dir: p.bool("noOverwriteDirNonDir"),
         copy_uid_gid: p.bool("copyUIDGID"),
     };
-    engine
-        .archive_put(&id, req, body.into_data_stream())
-        .await?;
+    let mut stream = body.into_data_stream();
+    if let Err(e) = engine.archive_put(&id, req, &mut stream).await {
+        // A refusal comes before the upload has been read. Read the rest (within bounds)
+        // before answering, as Go's server does, or the client, still writing, gets a broken
+        // pipe instead of the error.
+        let drain = async {
+            let mut left: usize = 64 << 20;
+            while let Some(Ok(chunk)) = stream.next().await {
+                left = left.saturating_sub(chunk.len());
+                if left == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
+        return Err(e.into());
+    }
     Ok(StatusCode::OK)
 }
 
