@@ -1,84 +1,19 @@
 //! Detach keys: typing the sequence ends the attach session, the client exits 0 and the
 //! container keeps running — through docker's CLI, ours, and the daemon's own detector.
 
-use berth_harness::{ok, output, TestDaemon};
+use berth_harness::{ok, output, PtySession, TestDaemon};
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
-/// Spawns `cmd` on a fresh pty as its controlling terminal; returns the child and the master.
-fn spawn_on_pty(mut cmd: std::process::Command) -> (Child, std::fs::File) {
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave = std::fs::File::from(pty.slave);
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave))
-        .spawn()
-        .unwrap();
-    let master = std::fs::File::from(pty.master);
-    unsafe {
-        let fd = master.as_raw_fd();
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-    (child, master)
-}
-
-fn read_until(master: &mut std::fs::File, needle: &str, seen: &mut Vec<u8>) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        let mut buf = [0u8; 4096];
-        match master.read(&mut buf) {
-            Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
-            _ => std::thread::sleep(Duration::from_millis(20)),
-        }
-        if String::from_utf8_lossy(seen).contains(needle) {
-            return true;
-        }
-    }
-    false
-}
-
-fn wait_exit(child: &mut Child, master: &mut std::fs::File, what: &str) -> (i32, String) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut seen = Vec::new();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            let mut buf = [0u8; 4096];
-            if let Ok(n) = master.read(&mut buf) {
-                seen.extend_from_slice(&buf[..n]);
-            }
-            return (
-                st.code().unwrap_or(-1),
-                String::from_utf8_lossy(&seen).into_owned(),
-            );
-        }
-        let mut buf = [0u8; 4096];
-        if let Ok(n) = master.read(&mut buf) {
-            seen.extend_from_slice(&buf[..n]);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not detach: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits for the CLI to exit; its code and everything it printed.
+fn wait_exit(s: &mut PtySession, what: &str) -> (i32, String) {
+    let st = s.wait_exit();
+    let text = s.seen_text();
+    let st = st.unwrap_or_else(|| panic!("{what} did not detach: {text}"));
+    (st.code().unwrap_or(-1), text)
 }
 
 fn running(d: &TestDaemon, name: &str) -> String {
@@ -99,11 +34,10 @@ fn run_it_detaches_with_ctrl_p_ctrl_q() {
         } else {
             d.berth(&args)
         };
-        let (mut child, mut master) = spawn_on_pty(cmd);
-        let mut seen = Vec::new();
-        assert!(read_until(&mut master, "# ", &mut seen), "{cli}: no prompt");
-        master.write_all(b"\x10\x11").unwrap();
-        let (code, text) = wait_exit(&mut child, &mut master, cli);
+        let mut s = PtySession::spawn(cmd, None).unwrap();
+        assert!(s.read_until("# "), "{cli}: no prompt");
+        s.type_in(b"\x10\x11");
+        let (code, text) = wait_exit(&mut s, cli);
         assert_eq!(code, 0, "{cli}: {text}");
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
@@ -119,17 +53,13 @@ fn run_it_detaches_with_ctrl_p_ctrl_q() {
         } else {
             d.berth(&args)
         };
-        let (mut child, mut master) = spawn_on_pty(cmd);
+        let mut s = PtySession::spawn(cmd, None).unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        master.write_all(b"echo hello-$((20+22))\r").unwrap();
-        let mut seen = Vec::new();
-        assert!(
-            read_until(&mut master, "hello-42", &mut seen),
-            "{cli}: attach is not live"
-        );
-        master.write_all(b"\x18x").unwrap();
+        s.type_in(b"echo hello-$((20+22))\r");
+        assert!(s.read_until("hello-42"), "{cli}: attach is not live");
+        s.type_in(b"\x18x");
         // `attach` (unlike `run`) reports the detach: "read escape sequence", status 1.
-        let (code, text) = wait_exit(&mut child, &mut master, cli);
+        let (code, text) = wait_exit(&mut s, cli);
         assert_eq!(code, 1, "{cli} attach: {text}");
         assert!(
             text.contains("read escape sequence"),
@@ -221,11 +151,10 @@ fn config_file_detach_keys() {
             c.env("DOCKER_CONFIG", &cfg);
             c
         };
-        let (mut child, mut master) = spawn_on_pty(cmd);
-        let mut seen = Vec::new();
-        assert!(read_until(&mut master, "# ", &mut seen), "{cli}: no prompt");
-        master.write_all(b"\x18x").unwrap();
-        let (code, text) = wait_exit(&mut child, &mut master, cli);
+        let mut s = PtySession::spawn(cmd, None).unwrap();
+        assert!(s.read_until("# "), "{cli}: no prompt");
+        s.type_in(b"\x18x");
+        let (code, text) = wait_exit(&mut s, cli);
         assert_eq!(code, 0, "{cli}: {text}");
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(running(&d, &name), "true", "{cli}");

@@ -1,8 +1,7 @@
 //! `docker exec` end to end, through the real docker CLI and ours.
 
-use berth_harness::{ok, output, TestDaemon};
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use berth_harness::{ok, output, PtySession, TestDaemon};
+use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -369,76 +368,14 @@ fn exec_on_pty(d: &TestDaemon, which: &str) {
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    let pty = nix::pty::openpty(Some(&size), None).unwrap();
-    let slave = std::fs::File::from(pty.slave);
-    let mut cmd = cli(d, which, &["exec", "-it", "ctr", "sh"]);
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave))
-        .spawn()
-        .unwrap();
-    let mut master = std::fs::File::from(pty.master);
-    let fd = master.as_raw_fd();
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-    let mut w = master.try_clone().unwrap();
-    let mut seen = Vec::new();
-    let mut read_until = |needle: &str, seen: &mut Vec<u8>| {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            let mut buf = [0u8; 4096];
-            match master.read(&mut buf) {
-                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-            if String::from_utf8_lossy(seen).contains(needle) {
-                return true;
-            }
-        }
-        false
-    };
-    assert!(
-        read_until("# ", &mut seen),
-        "{which}: no prompt: {}",
-        String::from_utf8_lossy(&seen)
-    );
-    w.write_all(b"tty; stty size; echo $TERM; exit 6\r")
-        .unwrap();
-    assert!(
-        read_until("xterm", &mut seen),
-        "{which}: {}",
-        String::from_utf8_lossy(&seen)
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        let mut buf = [0u8; 4096];
-        if let Ok(n) = master.read(&mut buf) {
-            seen.extend_from_slice(&buf[..n]);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{which} exec -it did not end: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = String::from_utf8_lossy(&seen);
+    let cmd = cli(d, which, &["exec", "-it", "ctr", "sh"]);
+    let mut s = PtySession::spawn(cmd, Some(size)).unwrap();
+    assert!(s.read_until("# "), "{which}: no prompt: {}", s.seen_text());
+    s.type_in(b"tty; stty size; echo $TERM; exit 6\r");
+    assert!(s.read_until("xterm"), "{which}: {}", s.seen_text());
+    let status = s.wait_exit();
+    let text = s.seen_text();
+    let status = status.unwrap_or_else(|| panic!("{which} exec -it did not end: {text}"));
     assert!(text.contains("/dev/pts/"), "{which}: not a tty: {text}");
     // The client's terminal size reached the exec's pty.
     assert!(

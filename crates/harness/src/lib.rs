@@ -324,3 +324,97 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A CLI running on a fresh pty as its controlling terminal, as a user at a shell runs it.
+pub struct PtySession {
+    pub child: std::process::Child,
+    pub master: std::fs::File,
+    /// Everything read from the terminal so far.
+    pub seen: Vec<u8>,
+}
+
+impl PtySession {
+    pub fn spawn(mut cmd: Command, size: Option<nix::pty::Winsize>) -> Result<Self> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let pty = nix::pty::openpty(size.as_ref(), None)?;
+        let slave = std::fs::File::from(pty.slave);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .stdin(Stdio::from(slave.try_clone()?))
+            .stdout(Stdio::from(slave.try_clone()?))
+            .stderr(Stdio::from(slave))
+            .spawn()?;
+        let master = std::fs::File::from(pty.master);
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe {
+            let fd = master.as_raw_fd();
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        Ok(PtySession {
+            child,
+            master,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Reads until `needle` has appeared in the output (true) or 15 s passed (false).
+    pub fn read_until(&mut self, needle: &str) -> bool {
+        use std::io::Read;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            let mut buf = [0u8; 4096];
+            match self.master.read(&mut buf) {
+                Ok(n) if n > 0 => self.seen.extend_from_slice(&buf[..n]),
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+            if String::from_utf8_lossy(&self.seen).contains(needle) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Waits (15 s at most) for the CLI to exit, reading its output meanwhile; None if it
+    /// did not.
+    pub fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let done = self.child.try_wait().ok().flatten();
+            self.read_available();
+            if done.is_some() || Instant::now() >= deadline {
+                return done;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn read_available(&mut self) {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.seen.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    pub fn type_in(&mut self, keys: &[u8]) {
+        let _ = self.master.write_all(keys);
+    }
+
+    pub fn seen_text(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+}
