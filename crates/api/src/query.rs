@@ -59,6 +59,16 @@ impl Params {
         }
     }
 
+    /// `h` and `w` of a resize request.
+    pub fn terminal_size(&self) -> ApiResult<(u16, u16)> {
+        let dim = |k: &str| -> ApiResult<u16> {
+            self.int(k)?
+                .and_then(|v| u16::try_from(v).ok())
+                .ok_or_else(|| ApiError::bad_request(format!("invalid {k}")))
+        };
+        Ok((dim("h")?, dim("w")?))
+    }
+
     pub fn filters(&self) -> ApiResult<HashMap<String, Vec<String>>> {
         parse_filters(self.get("filters").unwrap_or(""))
     }

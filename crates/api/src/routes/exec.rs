@@ -44,12 +44,8 @@ pub async fn resize(
     Path(id): Path<String>,
     p: Params,
 ) -> ApiResult<StatusCode> {
-    let dim = |k: &str| -> ApiResult<u16> {
-        p.int(k)?
-            .and_then(|v| u16::try_from(v).ok())
-            .ok_or_else(|| ApiError::bad_request(format!("invalid {k}")))
-    };
-    engine.resize_exec(&id, dim("h")?, dim("w")?).await?;
+    let (h, w) = p.terminal_size()?;
+    engine.resize_exec(&id, h, w).await?;
     Ok(StatusCode::OK)
 }
 
