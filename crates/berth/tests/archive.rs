@@ -9,12 +9,6 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
-fn daemon() -> TestDaemon {
-    let d = TestDaemon::start(BIN).unwrap();
-    d.import_busybox().unwrap();
-    d
-}
-
 fn cli<'a>(d: &'a TestDaemon, which: &'a str) -> impl Fn(&[&str]) -> Command + 'a {
     move |args: &[&str]| {
         if which == "docker" {
@@ -69,7 +63,7 @@ fn read(p: &Path) -> String {
 
 #[test]
 fn cp_files_dirs_contents_and_streams_on_running_and_stopped() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     let host = tempfile::tempdir().unwrap();
     let src = host.path().join("src");
     std::fs::create_dir_all(src.join("d/sub")).unwrap();
@@ -133,7 +127,7 @@ fn cp_files_dirs_contents_and_streams_on_running_and_stopped() {
 
 #[test]
 fn symlinks_in_the_container_never_reach_the_host() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     let host = tempfile::tempdir().unwrap();
     let secret_dir = host.path().join("secret");
     std::fs::create_dir_all(&secret_dir).unwrap();
@@ -244,7 +238,7 @@ fn raw_entry(name: &str, kind: tar::EntryType, link: &str, data: &[u8]) -> Vec<u
 
 #[test]
 fn hostile_uploads_are_refused_or_confined() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&["run", "-d", "--name", "tt", "busybox", "sleep", "1000"]));
     let host = tempfile::tempdir().unwrap();
     let escape = host.path().join("escaped");
@@ -324,7 +318,7 @@ fn hostile_uploads_are_refused_or_confined() {
 
 #[test]
 fn export_diff_and_commit() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "-d",

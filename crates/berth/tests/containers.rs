@@ -7,25 +7,13 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
-fn daemon() -> TestDaemon {
-    let d = TestDaemon::start(BIN).unwrap();
-    d.import_busybox().unwrap();
-    d
-}
-
 fn code(o: &std::process::Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
-fn inspect(d: &TestDaemon, name: &str, fmt: &str) -> String {
-    ok(&mut d.docker(&["inspect", "--format", fmt, name]))
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn run_foreground_and_exit_codes() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     for cli in ["docker", "berth"] {
         let cmd = |args: &[&str]| {
             if cli == "docker" {
@@ -86,7 +74,7 @@ fn run_foreground_and_exit_codes() {
 
 #[test]
 fn run_flags_reach_the_container() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     let envfile = d.dir.path().join("env");
     std::fs::write(&envfile, "FROM_FILE=yes\n# comment\n").unwrap();
     let out = ok(&mut d.docker(&[
@@ -211,10 +199,10 @@ fn run_flags_reach_the_container() {
         "sleep",
         "60",
     ]));
-    let pid = inspect(&d, "limited", "{{.State.Pid}}");
+    let pid = d.inspect("limited", "{{.State.Pid}}");
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     assert!(cg.contains("/berth/"), "{cg}");
-    let id = inspect(&d, "limited", "{{.Id}}");
+    let id = d.inspect("limited", "{{.Id}}");
     let read = |ctrl: &str, file: &str| {
         let v1 = format!("/sys/fs/cgroup/{ctrl}/berth/{id}/{file}");
         std::fs::read_to_string(&v1)
@@ -231,7 +219,7 @@ fn run_flags_reach_the_container() {
         assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
         assert_eq!(read("cpu", "cpu.shares"), "512");
     }
-    assert_eq!(inspect(&d, "limited", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{index .Config.Labels \"team\"}}"), "67108864 500000000 50 core");
+    assert_eq!(d.inspect("limited", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{index .Config.Labels \"team\"}}"), "67108864 500000000 50 core");
     ok(&mut d.docker(&["rm", "-f", "limited"]));
     assert!(
         !std::path::Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists(),
@@ -241,7 +229,7 @@ fn run_flags_reach_the_container() {
 
 #[test]
 fn detached_lifecycle_ps_logs_inspect() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     let id = ok(&mut d.docker(&[
         "run",
         "-d",
@@ -323,11 +311,13 @@ fn detached_lifecycle_ps_logs_inspect() {
         .spawn()
         .unwrap();
 
-    let fields = inspect(&d, "web", "{{.Name}} {{.State.Status}} {{.State.Running}} {{.Config.Image}} {{.HostConfig.NetworkMode}} {{.Driver}}");
+    let fields = d.inspect("web", "{{.Name}} {{.State.Status}} {{.State.Running}} {{.Config.Image}} {{.HostConfig.NetworkMode}} {{.Driver}}");
     assert_eq!(fields, "/web running true busybox bridge overlayfs");
-    assert!(inspect(&d, "web", "{{.LogPath}}").ends_with("container.log"));
-    assert!(inspect(&d, "web", "{{.State.StartedAt}}").starts_with("20"));
-    assert!(!inspect(&d, "web", "{{.GraphDriver.Data.MergedDir}}").is_empty());
+    assert!(d.inspect("web", "{{.LogPath}}").ends_with("container.log"));
+    assert!(d.inspect("web", "{{.State.StartedAt}}").starts_with("20"));
+    assert!(!d
+        .inspect("web", "{{.GraphDriver.Data.MergedDir}}")
+        .is_empty());
 
     let t0 = Instant::now();
     ok(&mut d.docker(&["stop", "web"]));
@@ -336,7 +326,7 @@ fn detached_lifecycle_ps_logs_inspect() {
         "SIGTERM handled, no kill wait"
     );
     assert_eq!(
-        inspect(&d, "web", "{{.State.Status}} {{.State.ExitCode}}"),
+        d.inspect("web", "{{.State.Status}} {{.State.ExitCode}}"),
         "exited 0"
     );
     let logs = follower.wait_with_output().unwrap();
@@ -359,7 +349,7 @@ fn detached_lifecycle_ps_logs_inspect() {
 
     ok(&mut d.docker(&["rename", "web", "web2"]));
     ok(&mut d.docker(&["restart", "web2"]));
-    assert_eq!(inspect(&d, "web2", "{{.State.Running}}"), "true");
+    assert_eq!(d.inspect("web2", "{{.State.Running}}"), "true");
     ok(&mut d.docker(&["kill", "-s", "KILL", "web2"]));
     let w = ok(&mut d.docker(&["wait", "web2"]));
     assert_eq!(w.trim(), "137");
@@ -377,7 +367,7 @@ fn detached_lifecycle_ps_logs_inspect() {
 
 #[test]
 fn stdin_attach_and_create_start() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     let mut child = d
         .docker(&["run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z"])
         .stdin(Stdio::piped())
@@ -396,7 +386,7 @@ fn stdin_attach_and_create_start() {
         "echo",
         "created then started",
     ]));
-    assert_eq!(inspect(&d, "later", "{{.State.Status}}"), "created");
+    assert_eq!(d.inspect("later", "{{.State.Status}}"), "created");
     let out = ok(&mut d.docker(&["start", "-a", "later"]));
     assert_eq!(out.trim(), "created then started");
     ok(&mut d.docker(&[
@@ -415,7 +405,7 @@ fn stdin_attach_and_create_start() {
 
 #[test]
 fn restart_policies_and_oom() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "-d",
@@ -430,7 +420,7 @@ fn restart_policies_and_oom() {
     ]));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let s = inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}");
+        let s = d.inspect("flaky", "{{.RestartCount}} {{.State.Status}}");
         if s == "2 exited" {
             break;
         }
@@ -450,11 +440,11 @@ fn restart_policies_and_oom() {
         "sleep 0.2",
     ]));
     std::thread::sleep(Duration::from_millis(1500));
-    let n: i64 = inspect(&d, "always", "{{.RestartCount}}").parse().unwrap();
+    let n: i64 = d.inspect("always", "{{.RestartCount}}").parse().unwrap();
     assert!(n >= 1, "always did not restart");
     ok(&mut d.docker(&["stop", "-t", "1", "always"]));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(inspect(&d, "always", "{{.State.Running}}"), "false");
+    assert_eq!(d.inspect("always", "{{.State.Running}}"), "false");
 
     if std::path::Path::new("/sys/fs/cgroup/memory").exists()
         || std::path::Path::new("/sys/fs/cgroup/memory.max").exists()
@@ -472,13 +462,13 @@ fn restart_policies_and_oom() {
             "/dev/zero",
         ]));
         assert_eq!(code(&o), 137);
-        assert_eq!(inspect(&d, "hog", "{{.State.OOMKilled}}"), "true");
+        assert_eq!(d.inspect("hog", "{{.State.OOMKilled}}"), "true");
     }
 }
 
 #[test]
 fn log_rotation_follows_log_opts() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "--name",
@@ -492,7 +482,7 @@ fn log_rotation_follows_log_opts() {
         "-c",
         "i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done",
     ]));
-    let log = inspect(&d, "chatty", "{{.LogPath}}");
+    let log = d.inspect("chatty", "{{.LogPath}}");
     let dir = std::path::Path::new(&log).parent().unwrap();
     let files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -515,7 +505,7 @@ fn log_rotation_follows_log_opts() {
 /// `--stop-signal` picks what `stop` sends.
 #[test]
 fn reads_do_not_wait_for_a_slow_stop() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "-d",
@@ -538,23 +528,23 @@ fn reads_do_not_wait_for_a_slow_stop() {
         "-c",
         "trap 'exit 42' USR1; while true; do sleep 0.1; done",
     ]));
-    let id = inspect(&d, "stubborn", "{{.Id}}");
+    let id = d.inspect("stubborn", "{{.Id}}");
     let mut stopper = d.docker(&["stop", "-t", "4", "stubborn"]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
     let ps = ok(&mut d.docker(&["ps", "--format", "{{.Names}}"]));
     assert!(ps.contains("stubborn"));
-    assert_eq!(inspect(&d, "stubborn", "{{.State.Running}}"), "true");
+    assert_eq!(d.inspect("stubborn", "{{.State.Running}}"), "true");
     assert!(
         t0.elapsed() < Duration::from_secs(2),
         "reads waited for the stop: {:?}",
         t0.elapsed()
     );
     assert!(stopper.wait().unwrap().success());
-    assert_eq!(inspect(&d, "stubborn", "{{.State.ExitCode}}"), "137");
+    assert_eq!(d.inspect("stubborn", "{{.State.ExitCode}}"), "137");
     ok(&mut d.docker(&["stop", "polite"]));
-    assert_eq!(inspect(&d, "polite", "{{.State.ExitCode}}"), "42");
-    assert_eq!(inspect(&d, "polite", "{{.Config.StopSignal}}"), "USR1");
+    assert_eq!(d.inspect("polite", "{{.State.ExitCode}}"), "42");
+    assert_eq!(d.inspect("polite", "{{.Config.StopSignal}}"), "USR1");
 
     // Once removed, nothing of the containers is left: no shim, no mount, no cgroup.
     ok(&mut d.docker(&["rm", "stubborn", "polite"]));
@@ -583,7 +573,7 @@ fn reads_do_not_wait_for_a_slow_stop() {
 /// daemon inherited (a daemon started in the background by a shell ignores SIGQUIT).
 #[test]
 fn container_process_starts_with_default_signal_dispositions() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     for args in [
         &[
             "run",

@@ -7,20 +7,8 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
-fn daemon() -> TestDaemon {
-    let d = TestDaemon::start(BIN).unwrap();
-    d.import_busybox().unwrap();
-    d
-}
-
-fn inspect(d: &TestDaemon, name: &str, fmt: &str) -> String {
-    ok(&mut d.docker(&["inspect", "--format", fmt, name]))
-        .trim()
-        .to_string()
-}
-
 fn health(d: &TestDaemon, name: &str) -> serde_json::Value {
-    let s = inspect(d, name, "{{json .State.Health}}");
+    let s = d.inspect(name, "{{json .State.Health}}");
     serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
 }
 
@@ -43,7 +31,7 @@ fn wait_status(d: &TestDaemon, name: &str, want: &str, within: Duration) -> serd
 }
 
 fn shim_log(d: &TestDaemon, name: &str) -> String {
-    let id = inspect(d, name, "{{.Id}}");
+    let id = d.inspect(name, "{{.Id}}");
     std::fs::read_to_string(d.exec_root.join("shims").join(id).join("shim.log")).unwrap_or_default()
 }
 
@@ -56,7 +44,7 @@ fn ps(d: &TestDaemon, filter: &str) -> Vec<String> {
 
 #[test]
 fn passing_probe_makes_healthy_with_ps_status_and_filter() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "-d",
@@ -94,7 +82,7 @@ fn passing_probe_makes_healthy_with_ps_status_and_filter() {
     assert_eq!(log[0]["ExitCode"], 0);
     assert_eq!(log[0]["Output"], "ok\n");
     assert!(log[0]["Start"].as_str().unwrap().starts_with("20"));
-    assert_eq!(inspect(&d, "plain", "{{json .State.Health}}"), "null");
+    assert_eq!(d.inspect("plain", "{{json .State.Health}}"), "null");
 
     let status = ok(&mut d.docker(&["ps", "--format", "{{.Names}} {{.Status}}"]));
     let line = |n: &str| {
@@ -129,7 +117,7 @@ fn passing_probe_makes_healthy_with_ps_status_and_filter() {
 /// seccomp filter and without capabilities the container lacks.
 #[test]
 fn probe_runs_confined_like_the_container() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "-d",
@@ -156,7 +144,7 @@ fn probe_runs_confined_like_the_container() {
 
 #[test]
 fn failing_probe_becomes_unhealthy_after_retries() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.berth(&[
         "run",
         "-d",
@@ -212,7 +200,7 @@ fn failing_probe_becomes_unhealthy_after_retries() {
 
 #[test]
 fn hanging_probe_is_killed_at_its_timeout() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "-d",
@@ -238,7 +226,7 @@ fn hanging_probe_is_killed_at_its_timeout() {
     assert_eq!(first["Output"], "Health check exceeded timeout (300ms)");
     // The killed probe is gone: only the container's own sleep stays in its cgroup (a
     // fresh probe may be starting, so look for the hanging one by its command line).
-    let id = inspect(&d, "hang", "{{.Id}}");
+    let id = d.inspect("hang", "{{.Id}}");
     std::thread::sleep(Duration::from_millis(100));
     let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/berth/{id}/cgroup.procs"))
         .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/berth/{id}/cgroup.procs")))
@@ -256,7 +244,7 @@ fn hanging_probe_is_killed_at_its_timeout() {
 
 #[test]
 fn image_healthcheck_is_honoured_merged_and_disabled() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     let tar = busybox_tar().to_string_lossy().into_owned();
     ok(&mut d.docker(&[
         "import",
@@ -291,7 +279,7 @@ fn image_healthcheck_is_honoured_merged_and_disabled() {
         "hc:1",
     ]));
     let hc: serde_json::Value =
-        serde_json::from_str(&inspect(&d, "merged", "{{json .Config.Healthcheck}}")).unwrap();
+        serde_json::from_str(&d.inspect("merged", "{{json .Config.Healthcheck}}")).unwrap();
     assert_eq!(hc["Test"], serde_json::json!(["CMD", "true"]));
     assert_eq!(hc["Retries"], 9);
     assert_eq!(hc["Interval"], 200_000_000);
@@ -305,11 +293,11 @@ fn image_healthcheck_is_honoured_merged_and_disabled() {
             d.berth(&args)
         });
         assert_eq!(
-            inspect(&d, &name, "{{json .Config.Healthcheck.Test}}"),
+            d.inspect(&name, "{{json .Config.Healthcheck.Test}}"),
             "[\"NONE\"]"
         );
         std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(inspect(&d, &name, "{{json .State.Health}}"), "null");
+        assert_eq!(d.inspect(&name, "{{json .State.Health}}"), "null");
     }
     let o = output(&mut d.berth(&["run", "--no-healthcheck", "--health-cmd", "true", "hc:1"]));
     assert!(!o.status.success());
@@ -319,7 +307,7 @@ fn image_healthcheck_is_honoured_merged_and_disabled() {
 
 #[test]
 fn invalid_healthcheck_settings_are_rejected() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     let o = output(&mut d.docker(&[
         "create",
         "--health-cmd",
@@ -356,7 +344,7 @@ fn invalid_healthcheck_settings_are_rejected() {
 
 #[test]
 fn health_state_survives_a_daemon_restart() {
-    let mut d = daemon();
+    let mut d = TestDaemon::with_busybox(BIN).unwrap();
     // Healthy while /tmp/ok exists, which the container removes after a few seconds.
     ok(&mut d.docker(&[
         "run",
@@ -398,7 +386,7 @@ fn daemon_cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn probes_cost_the_daemon_no_cpu() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     for i in 0..5 {
         ok(&mut d.docker(&[
             "run",
@@ -436,7 +424,7 @@ fn probes_cost_the_daemon_no_cpu() {
 
 #[test]
 fn failures_in_the_start_period_do_not_count() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     for (cli, name) in [("docker", "sp-docker"), ("berth", "sp-berth")] {
         let args = [
             "run",

@@ -10,18 +10,6 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 const MB: u64 = 1024 * 1024;
 
-fn daemon() -> TestDaemon {
-    let d = TestDaemon::start(BIN).unwrap();
-    d.import_busybox().unwrap();
-    d
-}
-
-fn inspect(d: &TestDaemon, name: &str, fmt: &str) -> String {
-    ok(&mut d.docker(&["inspect", "--format", fmt, name]))
-        .trim()
-        .to_string()
-}
-
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -78,7 +66,7 @@ fn percent(s: &str) -> f64 {
 
 #[test]
 fn stats_under_load_and_streaming() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "-d",
@@ -226,7 +214,7 @@ fn stats_under_load_and_streaming() {
 
 #[test]
 fn top_default_and_custom_args() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "-d",
@@ -311,7 +299,7 @@ fn log_lines(d: &TestDaemon, name: &str) -> usize {
 
 #[test]
 fn pause_freezes_and_unpause_resumes() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "-d",
@@ -325,8 +313,7 @@ fn pause_freezes_and_unpause_resumes() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(ok(&mut d.docker(&["pause", "counter"])).trim(), "counter");
     assert_eq!(
-        inspect(
-            &d,
+        d.inspect(
             "counter",
             "{{.State.Status}} {{.State.Paused}} {{.State.Running}}"
         ),
@@ -368,7 +355,7 @@ fn pause_freezes_and_unpause_resumes() {
     }
     assert_eq!(ok(&mut d.berth(&["unpause", "counter"])).trim(), "counter");
     assert_eq!(
-        inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}}"),
+        d.inspect("counter", "{{.State.Status}} {{.State.Paused}}"),
         "running false"
     );
     std::thread::sleep(Duration::from_millis(800));
@@ -392,13 +379,13 @@ fn pause_freezes_and_unpause_resumes() {
     ok(&mut d.berth(&["pause", "counter"]));
     ok(&mut d.docker(&["stop", "-t", "1", "counter"]));
     assert_eq!(
-        inspect(&d, "counter", "{{.State.Status}} {{.State.Paused}}"),
+        d.inspect("counter", "{{.State.Status}} {{.State.Paused}}"),
         "exited false"
     );
     ok(&mut d.docker(&["start", "counter"]));
     ok(&mut d.docker(&["pause", "counter"]));
     ok(&mut d.berth(&["kill", "counter"]));
-    assert_eq!(inspect(&d, "counter", "{{.State.Status}}"), "exited");
+    assert_eq!(d.inspect("counter", "{{.State.Status}}"), "exited");
     ok(&mut d.docker(&["start", "counter"]));
     ok(&mut d.docker(&["pause", "counter"]));
     ok(&mut d.docker(&["rm", "-f", "counter"]));
@@ -406,7 +393,7 @@ fn pause_freezes_and_unpause_resumes() {
 
 #[test]
 fn update_limits_live_and_persisted() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     let id = ok(&mut d.docker(&[
         "run",
         "-d",
@@ -441,8 +428,7 @@ fn update_limits_live_and_persisted() {
         "up"
     );
     assert_eq!(
-        inspect(
-            &d,
+        d.inspect(
             "up",
             "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}}"
         ),
@@ -454,8 +440,7 @@ fn update_limits_live_and_persisted() {
     ok(&mut d.berth(&["update", "--pids-limit", "70", "--cpu-shares", "512", "up"]));
     assert_eq!(read_trim(&pids_file), "70");
     assert_eq!(
-        inspect(
-            &d,
+        d.inspect(
             "up",
             "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.CpuShares}}"
         ),
@@ -464,7 +449,7 @@ fn update_limits_live_and_persisted() {
     );
 
     // Invalid updates: 400 with Docker's message, and nothing changes.
-    let before = inspect(&d, "up", "{{json .HostConfig}}");
+    let before = d.inspect("up", "{{json .HostConfig}}");
     for mut cmd in [
         d.docker(&["update", "--memory", "1m", "--pids-limit", "5", "up"]),
         d.berth(&["update", "--memory", "1m", "--pids-limit", "5", "up"]),
@@ -497,7 +482,7 @@ fn update_limits_live_and_persisted() {
     )
     .unwrap();
     assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(inspect(&d, "up", "{{json .HostConfig}}"), before);
+    assert_eq!(d.inspect("up", "{{json .HostConfig}}"), before);
     assert_eq!(read_trim(&mem_file), (128 * MB).to_string());
     assert_eq!(read_trim(&pids_file), "70");
     let (code, _, body) = http(
@@ -522,7 +507,7 @@ fn update_limits_live_and_persisted() {
 
 #[test]
 fn update_restart_policy_applies_to_running_container() {
-    let d = daemon();
+    let d = TestDaemon::with_busybox(BIN).unwrap();
     ok(&mut d.docker(&[
         "run",
         "-d",
@@ -535,15 +520,14 @@ fn update_restart_policy_applies_to_running_container() {
     ]));
     ok(&mut d.berth(&["update", "--restart", "on-failure:2", "flaky"]));
     assert_eq!(
-        inspect(
-            &d,
+        d.inspect(
             "flaky",
             "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"
         ),
         "on-failure 2"
     );
     let deadline = Instant::now() + Duration::from_secs(20);
-    while inspect(&d, "flaky", "{{.RestartCount}}") == "0" {
+    while d.inspect("flaky", "{{.RestartCount}}") == "0" {
         assert!(
             Instant::now() < deadline,
             "the updated restart policy was not applied"
@@ -552,7 +536,7 @@ fn update_restart_policy_applies_to_running_container() {
     }
     ok(&mut d.docker(&["update", "--restart", "no", "flaky"]));
     assert_eq!(
-        inspect(&d, "flaky", "{{.HostConfig.RestartPolicy.Name}}"),
+        d.inspect("flaky", "{{.HostConfig.RestartPolicy.Name}}"),
         "no"
     );
 

@@ -40,6 +40,20 @@ pub fn busybox_tar() -> &'static Path {
 }
 
 impl TestDaemon {
+    /// A daemon with the busybox fixture imported as `busybox:latest`.
+    pub fn with_busybox(berth_bin: &str) -> Result<Self> {
+        let d = Self::start(berth_bin)?;
+        d.import_busybox()?;
+        Ok(d)
+    }
+
+    /// `docker inspect --format FMT NAME`, trimmed; panics (failing the test) on error.
+    pub fn inspect(&self, name: &str, fmt: &str) -> String {
+        ok(&mut self.docker(&["inspect", "--format", fmt, name]))
+            .trim()
+            .to_string()
+    }
+
     pub fn start(berth_bin: &str) -> Result<Self> {
         Self::start_nested(berth_bin, "")
     }
