@@ -80,74 +80,8 @@ pub fn spawn_stdin_reader() -> mpsc::Receiver<Option<Vec<u8>>> {
     rx
 }
 
-/// Parses docker's detach-keys syntax ("ctrl-p,ctrl-q", "a,ctrl-@") to bytes.
-pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    for part in s.split(',') {
-        let p = part.trim();
-        if p.chars().count() == 1 {
-            out.push(p.as_bytes()[0]);
-            continue;
-        }
-        let Some(k) = p.strip_prefix("ctrl-") else {
-            return Err(format!("Unknown character: '{p}'"));
-        };
-        let c = k.to_ascii_lowercase();
-        let b = match c.as_str() {
-            "@" => 0,
-            "[" => 27,
-            "\\" => 28,
-            "]" => 29,
-            "^" => 30,
-            "_" => 31,
-            c if c.len() == 1 && c.as_bytes()[0].is_ascii_lowercase() => c.as_bytes()[0] - b'a' + 1,
-            _ => return Err(format!("Unknown character: '{p}'")),
-        };
-        out.push(b);
-    }
-    Ok(out)
-}
-
-/// Client-side detach key matcher (moby/term's EscapeProxy).
-pub struct EscapeProxy {
-    keys: Vec<u8>,
-    matched: usize,
-}
-
-impl EscapeProxy {
-    pub fn new(keys: Vec<u8>) -> Self {
-        EscapeProxy { keys, matched: 0 }
-    }
-
-    /// Filters a chunk: returns (bytes to forward, detached?).
-    pub fn feed(&mut self, chunk: &[u8]) -> (Vec<u8>, bool) {
-        let mut out = Vec::with_capacity(chunk.len());
-        if self.keys.is_empty() {
-            out.extend_from_slice(chunk);
-            return (out, false);
-        }
-        for &b in chunk {
-            if b == self.keys[self.matched] {
-                self.matched += 1;
-                if self.matched == self.keys.len() {
-                    return (out, true);
-                }
-            } else {
-                out.extend_from_slice(&self.keys[..self.matched]);
-                self.matched = 0;
-                if b == self.keys[0] {
-                    self.matched = 1;
-                    if self.keys.len() == 1 {
-                        return (out, true);
-                    }
-                } else {
-                    out.push(b);
-                }
-            }
-        }
-        (out, false)
-    }
-}
+pub use berth_units::detach_keys::parse as parse_detach_keys;
+use berth_units::detach_keys::Matcher;
 
 #[derive(Debug, PartialEq)]
 pub enum StreamEnd {
@@ -188,11 +122,12 @@ pub async fn pump(
     let (det_tx, mut det_rx) = mpsc::channel::<()>(1);
     let input_task = stdin.map(|mut rx| {
         tokio::spawn(async move {
-            let mut proxy = EscapeProxy::new(detach_keys);
+            let mut proxy = Matcher::new(detach_keys);
             while let Some(msg) = rx.recv().await {
                 match msg {
                     Some(chunk) => {
-                        let (fwd, detached) = proxy.feed(&chunk);
+                        let fed = proxy.feed(&chunk);
+                        let (fwd, detached) = (fed.forward, fed.detached);
                         if !fwd.is_empty()
                             && (input.write_all(&fwd).await.is_err()
                                 || input.flush().await.is_err())
@@ -318,13 +253,18 @@ mod tests {
         assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
         assert_eq!(parse_detach_keys("a,ctrl-@").unwrap(), vec![b'a', 0]);
         assert!(parse_detach_keys("ctrl-%%").is_err());
-        let mut p = EscapeProxy::new(vec![16, 17]);
-        assert_eq!(p.feed(b"ab"), (b"ab".to_vec(), false));
-        assert_eq!(p.feed(&[16]), (vec![], false));
-        assert_eq!(p.feed(b"x"), (vec![16, b'x'], false));
-        assert_eq!(p.feed(&[b'y', 16, 17, b'z']), (vec![b'y'], true));
-        let mut p = EscapeProxy::new(vec![16, 17]);
-        assert_eq!(p.feed(&[16, 16, 17]), (vec![16], true));
+        let mut p = Matcher::new(vec![16, 17]);
+        let mut feed = |c: &[u8]| {
+            let f = p.feed(c);
+            (f.forward, f.detached)
+        };
+        assert_eq!(feed(b"ab"), (b"ab".to_vec(), false));
+        assert_eq!(feed(&[16]), (vec![], false));
+        assert_eq!(feed(b"x"), (vec![16, b'x'], false));
+        assert_eq!(feed(&[b'y', 16, 17, b'z']), (vec![b'y'], true));
+        let mut p = Matcher::new(vec![16, 17]);
+        let f = p.feed(&[16, 16, 17]);
+        assert_eq!((f.forward, f.detached), (vec![16], true));
     }
 }
 

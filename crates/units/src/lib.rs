@@ -1,5 +1,8 @@
-//! Go's value syntaxes that Docker's users type and Docker's API carries, parsed once for the
-//! CLI, the engine and the image and runtime crates alike.
+//! The small value syntaxes Docker's users type and Docker's API carries (Go durations and
+//! timestamps, detach keys), parsed once for the CLI, the engine and the image and runtime
+//! crates alike.
+
+pub mod detach_keys;
 
 /// Go's `time.ParseDuration` ("1h30m", "200ms", "1.5h", "-2s", "0"), in nanoseconds. Callers
 /// decide what a negative value means (dockerd rejects it with its own wording).
