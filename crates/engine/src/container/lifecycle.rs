@@ -5,7 +5,6 @@ use super::{Handle, PendingAttach, Status};
 use crate::error::{EngineError, Result};
 use crate::shim::{ExitInfo, ShimClient};
 use crate::{names, signals, Engine};
-use berth_runtime::exec_check::ExecCheckError;
 use bollard_stubs::models::RestartPolicyNameEnum;
 use chrono::Utc;
 use std::sync::Arc;
@@ -140,10 +139,7 @@ impl Engine {
         .await
         .map_err(EngineError::internal)?
         .map_err(|e| StartFailure {
-            exit_code: match e {
-                ExecCheckError::PermissionDenied(_) => 126,
-                _ => 127,
-            },
+            exit_code: i64::from(e.exit_code()),
             error: EngineError::InvalidArgument(format!(
                 "OCI runtime create failed: unable to start container process: {e}"
             )),
