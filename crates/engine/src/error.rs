@@ -29,6 +29,16 @@ impl EngineError {
     pub fn no_such_container(name: &str) -> Self {
         EngineError::NotFound(format!("No such container: {name}"))
     }
+    /// dockerd's 409 for an operation that needs a running container.
+    pub fn not_running(id: &str) -> Self {
+        EngineError::Conflict(format!("Container {id} is not running"))
+    }
+    /// dockerd's 409 while a restart policy's back-off is pending.
+    pub fn restarting(id: &str) -> Self {
+        EngineError::Conflict(format!(
+            "Container {id} is restarting, wait until the container is running"
+        ))
+    }
     pub fn internal(e: impl std::fmt::Display) -> Self {
         EngineError::Internal(e.to_string())
     }

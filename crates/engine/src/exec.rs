@@ -107,14 +107,10 @@ pub struct ExecStream {
     pub tty: bool,
 }
 
-fn not_running(id: &str) -> EngineError {
-    EngineError::Conflict(format!("Container {id} is not running"))
-}
-
 /// dockerd's refusals for an exec into a container that cannot take one.
 fn check_can_exec(rec: &crate::container::ContainerRecord) -> Result<()> {
     if !rec.state.is_running() {
-        return Err(not_running(&rec.id));
+        return Err(EngineError::not_running(&rec.id));
     }
     if rec.state.paused {
         return Err(EngineError::Conflict(format!(
@@ -123,10 +119,7 @@ fn check_can_exec(rec: &crate::container::ContainerRecord) -> Result<()> {
         )));
     }
     if rec.state.status == crate::container::Status::Restarting {
-        return Err(EngineError::Conflict(format!(
-            "Container {} is restarting, wait until the container is running",
-            rec.id
-        )));
+        return Err(EngineError::restarting(&rec.id));
     }
     Ok(())
 }

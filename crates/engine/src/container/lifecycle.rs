@@ -64,10 +64,6 @@ impl From<std::io::Error> for StartFailure {
     }
 }
 
-fn not_running(h: &Handle) -> EngineError {
-    EngineError::Conflict(format!("Container {} is not running", h.id))
-}
-
 impl Engine {
     fn shim(&self, id: &str) -> ShimClient {
         ShimClient::new(self.shim_dir(id))
@@ -417,7 +413,7 @@ impl Engine {
         if !h.snapshot().state.is_running() {
             return Err(EngineError::Conflict(format!(
                 "cannot kill container: {key}: {}",
-                not_running(&h)
+                EngineError::not_running(&h.id)
             )));
         }
         if self.cancel_restart(&h) {
@@ -592,7 +588,7 @@ impl Engine {
     pub async fn resize_container(&self, key: &str, height: u16, width: u16) -> Result<()> {
         let h = self.containers.find(key)?;
         if !h.snapshot().state.is_running() {
-            return Err(not_running(&h));
+            return Err(EngineError::not_running(&h.id));
         }
         self.shim(&h.id).resize(height, width).await?;
         self.emit_container(

@@ -27,16 +27,6 @@ pub struct StatsOptions {
     pub one_shot: bool,
 }
 
-fn not_running(id: &str) -> EngineError {
-    EngineError::Conflict(format!("Container {id} is not running"))
-}
-
-fn restarting(id: &str) -> EngineError {
-    EngineError::Conflict(format!(
-        "Container {id} is restarting, wait until the container is running"
-    ))
-}
-
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -62,10 +52,10 @@ impl Engine {
         let h = self.containers.find(key)?;
         let rec = h.snapshot();
         if !rec.state.is_running() {
-            return Err(not_running(&h.id));
+            return Err(EngineError::not_running(&h.id));
         }
         if rec.state.status == Status::Restarting {
-            return Err(restarting(&h.id));
+            return Err(EngineError::restarting(&h.id));
         }
         let cg = Cgroup::for_container(&h.id);
         let pids = blocking(move || cg.pids()).await?.map_err(|e| {
@@ -85,10 +75,10 @@ impl Engine {
         let _g = h.lifecycle.lock().await;
         let rec = h.snapshot();
         if !rec.state.is_running() {
-            return Err(not_running(&h.id));
+            return Err(EngineError::not_running(&h.id));
         }
         if rec.state.status == Status::Restarting {
-            return Err(restarting(&h.id));
+            return Err(EngineError::restarting(&h.id));
         }
         if rec.state.paused {
             return Err(EngineError::Conflict(format!(
