@@ -23,6 +23,8 @@ const MAP_FIELDS: &[&str] = &[
     "Annotations",
     "DriverOpts",
     "Options",
+    "Containers",
+    "AuxiliaryAddresses",
 ];
 
 fn sort_maps(v: &mut Value) {

@@ -133,6 +133,7 @@ async fn run(args: DaemonArgs) -> Result<()> {
     let _ = stop_tx.send(());
     // Long-lived streams (attach, logs -f, wait) would hold a graceful shutdown forever.
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    engine.close_networks().await;
     let _ = tokio::fs::remove_file(&sock).await;
     let _ = tokio::fs::remove_file(cfg.exec_root.join("berth.pid")).await;
     Ok(())

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod names;
+pub mod network;
 pub mod prune;
 pub mod resources;
 pub mod shim;
@@ -44,6 +45,7 @@ pub struct Engine {
     pub engine_id: String,
     pub events: events::EventBus,
     pub execs: exec::ExecRegistry,
+    pub networks: network::Networks,
     shutting_down: AtomicBool,
 }
 
@@ -77,9 +79,12 @@ impl Engine {
             engine_id,
             events: events::EventBus::default(),
             execs: exec::ExecRegistry::default(),
+            networks: network::Networks::default(),
             shutting_down: AtomicBool::new(false),
         });
+        engine.open_networks().await?;
         engine.recover().await?;
+        engine.recover_networks().await;
         Ok(engine)
     }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-fn check_keys(filters: &Filters, allowed: &[&str]) -> Result<()> {
+pub(crate) fn check_keys(filters: &Filters, allowed: &[&str]) -> Result<()> {
     for key in filters.keys() {
         if !allowed.contains(&key.as_str()) {
             return Err(EngineError::InvalidArgument(format!(
@@ -30,7 +30,7 @@ pub fn parse_until(v: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     })
 }
 
-fn until_of(filters: &Filters) -> Result<Option<DateTime<Utc>>> {
+pub(crate) fn until_of(filters: &Filters) -> Result<Option<DateTime<Utc>>> {
     let now = Utc::now();
     match filters.get("until").map(Vec::as_slice) {
         None | Some([]) => Ok(None),

@@ -18,6 +18,9 @@ pub struct TestDaemon {
     pub socket: PathBuf,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    /// The daemon's own network namespace (pinned here): its bridges, veths and nftables
+    /// rules never touch the machine's network, and they vanish with the namespace.
+    pub netns: PathBuf,
     child: Option<Child>,
 }
 
@@ -64,11 +67,14 @@ impl TestDaemon {
         let dir = tempfile::Builder::new().prefix("berth-test-").tempdir()?;
         let socket = dir.path().join("berth.sock");
         let roots = dir.path().join(nest);
+        let netns = dir.path().join("daemon.netns");
+        berth_network::netns::create(&netns)?;
         let mut d = TestDaemon {
             berth_bin: PathBuf::from(berth_bin),
             data_root: roots.join("data"),
             exec_root: roots.join("run"),
             socket,
+            netns,
             dir,
             child: None,
         };
@@ -85,7 +91,21 @@ impl TestDaemon {
             .create(true)
             .append(true)
             .open(self.dir.path().join("daemon.log"))?;
-        let child = Command::new(&self.berth_bin)
+        let ns = std::fs::File::open(&self.netns).context("open the daemon's netns")?;
+        let mut cmd = Command::new(&self.berth_bin);
+        // SAFETY: setns is async-signal-safe; the fd stays open in the parent until spawn returns.
+        unsafe {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            let fd = ns.as_raw_fd();
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
             .args(["daemon", "-H", &self.host(), "--log-level", "debug"])
             .arg("--data-root")
             .arg(&self.data_root)
@@ -210,7 +230,69 @@ impl TestDaemon {
         }
         self.stop();
         reap_leftovers(self.dir.path(), &self.exec_root);
+        let _ = berth_network::netns::remove(&self.netns);
     }
+
+    /// A command run inside the daemon's network namespace (the "host" of its containers).
+    pub fn in_host_netns(&self, args: &[&str]) -> Command {
+        in_netns(&self.netns, args)
+    }
+
+    /// Another namespace joined to the daemon's by a veth pair: a machine on the daemon
+    /// host's network. The daemon's side is `10.250.0.1/30`, the outside's `10.250.0.2/30`.
+    pub fn outside(&self) -> Result<Outside> {
+        let pin = self.dir.path().join(format!("outside-{}.netns", rand_suffix()));
+        berth_network::netns::create(&pin)?;
+        let host = |a: &[&str]| run_ok(self.in_host_netns(a));
+        let o = Outside { netns: pin.clone() };
+        let pin_s = pin.to_string_lossy().into_owned();
+        host(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1"])?;
+        host(&["ip", "link", "set", "up1", "netns", &pin_s])?;
+        host(&["ip", "addr", "add", "10.250.0.1/30", "dev", "up0"])?;
+        host(&["ip", "link", "set", "up0", "up"])?;
+        run_ok(o.run(&["ip", "addr", "add", "10.250.0.2/30", "dev", "up1"]))?;
+        run_ok(o.run(&["ip", "link", "set", "up1", "up"]))?;
+        Ok(o)
+    }
+}
+
+/// The daemon host's address as the outside namespace sees it.
+pub const HOST_UPLINK_IP: &str = "10.250.0.1";
+pub const OUTSIDE_IP: &str = "10.250.0.2";
+
+/// See [`TestDaemon::outside`]; dropping it removes the namespace and its veth.
+pub struct Outside {
+    pub netns: PathBuf,
+}
+
+impl Outside {
+    pub fn run(&self, args: &[&str]) -> Command {
+        in_netns(&self.netns, args)
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = berth_network::netns::remove(&self.netns);
+    }
+}
+
+fn rand_suffix() -> String {
+    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0))
+}
+
+pub fn in_netns(pin: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net={}", pin.display())).arg("--").args(args);
+    c
+}
+
+fn run_ok(mut c: Command) -> Result<String> {
+    let out = c.output()?;
+    if !out.status.success() {
+        bail!("{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl Drop for TestDaemon {

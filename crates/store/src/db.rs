@@ -45,6 +45,12 @@ CREATE TABLE containers (
     name   TEXT NOT NULL UNIQUE,
     record TEXT NOT NULL
 );
+"#, r#"
+CREATE TABLE networks (
+    id     TEXT PRIMARY KEY,
+    name   TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL
+);
 "#];
 
 /// An image: its config digest and the layers it stacks.
@@ -260,6 +266,38 @@ impl MetadataDb {
         let conn = self.conn();
         let mut st = conn.prepare("SELECT id, name, record FROM containers ORDER BY id")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl MetadataDb {
+    /// Upserts a network by id; another network holding `name` is a `NameConflict`.
+    pub fn put_network(&self, id: &str, name: &str, record_json: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let holder: Option<String> = conn
+            .query_row("SELECT id FROM networks WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?;
+        if holder.as_deref().is_some_and(|h| h != id) {
+            return Err(StoreError::NameConflict(name.to_string()));
+        }
+        conn.execute(
+            "INSERT INTO networks (id, name, record) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, record = excluded.record",
+            params![id, name, record_json],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_network(&self, id: &str) -> Result<(), StoreError> {
+        self.conn().execute("DELETE FROM networks WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// (id, json) of every network.
+    pub fn list_networks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id, record FROM networks ORDER BY id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

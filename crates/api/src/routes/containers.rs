@@ -41,7 +41,45 @@ pub async fn inspect(
     State(engine): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(engine.inspect_container_live(&id).await?))
+    let resp = engine.inspect_container_live(&id).await?;
+    let mut v = serde_json::to_value(&resp)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    add_legacy_network_fields(&mut v);
+    Ok(Json(v))
+}
+
+/// dockerd before API 1.52 repeats the default bridge endpoint's addresses at the top of
+/// `NetworkSettings` (`docker inspect -f '{{.NetworkSettings.IPAddress}}'` reads them).
+fn add_legacy_network_fields(v: &mut serde_json::Value) {
+    let Some(ns) = v.get_mut("NetworkSettings").and_then(|n| n.as_object_mut()) else {
+        return;
+    };
+    let bridge = ns
+        .get("Networks")
+        .and_then(|n| n.get("bridge"))
+        .cloned()
+        .unwrap_or_default();
+    let text = |k: &str| bridge.get(k).cloned().unwrap_or_else(|| "".into());
+    let num = |k: &str| bridge.get(k).cloned().unwrap_or_else(|| 0.into());
+    let legacy = [
+        ("Bridge", "".into()),
+        ("HairpinMode", false.into()),
+        ("LinkLocalIPv6Address", "".into()),
+        ("LinkLocalIPv6PrefixLen", 0.into()),
+        ("SecondaryIPAddresses", serde_json::Value::Null),
+        ("SecondaryIPv6Addresses", serde_json::Value::Null),
+        ("EndpointID", text("EndpointID")),
+        ("Gateway", text("Gateway")),
+        ("GlobalIPv6Address", text("GlobalIPv6Address")),
+        ("GlobalIPv6PrefixLen", num("GlobalIPv6PrefixLen")),
+        ("IPAddress", text("IPAddress")),
+        ("IPPrefixLen", num("IPPrefixLen")),
+        ("IPv6Gateway", text("IPv6Gateway")),
+        ("MacAddress", text("MacAddress")),
+    ];
+    for (k, val) in legacy {
+        ns.entry(k).or_insert(val);
+    }
 }
 
 pub async fn start(

@@ -3,6 +3,7 @@ mod containers;
 mod events;
 mod exec;
 mod images;
+mod networks;
 mod prune;
 mod resources;
 mod system;
@@ -20,7 +21,13 @@ pub fn routes() -> Router<AppState> {
         .route("/system/df", get(prune::system_df))
         .route("/containers/prune", post(prune::containers))
         .route("/images/prune", post(prune::images))
-        .route("/networks/prune", post(prune::networks_nothing))
+        .route("/networks", get(networks::list))
+        .route("/networks/", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/build/prune", post(prune::build_cache_nothing))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))

@@ -25,15 +25,9 @@ pub async fn system_df(State(engine): State<AppState>, p: Params) -> ApiResult<i
     Ok(Json(engine.disk_usage(DfTypes::parse(&types)?).await?))
 }
 
-/// `POST /networks/prune` and `POST /build/prune`, which `docker system prune` calls too.
-/// Berth has no user-defined networks and no build cache yet, so there is nothing to free;
-/// the network driver and the builder replace these when they land (the routes must then
-/// move to them: axum refuses a route registered twice).
-pub async fn networks_nothing(p: Params) -> ApiResult<impl IntoResponse> {
-    p.filters()?;
-    Ok(Json(serde_json::json!({ "NetworksDeleted": [] })))
-}
-
+/// `POST /build/prune`, which `docker system prune` calls too. Berth has no build cache yet,
+/// so there is nothing to free; the builder replaces this when it lands (the route must then
+/// move to it: axum refuses a route registered twice).
 pub async fn build_cache_nothing(p: Params) -> ApiResult<impl IntoResponse> {
     p.filters()?;
     Ok(Json(

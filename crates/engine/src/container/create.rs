@@ -173,12 +173,8 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<(u64, u32)> {
             "invalid resource value".into(),
         ));
     }
-    match hc.network_mode.as_deref().unwrap_or("") {
-        "" | "default" => hc.network_mode = Some("bridge".into()),
-        "bridge" | "host" | "none" => {}
-        other => {
-            return Err(EngineError::NotFound(format!("network {other} not found")));
-        }
+    if matches!(hc.network_mode.as_deref(), None | Some("") | Some("default")) {
+        hc.network_mode = Some("bridge".into());
     }
     let log = hc
         .log_config
@@ -268,12 +264,17 @@ impl Engine {
         let mut cfg = to_container_config(&body);
         super::health::validate(cfg.healthcheck.as_ref())?;
         merge_image_config(&mut cfg, &image_cfg);
+        let network = self.plan_networks(&name, &mut hc, &cfg, body.networking_config.as_ref())?;
         let mut argv: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
         argv.extend(cfg.cmd.clone().unwrap_or_default());
         if argv.is_empty() {
             return Err(EngineError::InvalidArgument("no command specified".into()));
         }
         let id = names::random_id();
+        if let Some(other) = hc.network_mode.as_deref().and_then(|m| m.strip_prefix("container:")) {
+            // dockerd: the container shares the other's hostname with its namespace.
+            cfg.hostname = self.containers.find(other)?.snapshot().config.hostname;
+        }
         if cfg.hostname.as_deref().unwrap_or("").is_empty() {
             cfg.hostname = Some(if hc.network_mode.as_deref() == Some("host") {
                 nix::unistd::gethostname()
@@ -301,6 +302,7 @@ impl Engine {
             log_path: dir.join("container.log").to_string_lossy().into_owned(),
             log_max_size,
             log_max_files,
+            network,
         };
         let handle = Handle::new(rec);
         self.containers.insert(handle.clone())?;

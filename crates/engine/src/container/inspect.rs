@@ -53,23 +53,6 @@ fn network_name(rec: &ContainerRecord) -> String {
         .unwrap_or_else(|| "bridge".into())
 }
 
-fn networks(rec: &ContainerRecord) -> HashMap<String, EndpointSettings> {
-    let mut m = HashMap::new();
-    m.insert(
-        network_name(rec),
-        EndpointSettings {
-            network_id: Some(String::new()),
-            endpoint_id: Some(String::new()),
-            gateway: Some(String::new()),
-            ip_address: Some(String::new()),
-            ip_prefix_len: Some(0),
-            mac_address: Some(String::new()),
-            ..Default::default()
-        },
-    );
-    m
-}
-
 fn label_matches(labels: &HashMap<String, String>, want: &str) -> bool {
     match want.split_once('=') {
         Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
@@ -165,12 +148,7 @@ impl Engine {
             }),
             mounts: Some(Vec::new()),
             config: Some(rec.config.clone()),
-            network_settings: Some(NetworkSettings {
-                sandbox_id: Some(String::new()),
-                sandbox_key: Some(String::new()),
-                ports: Some(HashMap::new()),
-                networks: Some(networks(&rec)),
-            }),
+            network_settings: Some(self.network_settings(&rec)),
             ..Default::default()
         })
     }
@@ -293,7 +271,7 @@ impl Engine {
                         .join(" "),
                 ),
                 created: Some(r.created.timestamp()),
-                ports: Some(Vec::new()),
+                ports: Some(crate::network::ports::summary_ports(&r)),
                 labels: Some(r.config.labels.clone().unwrap_or_default()),
                 state: Some(if r.state.state_str() == "paused" {
                     ContainerSummaryStateEnum::PAUSED
@@ -306,7 +284,7 @@ impl Engine {
                     ..Default::default()
                 }),
                 network_settings: Some(ContainerSummaryNetworkSettings {
-                    networks: Some(networks(&r)),
+                    networks: Some(self.endpoint_settings(&r)),
                 }),
                 mounts: Some(Vec::new()),
                 ..Default::default()

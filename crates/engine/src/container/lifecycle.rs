@@ -82,10 +82,11 @@ impl Engine {
     /// Starts `h`; the caller holds its lifecycle lock.
     async fn start_locked(self: &Arc<Self>, h: &Arc<Handle>) -> Result<()> {
         let rec = h.snapshot();
-        let Err(StartFailure { error, exit_code }) = self.launch(h, &rec).await else {
+        let Err(StartFailure { error, exit_code }) = self.launch(h).await else {
             return Ok(());
         };
         self.release_rootfs(&h.id).await;
+        self.network_down(h).await;
         let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
         h.update(|r| {
             if r.state.started_at.is_some() || exit_code != START_FAILED {
@@ -114,13 +115,12 @@ impl Engine {
         Err(error)
     }
 
-    async fn launch(
-        self: &Arc<Self>,
-        h: &Arc<Handle>,
-        rec: &super::ContainerRecord,
-    ) -> std::result::Result<(), StartFailure> {
+    async fn launch(self: &Arc<Self>, h: &Arc<Handle>) -> std::result::Result<(), StartFailure> {
         let t0 = std::time::Instant::now();
-        let (bundle, opts) = self.prepare_bundle(rec).await?;
+        let network = self.network_up(h).await?;
+        let t_network = t0.elapsed();
+        let rec = &h.snapshot();
+        let (bundle, opts) = self.prepare_bundle(rec, network).await?;
         let t_bundle = t0.elapsed();
         let cwd = opts.cwd.clone();
         let path_env = opts
@@ -200,7 +200,8 @@ impl Engine {
         tracing::info!(container = %h.id, pid, "started");
         tracing::debug!(
             container = %h.id,
-            bundle = ?t_bundle,
+            network = ?t_network,
+            bundle = ?(t_bundle - t_network),
             exec_check = ?(t_check - t_bundle),
             spec = ?(t_spec - t_check),
             shim_create = ?(t_launch - t_spec),
@@ -232,6 +233,7 @@ impl Engine {
     pub(crate) async fn record_exit(self: &Arc<Self>, h: &Arc<Handle>, info: ExitInfo) {
         self.execs.forget_container(&h.id);
         self.release_rootfs(&h.id).await;
+        self.network_down(h).await;
         let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
         let shutting_down = self.shutting_down();
         let rec = h.update(|r| {

@@ -100,6 +100,9 @@ pub struct ContainerRecord {
     pub log_path: String,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// Endpoints, published ports and the namespace (see `crate::network`).
+    #[serde(default)]
+    pub network: crate::network::ContainerNetwork,
 }
 
 fn ago(d: chrono::Duration) -> String {
@@ -188,6 +191,7 @@ mod tests {
             log_path: String::new(),
             log_max_size: 0,
             log_max_files: 1,
+            network: Default::default(),
         };
         assert_eq!(r.status_text(now), "Created");
         r.state.status = Status::Running;

@@ -33,47 +33,12 @@ fn bind(dest: &str, source: &Path, readonly: bool) -> Result<Mount> {
         .map_err(EngineError::internal)
 }
 
-/// The host's resolv.conf, minus loopback resolvers a container cannot reach (dockerd's rule),
-/// with Google's servers when nothing is left.
-fn resolv_conf(host_network: bool) -> String {
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    if host_network {
-        return host;
-    }
-    let mut out = String::new();
-    let mut servers = 0;
-    for line in host.lines() {
-        let mut words = line.split_whitespace();
-        if words.next() == Some("nameserver") {
-            let addr = words.next().unwrap_or("");
-            if addr.starts_with("127.") || addr == "::1" {
-                continue;
-            }
-            servers += 1;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if servers == 0 {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-    }
-    out
-}
-
-fn hosts_file(hostname: &str, host_network: bool) -> String {
-    if host_network {
-        return std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    }
-    format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-    )
-}
-
 impl Engine {
     /// Mounts the rootfs and writes the bundle. Idempotent: a leftover mount is replaced.
     pub(crate) async fn prepare_bundle(
         &self,
         rec: &ContainerRecord,
+        network: NetworkMode,
     ) -> Result<(Bundle, SpecOptions)> {
         let dir = self.container_dir(&rec.id);
         let rootfs = dir.join("rootfs");
@@ -91,19 +56,24 @@ impl Engine {
         .map_err(EngineError::internal)??;
 
         let hc = &rec.host_config;
-        let network_mode = hc.network_mode.as_deref().unwrap_or("bridge");
-        let host_network = network_mode == "host";
         let hostname = rec.config.hostname.clone().unwrap_or_default();
-        let etc = [
-            ("hosts", hosts_file(&hostname, host_network)),
-            ("hostname", format!("{hostname}\n")),
-            ("resolv.conf", resolv_conf(host_network)),
-        ];
         let mut mounts = Vec::new();
-        for (name, content) in etc {
-            let p = dir.join(name);
-            tokio::fs::write(&p, content).await?;
-            mounts.push(bind(&format!("/etc/{name}"), &p, false)?);
+        let shared = hc
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("container:"));
+        let etc_dir = match shared {
+            // dockerd: a container in another's namespace sees that one's files.
+            Some(other) => self.container_dir(other),
+            None => {
+                for (name, content) in self.etc_files(rec)? {
+                    tokio::fs::write(dir.join(name), content).await?;
+                }
+                dir.clone()
+            }
+        };
+        for name in ["hosts", "hostname", "resolv.conf"] {
+            mounts.push(bind(&format!("/etc/{name}"), &etc_dir.join(name), false)?);
         }
 
         let init = hc.init.unwrap_or(false);
@@ -152,12 +122,6 @@ impl Engine {
                 }
             }
         }
-        let network = match network_mode {
-            "host" => NetworkMode::Host,
-            // Bridge networking arrives with the network driver; until then the container gets
-            // its own namespace with loopback only, as `--network none`.
-            _ => NetworkMode::NewNamespace,
-        };
         let opts = SpecOptions {
             id: rec.id.clone(),
             args: init
