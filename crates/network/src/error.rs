@@ -22,6 +22,12 @@ pub enum NetworkError {
     /// No free subnet or address.
     #[error("{0}")]
     Exhausted(String),
+    #[error("sysctl {key}: {source}")]
+    Sysctl {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
