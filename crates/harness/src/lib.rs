@@ -10,6 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use berth_network::netns::run_in as run_in_netns;
+
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
 pub struct TestDaemon {
@@ -241,12 +243,17 @@ impl TestDaemon {
     /// Another namespace joined to the daemon's by a veth pair: a machine on the daemon
     /// host's network. The daemon's side is `10.250.0.1/30`, the outside's `10.250.0.2/30`.
     pub fn outside(&self) -> Result<Outside> {
-        let pin = self.dir.path().join(format!("outside-{}.netns", rand_suffix()));
+        let pin = self
+            .dir
+            .path()
+            .join(format!("outside-{}.netns", rand_suffix()));
         berth_network::netns::create(&pin)?;
         let host = |a: &[&str]| run_ok(self.in_host_netns(a));
         let o = Outside { netns: pin.clone() };
         let pin_s = pin.to_string_lossy().into_owned();
-        host(&["ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1"])?;
+        host(&[
+            "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1",
+        ])?;
         host(&["ip", "link", "set", "up1", "netns", &pin_s])?;
         host(&["ip", "addr", "add", "10.250.0.1/30", "dev", "up0"])?;
         host(&["ip", "link", "set", "up0", "up"])?;
@@ -278,12 +285,20 @@ impl Drop for Outside {
 }
 
 fn rand_suffix() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0))
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    )
 }
 
 pub fn in_netns(pin: &Path, args: &[&str]) -> Command {
     let mut c = Command::new("nsenter");
-    c.arg(format!("--net={}", pin.display())).arg("--").args(args);
+    c.arg(format!("--net={}", pin.display()))
+        .arg("--")
+        .args(args);
     c
 }
 

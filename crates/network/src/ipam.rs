@@ -70,7 +70,10 @@ pub fn parse_subnet(s: &str) -> Result<IpNet> {
     if net.network() != net.addr() {
         return Err(NetworkError::Invalid {
             what: "subnet",
-            value: format!("{s} (the address is not the network's, did you mean {})", net.trunc()),
+            value: format!(
+                "{s} (the address is not the network's, did you mean {})",
+                net.trunc()
+            ),
         });
     }
     Ok(net)
@@ -107,7 +110,10 @@ pub fn random_mac() -> [u8; 6] {
 }
 
 pub fn format_mac(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
@@ -140,7 +146,11 @@ mod tests {
     #[test]
     fn picks_around_taken_prefixes() {
         assert_eq!(pick_subnet(&[]).unwrap().to_string(), "172.17.0.0/16");
-        let taken = [net("172.17.0.0/16"), net("172.18.5.0/24"), net("10.0.0.0/8")];
+        let taken = [
+            net("172.17.0.0/16"),
+            net("172.18.5.0/24"),
+            net("10.0.0.0/8"),
+        ];
         assert_eq!(pick_subnet(&taken).unwrap().to_string(), "172.19.0.0/16");
         // A wide host route swallows every /16 of 172.16/12.
         let taken = [net("172.16.0.0/12"), net("192.168.0.0/20")];
@@ -175,7 +185,10 @@ mod tests {
         used.insert(a);
         assert_eq!(allocate(&s, None, &used).unwrap().to_string(), "10.5.0.3");
         let r = net("10.5.0.128/25");
-        assert_eq!(allocate(&s, Some(&r), &used).unwrap().to_string(), "10.5.0.129");
+        assert_eq!(
+            allocate(&s, Some(&r), &used).unwrap().to_string(),
+            "10.5.0.129"
+        );
         let tiny = net("10.6.0.0/30");
         let used = HashSet::from(["10.6.0.1".parse().unwrap(), "10.6.0.2".parse().unwrap()]);
         assert!(allocate(&tiny, None, &used).is_err());

@@ -13,7 +13,8 @@ use crate::digest::Digest;
 use crate::error::StoreError;
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE layers (
     chain_id        TEXT PRIMARY KEY,
     diff_id         TEXT NOT NULL,
@@ -45,13 +46,15 @@ CREATE TABLE containers (
     name   TEXT NOT NULL UNIQUE,
     record TEXT NOT NULL
 );
-"#, r#"
+"#,
+    r#"
 CREATE TABLE networks (
     id     TEXT PRIMARY KEY,
     name   TEXT NOT NULL UNIQUE,
     record TEXT NOT NULL
 );
-"#];
+"#,
+];
 
 /// An image: its config digest and the layers it stacks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,7 +278,9 @@ impl MetadataDb {
     pub fn put_network(&self, id: &str, name: &str, record_json: &str) -> Result<(), StoreError> {
         let conn = self.conn();
         let holder: Option<String> = conn
-            .query_row("SELECT id FROM networks WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT id FROM networks WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()?;
         if holder.as_deref().is_some_and(|h| h != id) {
             return Err(StoreError::NameConflict(name.to_string()));
@@ -289,7 +294,8 @@ impl MetadataDb {
     }
 
     pub fn delete_network(&self, id: &str) -> Result<(), StoreError> {
-        self.conn().execute("DELETE FROM networks WHERE id = ?1", [id])?;
+        self.conn()
+            .execute("DELETE FROM networks WHERE id = ?1", [id])?;
         Ok(())
     }
 

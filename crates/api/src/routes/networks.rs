@@ -15,7 +15,8 @@ use bollard_stubs::models::{
 use serde::de::DeserializeOwned;
 
 fn body<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 pub async fn list(State(engine): State<AppState>, p: Params) -> ApiResult<impl IntoResponse> {
@@ -32,7 +33,11 @@ pub async fn inspect(
 pub async fn create(State(engine): State<AppState>, bytes: Bytes) -> ApiResult<Response> {
     let req: NetworkCreateRequest = body(&bytes)?;
     let (id, warning) = engine.create_network(req).await?;
-    Ok((StatusCode::CREATED, Json(NetworkCreateResponse { id, warning })).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(NetworkCreateResponse { id, warning }),
+    )
+        .into_response())
 }
 
 pub async fn remove(

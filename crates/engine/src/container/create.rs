@@ -173,7 +173,10 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<(u64, u32)> {
             "invalid resource value".into(),
         ));
     }
-    if matches!(hc.network_mode.as_deref(), None | Some("") | Some("default")) {
+    if matches!(
+        hc.network_mode.as_deref(),
+        None | Some("") | Some("default")
+    ) {
         hc.network_mode = Some("bridge".into());
     }
     let log = hc
@@ -271,7 +274,11 @@ impl Engine {
             return Err(EngineError::InvalidArgument("no command specified".into()));
         }
         let id = names::random_id();
-        if let Some(other) = hc.network_mode.as_deref().and_then(|m| m.strip_prefix("container:")) {
+        if let Some(other) = hc
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("container:"))
+        {
             // dockerd: the container shares the other's hostname with its namespace.
             cfg.hostname = self.containers.find(other)?.snapshot().config.hostname;
         }

@@ -140,7 +140,9 @@ fn parse_extra_host(entry: &str, host_gateway: Option<IpAddr>) -> Result<(String
             .to_string()
     } else {
         ip.parse::<IpAddr>()
-            .map_err(|_| EngineError::InvalidArgument(format!("invalid IP address in add-host: {ip:?}")))?
+            .map_err(|_| {
+                EngineError::InvalidArgument(format!("invalid IP address in add-host: {ip:?}"))
+            })?
             .to_string()
     };
     Ok((name.to_string(), ip))
@@ -164,7 +166,12 @@ impl Engine {
             .flatten()
             .map(|e| parse_extra_host(e, host_gateway))
             .collect::<Result<Vec<_>>>()?;
-        let primary = rec.network.ordered().into_iter().next().map(|(_, e)| e.clone());
+        let primary = rec
+            .network
+            .ordered()
+            .into_iter()
+            .next()
+            .map(|(_, e)| e.clone());
         let on_default = primary
             .as_ref()
             .and_then(|e| self.networks.by_id(&e.network_id))
@@ -186,7 +193,11 @@ impl Engine {
                             t.name, rec.name
                         ))
                     })?;
-                let mut names = vec![alias, t.config.hostname.clone().unwrap_or_default(), t.name.clone()];
+                let mut names = vec![
+                    alias,
+                    t.config.hostname.clone().unwrap_or_default(),
+                    t.name.clone(),
+                ];
                 names.retain(|n| !n.is_empty());
                 names.dedup();
                 links.push((ip.addr(), names));
@@ -208,7 +219,11 @@ impl Engine {
             })
         };
         let embedded_dns = rec.network.endpoints.values().any(|e| {
-            e.attached() && self.networks.by_id(&e.network_id).is_some_and(|n| n.is_bridge() && !n.predefined())
+            e.attached()
+                && self
+                    .networks
+                    .by_id(&e.network_id)
+                    .is_some_and(|n| n.is_bridge() && !n.predefined())
         });
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv = resolv_conf(&ResolvInput {
@@ -261,7 +276,11 @@ mod tests {
             "nameserver 127.0.0.11\nsearch corp.example\noptions edns0 ndots:0\n"
         );
         let up = upstream_servers(HOST, &[]);
-        assert_eq!(up.len(), 2, "the daemon can reach the host's loopback resolver");
+        assert_eq!(
+            up.len(),
+            2,
+            "the daemon can reach the host's loopback resolver"
+        );
         let up = upstream_servers(HOST, &["9.9.9.9".into()]);
         assert_eq!(up, vec!["9.9.9.9".parse::<IpAddr>().unwrap()]);
     }
@@ -269,10 +288,22 @@ mod tests {
     #[test]
     fn extra_hosts() {
         let gw: IpAddr = "172.17.0.1".parse().unwrap();
-        assert_eq!(parse_extra_host("a:1.2.3.4", None).unwrap(), ("a".into(), "1.2.3.4".into()));
-        assert_eq!(parse_extra_host("a=::1", None).unwrap(), ("a".into(), "::1".into()));
-        assert_eq!(parse_extra_host("v6:::1", None).unwrap(), ("v6".into(), "::1".into()));
-        assert_eq!(parse_extra_host("h:host-gateway", Some(gw)).unwrap().1, "172.17.0.1");
+        assert_eq!(
+            parse_extra_host("a:1.2.3.4", None).unwrap(),
+            ("a".into(), "1.2.3.4".into())
+        );
+        assert_eq!(
+            parse_extra_host("a=::1", None).unwrap(),
+            ("a".into(), "::1".into())
+        );
+        assert_eq!(
+            parse_extra_host("v6:::1", None).unwrap(),
+            ("v6".into(), "::1".into())
+        );
+        assert_eq!(
+            parse_extra_host("h:host-gateway", Some(gw)).unwrap().1,
+            "172.17.0.1"
+        );
         assert!(parse_extra_host("bad", None).is_err());
         assert!(parse_extra_host("a:notip", None).is_err());
     }
@@ -284,9 +315,15 @@ mod tests {
             hostname: "abc",
             domainname: "",
             own_ip: Some(ip),
-            links: &[("172.17.0.2".parse().unwrap(), vec!["db".into(), "web".into()])],
+            links: &[(
+                "172.17.0.2".parse().unwrap(),
+                vec!["db".into(), "web".into()],
+            )],
             extra: &[("gw".into(), "10.0.0.1".into())],
         });
-        assert!(s.ends_with("10.0.0.1\tgw\n172.17.0.2\tdb web\n172.17.0.3\tabc\n"), "{s}");
+        assert!(
+            s.ends_with("10.0.0.1\tgw\n172.17.0.2\tdb web\n172.17.0.3\tabc\n"),
+            "{s}"
+        );
     }
 }

@@ -21,7 +21,8 @@ fn settings(ep: &Endpoint, dns_names: Option<Vec<String>>) -> EndpointSettings {
         links: (!ep.links.is_empty()).then(|| ep.links.clone()),
         mac_address: s(ep.mac.clone()),
         aliases: (!ep.aliases.is_empty()).then(|| ep.aliases.clone()),
-        driver_opts: (!ep.driver_opts.is_empty()).then(|| ep.driver_opts.clone().into_iter().collect()),
+        driver_opts: (!ep.driver_opts.is_empty())
+            .then(|| ep.driver_opts.clone().into_iter().collect()),
         gw_priority: Some(ep.gw_priority),
         network_id: Some(ep.network_id.clone()),
         endpoint_id: Some(ep.endpoint_id.clone()),
@@ -37,7 +38,10 @@ fn settings(ep: &Endpoint, dns_names: Option<Vec<String>>) -> EndpointSettings {
 
 impl Engine {
     /// `NetworkSettings.Networks`: by network name.
-    pub(crate) fn endpoint_settings(&self, rec: &ContainerRecord) -> HashMap<String, EndpointSettings> {
+    pub(crate) fn endpoint_settings(
+        &self,
+        rec: &ContainerRecord,
+    ) -> HashMap<String, EndpointSettings> {
         rec.network
             .endpoints
             .iter()
@@ -64,7 +68,11 @@ impl Engine {
                     .unwrap_or_default(),
             ),
             sandbox_key: Some(rec.network.sandbox_key.clone().unwrap_or_default()),
-            ports: Some(if running { port_map(&exposed, &rec.network.ports) } else { HashMap::new() }),
+            ports: Some(if running {
+                port_map(&exposed, &rec.network.ports)
+            } else {
+                HashMap::new()
+            }),
             networks: Some(self.endpoint_settings(rec)),
         }
     }

@@ -25,7 +25,9 @@ fn valid_ifname(name: &str) -> bool {
         && name.len() < 16
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 /// The network name rule dockerd applies.
@@ -132,7 +134,11 @@ impl Engine {
                 "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             )));
         }
-        let driver = req.driver.clone().filter(|d| !d.is_empty()).unwrap_or("bridge".into());
+        let driver = req
+            .driver
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or("bridge".into());
         if matches!(name.as_str(), DEFAULT_BRIDGE | HOST | NONE) {
             return Err(EngineError::Forbidden(format!(
                 "{name} is a pre-defined network and cannot be created"
@@ -153,7 +159,12 @@ impl Engine {
             )));
         }
         let id = crate::names::random_id();
-        let options: BTreeMap<String, String> = req.options.clone().unwrap_or_default().into_iter().collect();
+        let options: BTreeMap<String, String> = req
+            .options
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         let bridge = match options.get(OPT_BRIDGE_NAME) {
             Some(b) => {
                 if !valid_ifname(b) {
@@ -185,7 +196,11 @@ impl Engine {
         }
         let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
         let ipam_req = req.ipam.clone().unwrap_or_default();
-        if let Some(d) = ipam_req.driver.as_deref().filter(|d| !d.is_empty() && *d != "default") {
+        if let Some(d) = ipam_req
+            .driver
+            .as_deref()
+            .filter(|d| !d.is_empty() && *d != "default")
+        {
             return Err(EngineError::NotFound(format!("plugin \"{d}\" not found")));
         }
         let subnets = self
@@ -243,7 +258,11 @@ impl Engine {
                     "IPv6 subnet {subnet} requires IPv6 to be enabled (--ipv6)"
                 )));
             }
-            if let Some(o) = others.iter().chain(out.iter().map(|r| &r.subnet)).find(|o| ipam::overlaps(o, &subnet)) {
+            if let Some(o) = others
+                .iter()
+                .chain(out.iter().map(|r| &r.subnet))
+                .find(|o| ipam::overlaps(o, &subnet))
+            {
                 let owner = self
                     .networks
                     .all()
@@ -259,7 +278,9 @@ impl Engine {
                 Some(r) => {
                     let r = ipam::parse_subnet(r).map_err(|e| invalid(e.to_string()))?;
                     if !subnet.contains(&r) {
-                        return Err(invalid(format!("ip-range {r} is not within subnet {subnet}")));
+                        return Err(invalid(format!(
+                            "ip-range {r} is not within subnet {subnet}"
+                        )));
                     }
                     Some(r)
                 }
@@ -268,8 +289,13 @@ impl Engine {
             let gateway = match c.gateway.as_deref().filter(|s| !s.is_empty()) {
                 Some(g) => {
                     let g = parse_ip("gateway", g)?;
-                    if !subnet.contains(&g) || g == subnet.network() || (g.is_ipv4() && g == subnet.broadcast()) {
-                        return Err(invalid(format!("gateway {g} is not a usable address of subnet {subnet}")));
+                    if !subnet.contains(&g)
+                        || g == subnet.network()
+                        || (g.is_ipv4() && g == subnet.broadcast())
+                    {
+                        return Err(invalid(format!(
+                            "gateway {g} is not a usable address of subnet {subnet}"
+                        )));
                     }
                     g
                 }
@@ -279,21 +305,32 @@ impl Engine {
             for (k, v) in c.auxiliary_addresses.clone().unwrap_or_default() {
                 let ip = parse_ip("auxiliary address", &v)?;
                 if !subnet.contains(&ip) {
-                    return Err(invalid(format!("auxiliary address {ip} is not within subnet {subnet}")));
+                    return Err(invalid(format!(
+                        "auxiliary address {ip} is not within subnet {subnet}"
+                    )));
                 }
                 aux.insert(k, ip);
             }
-            out.push(SubnetRecord { subnet, gateway, ip_range, aux, configured: true });
+            out.push(SubnetRecord {
+                subnet,
+                gateway,
+                ip_range,
+                aux,
+                configured: true,
+            });
         }
         if !out.iter().any(|s| s.subnet.addr().is_ipv4()) {
             let subnet = IpNet::V4(ipam::pick_subnet(&self.taken_prefixes(true).await)?);
-            out.insert(0, SubnetRecord {
-                subnet,
-                gateway: ipam::first_host(&subnet)?,
-                ip_range: None,
-                aux: BTreeMap::new(),
-                configured: false,
-            });
+            out.insert(
+                0,
+                SubnetRecord {
+                    subnet,
+                    gateway: ipam::first_host(&subnet)?,
+                    ip_range: None,
+                    aux: BTreeMap::new(),
+                    configured: false,
+                },
+            );
         }
         if v6 && !out.iter().any(|s| s.subnet.addr().is_ipv6()) {
             let subnet = IpNet::V6(ipam::pick_subnet_v6(&self.taken_prefixes(true).await)?);
@@ -345,14 +382,21 @@ impl Engine {
                 subnet: Some(s.subnet.to_string()),
                 ip_range: s.ip_range.map(|r| r.to_string()),
                 gateway: Some(s.gateway.to_string()),
-                auxiliary_addresses: (!s.aux.is_empty())
-                    .then(|| s.aux.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()),
+                auxiliary_addresses: (!s.aux.is_empty()).then(|| {
+                    s.aux
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect()
+                }),
             })
             .collect();
         Network {
             name: Some(rec.name.clone()),
             id: Some(rec.id.clone()),
-            created: Some(rec.created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+            created: Some(
+                rec.created
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            ),
             scope: Some("local".into()),
             driver: Some(rec.driver.clone()),
             enable_ipv4: Some(rec.is_bridge()),
@@ -420,18 +464,29 @@ impl Engine {
 
     /// `GET /networks` with dockerd's filters.
     pub fn list_networks(&self, filters: &Filters) -> Result<Vec<Network>> {
-        check_keys(filters, &["driver", "id", "label", "label!", "name", "scope", "type", "dangling"])?;
+        check_keys(
+            filters,
+            &[
+                "driver", "id", "label", "label!", "name", "scope", "type", "dangling",
+            ],
+        )?;
         let used: HashSet<String> = self
             .containers
             .all()
             .iter()
             .flat_map(|h| {
                 let r = h.snapshot();
-                r.network.endpoints.values().map(|e| e.network_id.clone()).collect::<Vec<_>>()
+                r.network
+                    .endpoints
+                    .values()
+                    .map(|e| e.network_id.clone())
+                    .collect::<Vec<_>>()
             })
             .collect();
         let any = |key: &str, test: &dyn Fn(&str) -> bool| {
-            filters.get(key).is_none_or(|vs| vs.is_empty() || vs.iter().any(|v| test(v)))
+            filters
+                .get(key)
+                .is_none_or(|vs| vs.is_empty() || vs.iter().any(|v| test(v)))
         };
         let mut out = Vec::new();
         for rec in self.networks.all() {
@@ -453,7 +508,12 @@ impl Engine {
                 out.push(self.network_model(&rec));
             }
         }
-        if let Some(bad) = filters.get("type").into_iter().flatten().find(|v| !matches!(v.as_str(), "builtin" | "custom")) {
+        if let Some(bad) = filters
+            .get("type")
+            .into_iter()
+            .flatten()
+            .find(|v| !matches!(v.as_str(), "builtin" | "custom"))
+        {
             return Err(invalid(format!("invalid filter: 'type'='{bad}'")));
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -480,7 +540,11 @@ impl Engine {
         self.db.delete_network(&rec.id)?;
         self.networks.forget(&rec.id);
         self.apply_firewall().await?;
-        self.networks.netlink().await?.delete_link(&rec.bridge).await?;
+        self.networks
+            .netlink()
+            .await?
+            .delete_link(&rec.bridge)
+            .await?;
         self.emit_network(&rec, "destroy", None);
         Ok(())
     }

@@ -6,8 +6,8 @@ pub mod etc;
 mod inspect;
 pub mod manage;
 pub mod names;
-pub mod ports;
 mod plan;
+pub mod ports;
 pub mod record;
 mod sandbox;
 
@@ -189,7 +189,8 @@ impl Engine {
     /// The firewall as the networks and the running containers' ports need it.
     fn ruleset(&self) -> Ruleset {
         let nets = self.networks.all();
-        let by_id: HashMap<&str, &NetworkRecord> = nets.iter().map(|n| (n.id.as_str(), n)).collect();
+        let by_id: HashMap<&str, &NetworkRecord> =
+            nets.iter().map(|n| (n.id.as_str(), n)).collect();
         let networks = nets
             .iter()
             .filter(|n| n.is_bridge())
@@ -213,9 +214,11 @@ impl Engine {
             for p in &rec.network.ports {
                 ports.push(PortForward {
                     protocol: ports::protocol(&p.protocol),
-                    host_ip: p.host_ip.parse().ok().filter(|ip: &std::net::IpAddr| {
-                        !ip.is_unspecified()
-                    }),
+                    host_ip: p
+                        .host_ip
+                        .parse()
+                        .ok()
+                        .filter(|ip: &std::net::IpAddr| !ip.is_unspecified()),
                     host_port: p.host_port,
                     container_ip: ip.addr(),
                     container_port: p.container_port,
@@ -257,7 +260,12 @@ impl Engine {
     /// At daemon shutdown: with no container left running, nothing of Berth's stays in the
     /// kernel (bridges, rules). Running containers keep theirs so they stay reachable.
     pub async fn close_networks(&self) {
-        if self.containers.all().iter().any(|h| h.snapshot().state.is_running()) {
+        if self
+            .containers
+            .all()
+            .iter()
+            .any(|h| h.snapshot().state.is_running())
+        {
             tracing::info!("containers keep running: bridges and firewall rules stay");
             return;
         }

@@ -43,13 +43,22 @@ fn user_networks(engine: &Engine, rec: &ContainerRecord) -> Vec<String> {
         .endpoints
         .values()
         .filter(|e| e.attached())
-        .filter(|e| engine.networks.by_id(&e.network_id).is_some_and(|n| !n.predefined()))
+        .filter(|e| {
+            engine
+                .networks
+                .by_id(&e.network_id)
+                .is_some_and(|n| !n.predefined())
+        })
         .map(|e| e.network_id.clone())
         .collect()
 }
 
 fn addresses(ep: &Endpoint) -> Vec<IpAddr> {
-    ep.ip.iter().chain(ep.ip6.iter()).map(|n| n.addr()).collect()
+    ep.ip
+        .iter()
+        .chain(ep.ip6.iter())
+        .map(|n| n.addr())
+        .collect()
 }
 
 impl Names for EngineNames {
@@ -57,9 +66,19 @@ impl Names for EngineNames {
         let engine = self.engine.upgrade()?;
         let me = engine.containers.find(container).ok()?.snapshot();
         let nets = user_networks(&engine, &me);
-        let others: Vec<ContainerRecord> = engine.containers.all().iter().map(|h| h.snapshot()).collect();
+        let others: Vec<ContainerRecord> = engine
+            .containers
+            .all()
+            .iter()
+            .map(|h| h.snapshot())
+            .collect();
         // Links are names only the linking container sees.
-        let links = me.host_config.links.iter().flatten().chain(me.network.endpoints.values().flat_map(|e| e.links.iter()));
+        let links = me
+            .host_config
+            .links
+            .iter()
+            .flatten()
+            .chain(me.network.endpoints.values().flat_map(|e| e.links.iter()));
         let mut target = None;
         for l in links {
             let (t, alias) = parse_link(l);
@@ -68,9 +87,20 @@ impl Names for EngineNames {
             }
         }
         for o in &others {
-            let by_link = target.as_deref().is_some_and(|t| t == o.name || o.id.starts_with(t));
-            for ep in o.network.endpoints.values().filter(|e| e.attached() && nets.contains(&e.network_id)) {
-                if by_link || dns_names(o, ep).iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            let by_link = target
+                .as_deref()
+                .is_some_and(|t| t == o.name || o.id.starts_with(t));
+            for ep in o
+                .network
+                .endpoints
+                .values()
+                .filter(|e| e.attached() && nets.contains(&e.network_id))
+            {
+                if by_link
+                    || dns_names(o, ep)
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(name))
+                {
                     return Some(addresses(ep));
                 }
             }
@@ -84,7 +114,12 @@ impl Names for EngineNames {
         let nets = user_networks(&engine, &me);
         for h in engine.containers.all() {
             let o = h.snapshot();
-            for ep in o.network.endpoints.values().filter(|e| nets.contains(&e.network_id)) {
+            for ep in o
+                .network
+                .endpoints
+                .values()
+                .filter(|e| nets.contains(&e.network_id))
+            {
                 if addresses(ep).contains(&ip) {
                     let net = engine.networks.by_id(&ep.network_id)?;
                     return Some(format!("{}.{}", o.name, net.name));

@@ -11,10 +11,19 @@ use crate::error::{EngineError, Result};
 use crate::Engine;
 
 /// What the user asked of one endpoint, checked against the network.
-pub(crate) fn plan_endpoint(net: &NetworkRecord, cname: &str, s: Option<&EndpointSettings>) -> Result<Endpoint> {
+pub(crate) fn plan_endpoint(
+    net: &NetworkRecord,
+    cname: &str,
+    s: Option<&EndpointSettings>,
+) -> Result<Endpoint> {
     let invalid = |m: String| EngineError::InvalidArgument(m);
     let s = s.cloned().unwrap_or_default();
-    let aliases: Vec<String> = s.aliases.unwrap_or_default().into_iter().filter(|a| !a.is_empty()).collect();
+    let aliases: Vec<String> = s
+        .aliases
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| !a.is_empty())
+        .collect();
     let links = s.links.unwrap_or_default();
     if net.predefined() && (!aliases.is_empty() || !links.is_empty()) && net.is_bridge() {
         return Err(invalid(
@@ -43,7 +52,10 @@ pub(crate) fn plan_endpoint(net: &NetworkRecord, cname: &str, s: Option<&Endpoin
             .parse()
             .map_err(|_| invalid(format!("invalid IP address: {addr:?}")))?;
         if ip.is_ipv4() != want_v4 {
-            return Err(invalid(format!("{addr} is not an IPv{} address", if want_v4 { 4 } else { 6 })));
+            return Err(invalid(format!(
+                "{addr} is not an IPv{} address",
+                if want_v4 { 4 } else { 6 }
+            )));
         }
         let subnet = net.subnets.iter().find(|s| s.subnet.contains(&ip));
         match subnet {
@@ -93,8 +105,17 @@ impl Engine {
         nc: Option<&NetworkingConfig>,
     ) -> Result<ContainerNetwork> {
         let invalid = |m: &str| EngineError::InvalidArgument(m.to_string());
-        let mode = hc.network_mode.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into());
-        let configs = nc.and_then(|n| n.endpoints_config.clone()).unwrap_or_default();
+        let mode = hc
+            .network_mode
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BRIDGE.into());
+        let mut configs = nc
+            .and_then(|n| n.endpoints_config.clone())
+            .unwrap_or_default();
+        // The docker CLI names the default network "default" when no --network is given.
+        if let Some(c) = configs.remove("default") {
+            configs.entry(mode.clone()).or_insert(c);
+        }
         let has_ports = hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
             || hc.publish_all_ports.unwrap_or(false);
         if let Some(other) = mode.strip_prefix("container:") {
@@ -129,7 +150,10 @@ impl Engine {
         }
         let mut out = ContainerNetwork::default();
         let primary_cfg = configs.get(&mode).or_else(|| configs.get(&primary.name));
-        out.endpoints.insert(primary.name.clone(), plan_endpoint(&primary, name, primary_cfg)?);
+        out.endpoints.insert(
+            primary.name.clone(),
+            plan_endpoint(&primary, name, primary_cfg)?,
+        );
         out.order.push(primary.name.clone());
         let mut rest: Vec<(&String, &EndpointSettings)> = configs
             .iter()
@@ -147,7 +171,8 @@ impl Engine {
             if out.endpoints.contains_key(&net.name) {
                 continue;
             }
-            out.endpoints.insert(net.name.clone(), plan_endpoint(&net, name, Some(settings))?);
+            out.endpoints
+                .insert(net.name.clone(), plan_endpoint(&net, name, Some(settings))?);
             out.order.push(net.name.clone());
         }
         Ok(out)

@@ -64,7 +64,11 @@ fn parse_host_ports(s: &str) -> Result<(u16, u16)> {
 }
 
 /// Every binding the container asks for, validated; sorted for a stable order.
-pub fn requests(hc: &HostConfig, exposed: &[String], default_ip: Option<IpAddr>) -> Result<Vec<PortRequest>> {
+pub fn requests(
+    hc: &HostConfig,
+    exposed: &[String],
+    default_ip: Option<IpAddr>,
+) -> Result<Vec<PortRequest>> {
     let mut bindings: PortMap = hc.port_bindings.clone().unwrap_or_default();
     if hc.publish_all_ports.unwrap_or(false) {
         for key in exposed {
@@ -106,7 +110,11 @@ pub fn requests(hc: &HostConfig, exposed: &[String], default_ip: Option<IpAddr>)
 pub fn port_map(exposed: &[String], published: &[PublishedPort]) -> PortMap {
     let mut m: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for key in exposed {
-        let key = if key.contains('/') { key.clone() } else { format!("{key}/tcp") };
+        let key = if key.contains('/') {
+            key.clone()
+        } else {
+            format!("{key}/tcp")
+        };
         m.entry(key).or_insert(None);
     }
     for p in published {
@@ -139,7 +147,10 @@ pub fn summary_ports(rec: &crate::container::ContainerRecord) -> Vec<PortSummary
         let Ok((port, proto)) = parse_port_key(key) else {
             continue;
         };
-        if !out.iter().any(|p| p.private_port == port && p.typ == typ(proto.as_str())) {
+        if !out
+            .iter()
+            .any(|p| p.private_port == port && p.typ == typ(proto.as_str()))
+        {
             out.push(PortSummary {
                 ip: None,
                 private_port: port,
@@ -158,10 +169,14 @@ mod tests {
     fn hc(bindings: &[(&str, &str, &str)], all: bool) -> HostConfig {
         let mut m: PortMap = HashMap::new();
         for (k, ip, port) in bindings {
-            m.entry(k.to_string()).or_insert(Some(vec![])).as_mut().unwrap().push(PortBinding {
-                host_ip: Some(ip.to_string()),
-                host_port: Some(port.to_string()),
-            });
+            m.entry(k.to_string())
+                .or_insert(Some(vec![]))
+                .as_mut()
+                .unwrap()
+                .push(PortBinding {
+                    host_ip: Some(ip.to_string()),
+                    host_port: Some(port.to_string()),
+                });
         }
         HostConfig {
             port_bindings: Some(m),
@@ -172,7 +187,15 @@ mod tests {
 
     #[test]
     fn parses_bindings() {
-        let r = requests(&hc(&[("80/tcp", "", "8080"), ("53/udp", "127.0.0.1", "")], false), &[], None).unwrap();
+        let r = requests(
+            &hc(
+                &[("80/tcp", "", "8080"), ("53/udp", "127.0.0.1", "")],
+                false,
+            ),
+            &[],
+            None,
+        )
+        .unwrap();
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].container_port, 53);
         assert_eq!(r[0].protocol, Protocol::Udp);
@@ -205,9 +228,17 @@ mod tests {
     fn map_shows_exposed_and_bound() {
         let m = port_map(
             &["80/tcp".into(), "443/tcp".into()],
-            &[PublishedPort { protocol: "tcp".into(), host_ip: "0.0.0.0".into(), host_port: 8080, container_port: 80 }],
+            &[PublishedPort {
+                protocol: "tcp".into(),
+                host_ip: "0.0.0.0".into(),
+                host_port: 8080,
+                container_port: 80,
+            }],
         );
         assert_eq!(m["443/tcp"], None);
-        assert_eq!(m["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(), Some("8080"));
+        assert_eq!(
+            m["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("8080")
+        );
     }
 }

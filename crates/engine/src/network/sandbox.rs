@@ -44,7 +44,12 @@ impl Engine {
             if r.id == except {
                 continue;
             }
-            for ep in r.network.endpoints.values().filter(|e| e.network_id == net.id) {
+            for ep in r
+                .network
+                .endpoints
+                .values()
+                .filter(|e| e.network_id == net.id)
+            {
                 used.extend(ep.ip.map(|i| i.addr()));
                 used.extend(ep.ip6.map(|i| i.addr()));
                 // A stopped container keeps its fixed address for its next start.
@@ -55,7 +60,13 @@ impl Engine {
         used
     }
 
-    fn pick_address(&self, net: &NetworkRecord, sub: &SubnetRecord, fixed: Option<IpAddr>, cid: &str) -> Result<IpNet> {
+    fn pick_address(
+        &self,
+        net: &NetworkRecord,
+        sub: &SubnetRecord,
+        fixed: Option<IpAddr>,
+        cid: &str,
+    ) -> Result<IpNet> {
         let used = self.used_addresses(net, cid);
         let ip = match fixed {
             Some(ip) if used.contains(&ip) => {
@@ -81,10 +92,14 @@ impl Engine {
         ifname: String,
         default_route: bool,
     ) -> Result<Endpoint> {
-        let v4 = net.v4().ok_or_else(|| EngineError::internal(format!("network {} has no IPv4 subnet", net.name)))?;
+        let v4 = net.v4().ok_or_else(|| {
+            EngineError::internal(format!("network {} has no IPv4 subnet", net.name))
+        })?;
         let ip = self.pick_address(net, v4, ep.ipv4_static.map(IpAddr::V4), &rec.id)?;
         let ip6 = match net.v6().filter(|_| net.enable_ipv6) {
-            Some(sub) => Some(self.pick_address(net, sub, ep.ipv6_static.map(IpAddr::V6), &rec.id)?),
+            Some(sub) => {
+                Some(self.pick_address(net, sub, ep.ipv6_static.map(IpAddr::V6), &rec.id)?)
+            }
             None => None,
         };
         let mac = match &ep.mac_static {
@@ -161,7 +176,9 @@ impl Engine {
                 match net {
                     Some(n) if n.is_bridge() => Some(Ok((name.clone(), ep.clone(), n))),
                     Some(_) => None,
-                    None => Some(Err(EngineError::NotFound(format!("network {name} not found")))),
+                    None => Some(Err(EngineError::NotFound(format!(
+                        "network {name} not found"
+                    )))),
                 }
             })
             .collect::<Result<_>>()?;
@@ -183,14 +200,21 @@ impl Engine {
         }
     }
 
-    async fn plug_all(self: &Arc<Self>, h: &Arc<Handle>, eps: Vec<(String, Endpoint, NetworkRecord)>, pin: &Path) -> Result<()> {
+    async fn plug_all(
+        self: &Arc<Self>,
+        h: &Arc<Handle>,
+        eps: Vec<(String, Endpoint, NetworkRecord)>,
+        pin: &Path,
+    ) -> Result<()> {
         let _g = self.networks.lock.lock().await;
         let rec = h.snapshot();
         let mut routed = false;
         for (i, (name, ep, net)) in eps.into_iter().enumerate() {
             let route = !routed && !net.internal;
             routed |= route;
-            let ep = self.plug(&rec, &net, ep, pin, format!("eth{i}"), route).await?;
+            let ep = self
+                .plug(&rec, &net, ep, pin, format!("eth{i}"), route)
+                .await?;
             h.update(|r| {
                 r.network.endpoints.insert(name.clone(), ep.clone());
             });
@@ -210,7 +234,12 @@ impl Engine {
 
     /// Reserves the host ports the container asks for (the DNAT rules follow from the record).
     fn publish_ports(&self, rec: &ContainerRecord, live: &mut Live) -> Result<Vec<PublishedPort>> {
-        let Some((_, primary)) = rec.network.ordered().into_iter().find(|(_, e)| e.ip.is_some()) else {
+        let Some((_, primary)) = rec
+            .network
+            .ordered()
+            .into_iter()
+            .find(|(_, e)| e.ip.is_some())
+        else {
             return Ok(Vec::new());
         };
         let net = self.networks.by_id(&primary.network_id);
@@ -231,7 +260,10 @@ impl Engine {
             })?;
             out.push(PublishedPort {
                 protocol: req.protocol.as_str().into(),
-                host_ip: r.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                host_ip: r
+                    .host_ip
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "0.0.0.0".into()),
                 host_port: r.port,
                 container_port: req.container_port,
             });
@@ -240,7 +272,10 @@ impl Engine {
         Ok(out)
     }
 
-    fn reserve_one(&self, req: &PortRequest) -> std::result::Result<PortReservation, berth_network::NetworkError> {
+    fn reserve_one(
+        &self,
+        req: &PortRequest,
+    ) -> std::result::Result<PortReservation, berth_network::NetworkError> {
         let (lo, hi) = req.host_ports;
         let mut last = None;
         for port in lo..=hi {
@@ -249,13 +284,23 @@ impl Engine {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or(berth_network::NetworkError::Exhausted("no host port".into())))
+        Err(last.unwrap_or(berth_network::NetworkError::Exhausted(
+            "no host port".into(),
+        )))
     }
 
     /// The embedded DNS server, for containers on a user-defined network.
-    async fn start_dns(&self, rec: &ContainerRecord, pin: &Path) -> Result<Option<berth_network::dns::DnsListener>> {
+    async fn start_dns(
+        &self,
+        rec: &ContainerRecord,
+        pin: &Path,
+    ) -> Result<Option<berth_network::dns::DnsListener>> {
         let wants = rec.network.endpoints.values().any(|e| {
-            e.attached() && self.networks.by_id(&e.network_id).is_some_and(|n| n.is_bridge() && !n.predefined())
+            e.attached()
+                && self
+                    .networks
+                    .by_id(&e.network_id)
+                    .is_some_and(|n| n.is_bridge() && !n.predefined())
         });
         if !wants {
             return Ok(None);
@@ -267,7 +312,10 @@ impl Engine {
     pub(crate) async fn network_down(&self, h: &Arc<Handle>) {
         let rec = h.snapshot();
         let live = self.networks.live().remove(&rec.id);
-        drop(live);
+        if let Some(dns) = live.and_then(|l| l.dns) {
+            // Its sockets hold the namespace: closed before the namespace goes.
+            dns.close().await;
+        }
         if let Ok(nl) = self.networks.netlink().await {
             for ep in rec.network.endpoints.values() {
                 if let Some(ifname) = &ep.host_ifname {
@@ -286,7 +334,10 @@ impl Engine {
         }
         let had_ports = !rec.network.ports.is_empty();
         h.update(|r| {
-            r.network.endpoints.values_mut().for_each(Endpoint::clear_live);
+            r.network
+                .endpoints
+                .values_mut()
+                .for_each(Endpoint::clear_live);
             r.network.ports.clear();
             r.network.sandbox_key = None;
         });
@@ -303,7 +354,11 @@ impl Engine {
     pub(crate) async fn revive_sandbox(&self, rec: &ContainerRecord) -> Result<()> {
         let mut live = Live::default();
         for p in &rec.network.ports {
-            let host_ip = p.host_ip.parse::<IpAddr>().ok().filter(|i| !i.is_unspecified());
+            let host_ip = p
+                .host_ip
+                .parse::<IpAddr>()
+                .ok()
+                .filter(|i| !i.is_unspecified());
             match reserve(super::ports::protocol(&p.protocol), host_ip, p.host_port) {
                 Ok(r) => live.reservations.push(r),
                 Err(e) => tracing::warn!(container = %rec.id, "port {} is taken: {e}", p.host_port),
@@ -317,7 +372,12 @@ impl Engine {
     }
 
     /// `POST /networks/{id}/connect`.
-    pub async fn connect_container(self: &Arc<Self>, net_key: &str, container: &str, settings: Option<EndpointSettings>) -> Result<()> {
+    pub async fn connect_container(
+        self: &Arc<Self>,
+        net_key: &str,
+        container: &str,
+        settings: Option<EndpointSettings>,
+    ) -> Result<()> {
         let net = self.networks.find(net_key)?;
         let h = self.containers.find(container)?;
         let _lc = h.lifecycle.lock().await;
@@ -329,14 +389,23 @@ impl Engine {
                 net.name
             )));
         }
-        if rec.network.endpoints.values().any(|e| e.network_id == net.id) {
+        if rec
+            .network
+            .endpoints
+            .values()
+            .any(|e| e.network_id == net.id)
+        {
             return Err(EngineError::Forbidden(format!(
                 "endpoint with name {} already exists in network {}",
                 rec.name, net.name
             )));
         }
         let ep = plan_endpoint(&net, &rec.name, settings.as_ref())?;
-        let pin = rec.network.sandbox_key.clone().filter(|_| rec.state.is_running());
+        let pin = rec
+            .network
+            .sandbox_key
+            .clone()
+            .filter(|_| rec.state.is_running());
         let Some(pin) = pin else {
             h.update(|r| {
                 r.network.endpoints.insert(net.name.clone(), ep);
@@ -346,8 +415,17 @@ impl Engine {
             return Ok(());
         };
         let _g = self.networks.lock.lock().await;
-        let ifname = format!("eth{}", rec.network.endpoints.values().filter(|e| e.attached()).count());
-        let ep = self.plug(&rec, &net, ep, Path::new(&pin), ifname, false).await?;
+        let ifname = format!(
+            "eth{}",
+            rec.network
+                .endpoints
+                .values()
+                .filter(|e| e.attached())
+                .count()
+        );
+        let ep = self
+            .plug(&rec, &net, ep, Path::new(&pin), ifname, false)
+            .await?;
         h.update(|r| {
             r.network.endpoints.insert(net.name.clone(), ep);
             if !r.network.order.contains(&net.name) {
@@ -355,7 +433,11 @@ impl Engine {
             }
         });
         let rec = h.snapshot();
-        let needs_dns = self.networks.live().get(&rec.id).is_none_or(|l| l.dns.is_none());
+        let needs_dns = self
+            .networks
+            .live()
+            .get(&rec.id)
+            .is_none_or(|l| l.dns.is_none());
         if needs_dns {
             if let Some(dns) = self.start_dns(&rec, Path::new(&pin)).await? {
                 self.networks.live().entry(rec.id.clone()).or_default().dns = Some(dns);
@@ -366,12 +448,22 @@ impl Engine {
     }
 
     /// `POST /networks/{id}/disconnect`.
-    pub async fn disconnect_container(&self, net_key: &str, container: &str, _force: bool) -> Result<()> {
+    pub async fn disconnect_container(
+        &self,
+        net_key: &str,
+        container: &str,
+        _force: bool,
+    ) -> Result<()> {
         let net = self.networks.find(net_key)?;
         let h = self.containers.find(container)?;
         let _lc = h.lifecycle.lock().await;
         let rec = h.snapshot();
-        let Some((name, ep)) = rec.network.endpoints.iter().find(|(_, e)| e.network_id == net.id) else {
+        let Some((name, ep)) = rec
+            .network
+            .endpoints
+            .iter()
+            .find(|(_, e)| e.network_id == net.id)
+        else {
             return Err(EngineError::Forbidden(format!(
                 "container {} is not connected to network {}",
                 rec.id, net.name
@@ -388,11 +480,20 @@ impl Engine {
             r.network.order.retain(|n| n != &name);
         });
         let still_dns = h.snapshot().network.endpoints.values().any(|e| {
-            e.attached() && self.networks.by_id(&e.network_id).is_some_and(|n| !n.predefined() && n.is_bridge())
+            e.attached()
+                && self
+                    .networks
+                    .by_id(&e.network_id)
+                    .is_some_and(|n| !n.predefined() && n.is_bridge())
         });
         if !still_dns {
-            if let Some(l) = self.networks.live().get_mut(&rec.id) {
-                l.dns = None;
+            let dns = self
+                .networks
+                .live()
+                .get_mut(&rec.id)
+                .and_then(|l| l.dns.take());
+            if let Some(dns) = dns {
+                dns.close().await;
             }
         }
         self.persist(&h)?;
