@@ -168,7 +168,7 @@ fn run_flags_reach_the_container() {
         "/sys/class/net",
     ]));
     assert_eq!(ifs.split_whitespace().collect::<Vec<_>>(), vec!["lo"]);
-    let host_ifs = std::fs::read_dir("/sys/class/net").unwrap().count();
+
     let ifs = ok(&mut d.docker(&[
         "run",
         "--rm",
@@ -178,7 +178,8 @@ fn run_flags_reach_the_container() {
         "ls",
         "/sys/class/net",
     ]));
-    assert_eq!(ifs.split_whitespace().count(), host_ifs);
+    // The daemon's own namespace (with its bridge) is its containers' "host".
+    assert!(ifs.split_whitespace().any(|i| i == "berth0"), "{ifs}");
     // Resource limits land in the container's cgroup.
     ok(&mut d.docker(&[
         "run",

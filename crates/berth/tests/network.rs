@@ -170,6 +170,18 @@ fn published_ports_from_outside_localhost_and_hairpin() {
     );
     let ps = ok(&mut d.docker(&["ps", "--format", "{{.Ports}}"]));
     assert!(ps.contains("0.0.0.0:8080->80/tcp"), "{ps}");
+    let by_port = ok(&mut d.docker(&[
+        "ps",
+        "-f",
+        "publish=8080",
+        "-f",
+        "expose=81",
+        "--format",
+        "{{.Names}}",
+    ]));
+    assert_eq!(by_port.trim(), "web");
+    let by_net = ok(&mut d.docker(&["ps", "-f", "network=bridge", "--format", "{{.Names}}"]));
+    assert_eq!(by_net.trim(), "web");
 
     // -P publishes exposed ports on ephemeral host ports.
     ok(&mut d.docker(&[
@@ -212,9 +224,10 @@ fn published_ports_from_outside_localhost_and_hairpin() {
     );
 
     ok(&mut d.docker(&["rm", "-f", "web", "all", "clash"]));
+    let rules = ruleset(&d);
     assert!(
-        !ruleset(&d).contains("dnat"),
-        "the DNAT rules went with the containers"
+        !rules.contains("dnat ip to"),
+        "the DNAT rules went with the containers: {rules}"
     );
 }
 

@@ -256,6 +256,28 @@ impl Engine {
                 exited.is_empty()
                     || (r.state.status == Status::Exited && exited.contains(&r.state.exit_code))
             })
+            .filter(|r| {
+                any("network", &|s| {
+                    r.network.endpoints.iter().any(|(name, e)| {
+                        name == s || (!s.is_empty() && e.network_id.starts_with(s))
+                    })
+                })
+            })
+            .filter(|r| {
+                any("publish", &|s| {
+                    r.network.ports.iter().any(|p| {
+                        crate::network::ports::port_filter_matches(s, p.host_port, &p.protocol)
+                    })
+                })
+            })
+            .filter(|r| {
+                any("expose", &|s| {
+                    crate::network::ports::summary_ports(r).iter().any(|p| {
+                        let proto = p.typ.map(|t| t.to_string()).unwrap_or_default();
+                        crate::network::ports::port_filter_matches(s, p.private_port, &proto)
+                    })
+                })
+            })
             .filter(|r| before.is_none_or(|b| r.created < b))
             .filter(|r| since.is_none_or(|s| r.created > s))
             .take(limit.filter(|l| *l > 0).unwrap_or(usize::MAX))

@@ -129,6 +129,15 @@ pub fn port_map(exposed: &[String], published: &[PublishedPort]) -> PortMap {
     m
 }
 
+/// `docker ps --filter publish=8080/tcp` / `expose=8000-8010`: a port or range, tcp by default.
+pub fn port_filter_matches(filter: &str, port: u16, protocol: &str) -> bool {
+    let (ports, proto) = filter.split_once('/').unwrap_or((filter, "tcp"));
+    let Ok((lo, hi)) = parse_host_ports(ports) else {
+        return false;
+    };
+    proto == protocol && (lo..=hi).contains(&port)
+}
+
 /// `Ports` of `GET /containers/json`: published ports, then exposed ones without a binding.
 pub fn summary_ports(rec: &crate::container::ContainerRecord) -> Vec<PortSummary> {
     let typ = |p: &str| p.parse::<PortSummaryTypeEnum>().ok();
@@ -206,6 +215,15 @@ mod tests {
         let r = requests(&hc(&[("80/tcp", "0.0.0.0", "8000-8010")], false), &[], None).unwrap();
         assert_eq!(r[0].host_ports, (8000, 8010));
         assert_eq!(r[0].host_ip, None);
+    }
+
+    #[test]
+    fn ps_port_filters() {
+        assert!(port_filter_matches("8080", 8080, "tcp"));
+        assert!(port_filter_matches("8080/udp", 8080, "udp"));
+        assert!(!port_filter_matches("8080", 8080, "udp"));
+        assert!(port_filter_matches("8000-8090/tcp", 8080, "tcp"));
+        assert!(!port_filter_matches("x", 8080, "tcp"));
     }
 
     #[test]
