@@ -181,6 +181,14 @@ impl Engine {
                 }
             }
         }
+        // Namespace pins of containers that are gone (a crash between pinning and recording).
+        if let Ok(rd) = std::fs::read_dir(self.cfg.exec_root.join("netns")) {
+            for e in rd.flatten() {
+                if !running.contains(e.file_name().to_string_lossy().as_ref()) {
+                    let _ = berth_network::netns::remove(&e.path());
+                }
+            }
+        }
         let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
             return;
         };
