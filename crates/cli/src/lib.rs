@@ -17,6 +17,10 @@ use commands::container::{
 use commands::image::{
     self as img, HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs,
 };
+use commands::network::{
+    self as net, ConnectArgs, CreateArgs as NetworkCreateArgs, DisconnectArgs, InspectNetworkArgs,
+    LsArgs as NetworkLsArgs, PortArgs, PruneArgs as NetworkPruneArgs, RmArgs as NetworkRmArgs,
+};
 use commands::prune::{self as prn, ContainerPruneArgs, DfArgs, ImagePruneArgs, SystemPruneArgs};
 use commands::resources::{self as res, PauseArgs, StatsArgs, TopArgs, UpdateArgs};
 use commands::run_opts::ContainerFlags;
@@ -84,6 +88,8 @@ enum Cmd {
     Rm(RmArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(commands::fs::CpArgs),
     /// Export a container's filesystem as a tar archive
@@ -134,6 +140,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ImageCmd,
     },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: NetworkCmd,
+    },
     /// Manage Berth
     System {
         #[command(subcommand)]
@@ -165,6 +176,7 @@ enum ContainerCmd {
     Unpause(PauseArgs),
     Update(UpdateArgs),
     Rename(RenameArgs),
+    Port(PortArgs),
     Inspect(TypedInspectArgs),
     Cp(commands::fs::CpArgs),
     Export(commands::fs::ExportArgs),
@@ -188,6 +200,26 @@ enum ImageCmd {
     Save(SaveArgs),
     /// Remove unused images
     Prune(ImagePruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum NetworkCmd {
+    /// Connect a container to a network
+    Connect(ConnectArgs),
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// Disconnect a container from a network
+    Disconnect(DisconnectArgs),
+    /// Display detailed information on one or more networks
+    Inspect(InspectNetworkArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Remove all unused networks
+    Prune(NetworkPruneArgs),
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm(NetworkRmArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -219,6 +251,7 @@ impl TypedInspectArgs {
             size: self.size,
             typ: None,
             names: self.names,
+            verbose: false,
         }
     }
 }
@@ -393,6 +426,19 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
         Cmd::Container {
             cmd: ContainerCmd::Inspect(a),
         } => sys::cmd_inspect(d, a.into_inspect(), Some("container")).await,
+        Cmd::Port(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Port(a),
+        } => net::cmd_port(d, a).await,
+        Cmd::Network { cmd } => match cmd {
+            NetworkCmd::Connect(a) => net::cmd_connect(d, a).await,
+            NetworkCmd::Create(a) => net::cmd_create(d, a).await,
+            NetworkCmd::Disconnect(a) => net::cmd_disconnect(d, a).await,
+            NetworkCmd::Inspect(a) => net::cmd_inspect(d, a).await,
+            NetworkCmd::Ls(a) => net::cmd_ls(d, a).await,
+            NetworkCmd::Prune(a) => net::cmd_prune(d, a).await,
+            NetworkCmd::Rm(a) => net::cmd_rm(d, a).await,
+        },
         Cmd::Images(a)
         | Cmd::Image {
             cmd: ImageCmd::Ls(a),
@@ -549,6 +595,28 @@ mod tests {
             Some(Cmd::Stop(_))
         ));
         assert!(parse(&["run"]).is_err());
+        assert!(matches!(
+            parse(&["network", "list", "-q"]).unwrap().cmd,
+            Some(Cmd::Network {
+                cmd: NetworkCmd::Ls(_)
+            })
+        ));
+        assert!(matches!(
+            parse(&["network", "remove", "a", "b"]).unwrap().cmd,
+            Some(Cmd::Network {
+                cmd: NetworkCmd::Rm(_)
+            })
+        ));
+        assert!(matches!(
+            parse(&["container", "port", "c", "80/tcp"]).unwrap().cmd,
+            Some(Cmd::Container {
+                cmd: ContainerCmd::Port(_)
+            })
+        ));
+        assert!(parse(&["port", "c", "80", "81"]).is_err());
+        assert!(parse(&["network", "connect", "n"]).is_err());
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("network") && help.contains("port"));
         let c = parse(&["run", "--sig-proxy=false", "-a", "stdout", "busybox"]).unwrap();
         match c.cmd.unwrap() {
             Cmd::Run(f) => assert!(!f.sig_proxy),
