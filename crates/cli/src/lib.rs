@@ -17,6 +17,10 @@ use commands::container::{
 use commands::image::{
     self as img, HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs,
 };
+use commands::network::{
+    self as net, ConnectArgs, CreateArgs as NetworkCreateArgs, DisconnectArgs, InspectNetworkArgs,
+    LsArgs as NetworkLsArgs, PortArgs, PruneArgs as NetworkPruneArgs, RmArgs as NetworkRmArgs,
+};
 use commands::prune::{self as prn, ContainerPruneArgs, DfArgs, ImagePruneArgs, SystemPruneArgs};
 use commands::resources::{self as res, PauseArgs, StatsArgs, TopArgs, UpdateArgs};
 use commands::run_opts::ContainerFlags;
@@ -84,6 +88,8 @@ enum Cmd {
     Rm(RmArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(commands::fs::CpArgs),
     /// Export a container's filesystem as a tar archive
@@ -134,6 +140,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ImageCmd,
     },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: NetworkCmd,
+    },
     /// Manage Berth
     System {
         #[command(subcommand)]
@@ -165,6 +176,7 @@ enum ContainerCmd {
     Unpause(PauseArgs),
     Update(UpdateArgs),
     Rename(RenameArgs),
+    Port(PortArgs),
     Inspect(TypedInspectArgs),
     Cp(commands::fs::CpArgs),
     Export(commands::fs::ExportArgs),
@@ -188,6 +200,26 @@ enum ImageCmd {
     Save(SaveArgs),
     /// Remove unused images
     Prune(ImagePruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum NetworkCmd {
+    /// Connect a container to a network
+    Connect(ConnectArgs),
+    /// Create a network
+    Create(NetworkCreateArgs),
+    /// Disconnect a container from a network
+    Disconnect(DisconnectArgs),
+    /// Display detailed information on one or more networks
+    Inspect(InspectNetworkArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Remove all unused networks
+    Prune(NetworkPruneArgs),
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm(NetworkRmArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -219,6 +251,7 @@ impl TypedInspectArgs {
             size: self.size,
             typ: None,
             names: self.names,
+            verbose: false,
         }
     }
 }
@@ -238,6 +271,92 @@ pub fn io_err_text(e: &std::io::Error) -> String {
     }
 }
 
+/// Does `cmd` have an option named by `flag` (argv text without its first '-') that takes
+/// its value from the next argument?
+fn takes_value(cmd: &clap::Command, flag: &str) -> bool {
+    let arg = match flag.strip_prefix('-') {
+        Some(long) => cmd.get_arguments().find(|a| {
+            a.get_long() == Some(long) || a.get_all_aliases().is_some_and(|v| v.contains(&long))
+        }),
+        None if flag.chars().count() == 1 => cmd
+            .get_arguments()
+            .find(|a| a.get_short() == flag.chars().next()),
+        None => None,
+    };
+    arg.is_some_and(|a| a.get_action().takes_values())
+}
+
+/// docker's report of a wrong number of arguments (cobra's `cli.ExactArgs` and friends),
+/// which exits 1 where other usage errors exit 125:
+/// "berth: 'berth network create' requires 1 argument", then the usage.
+fn arity_error(
+    root: clap::Command,
+    bin: &str,
+    args: &[OsString],
+    e: &clap::Error,
+) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match (e.kind(), e.get(ContextKind::InvalidArg)) {
+        (ErrorKind::MissingRequiredArgument, _) => {}
+        // An extra argument, not an unknown flag.
+        (ErrorKind::UnknownArgument, Some(ContextValue::String(a))) if !a.starts_with('-') => {}
+        _ => return None,
+    }
+    let mut root = root;
+    root.build();
+    let mut cmd = &root;
+    let mut path = vec![bin.to_string()];
+    let mut it = args.iter().skip(1).map(|a| a.to_string_lossy().to_string());
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if let Some(flag) = a.strip_prefix('-') {
+            if !a.contains('=') && takes_value(cmd, flag) {
+                it.next();
+            }
+            continue;
+        }
+        match cmd.find_subcommand(&a) {
+            Some(sub) => {
+                path.push(sub.get_name().to_string());
+                cmd = sub;
+            }
+            None => break,
+        }
+    }
+    if cmd.has_subcommands() {
+        return None;
+    }
+    let (mut min, mut max) = (0usize, Some(0usize));
+    for p in cmd.get_positionals() {
+        let r = p.get_num_args().unwrap_or_else(|| 1.into());
+        if p.is_required_set() {
+            min += r.min_values();
+        }
+        max = max
+            .zip(Some(r.max_values()).filter(|n| *n != usize::MAX))
+            .map(|(a, b)| a + b);
+    }
+    let plural = |n: usize| if n == 1 { "argument" } else { "arguments" };
+    let (what, footer) = match max {
+        Some(0) => ("accepts no arguments".to_string(), "Run"),
+        Some(m) if m == min => (format!("requires {min} {}", plural(min)), "Run"),
+        None => (format!("requires at least {min} {}", plural(min)), "See"),
+        Some(m) if min == 0 => (format!("requires at most {m} {}", plural(m)), "See"),
+        Some(m) => (
+            format!("requires at least {min} and at most {m} {}", plural(m)),
+            "Run",
+        ),
+    };
+    let path = path.join(" ");
+    let usage = cmd.clone().render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage);
+    Some(format!(
+        "{bin}: '{path}' {what}\n\nUsage:  {usage}\n\n{footer} '{path} --help' for more information"
+    ))
+}
+
 /// Runs the CLI with `args` (argv[0] included) and returns the process exit code.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
     let mut cmd = Cli::command();
@@ -250,12 +369,18 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         })
         .unwrap_or_else(|| "berth".into());
     if prog != "berth" {
-        cmd = cmd.bin_name(prog);
+        cmd = cmd.bin_name(&prog);
     }
+    let usage_cmd = cmd.clone();
+    let argv = args.clone();
     let matches = match cmd.try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => {
             use clap::error::ErrorKind;
+            if let Some(msg) = arity_error(usage_cmd, &prog, &argv, &e) {
+                eprintln!("{msg}");
+                return 1;
+            }
             let code = match e.kind() {
                 ErrorKind::DisplayHelp
                 | ErrorKind::DisplayVersion
@@ -393,6 +518,19 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
         Cmd::Container {
             cmd: ContainerCmd::Inspect(a),
         } => sys::cmd_inspect(d, a.into_inspect(), Some("container")).await,
+        Cmd::Port(a)
+        | Cmd::Container {
+            cmd: ContainerCmd::Port(a),
+        } => net::cmd_port(d, a).await,
+        Cmd::Network { cmd } => match cmd {
+            NetworkCmd::Connect(a) => net::cmd_connect(d, a).await,
+            NetworkCmd::Create(a) => net::cmd_create(d, a).await,
+            NetworkCmd::Disconnect(a) => net::cmd_disconnect(d, a).await,
+            NetworkCmd::Inspect(a) => net::cmd_inspect(d, a).await,
+            NetworkCmd::Ls(a) => net::cmd_ls(d, a).await,
+            NetworkCmd::Prune(a) => net::cmd_prune(d, a).await,
+            NetworkCmd::Rm(a) => net::cmd_rm(d, a).await,
+        },
         Cmd::Images(a)
         | Cmd::Image {
             cmd: ImageCmd::Ls(a),
@@ -549,6 +687,28 @@ mod tests {
             Some(Cmd::Stop(_))
         ));
         assert!(parse(&["run"]).is_err());
+        assert!(matches!(
+            parse(&["network", "list", "-q"]).unwrap().cmd,
+            Some(Cmd::Network {
+                cmd: NetworkCmd::Ls(_)
+            })
+        ));
+        assert!(matches!(
+            parse(&["network", "remove", "a", "b"]).unwrap().cmd,
+            Some(Cmd::Network {
+                cmd: NetworkCmd::Rm(_)
+            })
+        ));
+        assert!(matches!(
+            parse(&["container", "port", "c", "80/tcp"]).unwrap().cmd,
+            Some(Cmd::Container {
+                cmd: ContainerCmd::Port(_)
+            })
+        ));
+        assert!(parse(&["port", "c", "80", "81"]).is_err());
+        assert!(parse(&["network", "connect", "n"]).is_err());
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("network") && help.contains("port"));
         let c = parse(&["run", "--sig-proxy=false", "-a", "stdout", "busybox"]).unwrap();
         match c.cmd.unwrap() {
             Cmd::Run(f) => assert!(!f.sig_proxy),
@@ -562,6 +722,64 @@ mod tests {
             }
             _ => unreachable!(),
         }
+    }
+
+    fn arity(args: &[&str]) -> Option<String> {
+        let argv: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let e = Cli::command().try_get_matches_from(&argv).unwrap_err();
+        arity_error(Cli::command(), "berth", &argv, &e)
+    }
+
+    #[test]
+    fn wrong_argument_counts_like_docker() {
+        assert_eq!(
+            arity(&["berth", "network", "create"]).unwrap(),
+            "berth: 'berth network create' requires 1 argument\n\nUsage:  berth network create [OPTIONS] <NETWORK>\n\nRun 'berth network create --help' for more information"
+        );
+        let first = |a: &[&str]| arity(a).unwrap().lines().next().unwrap().to_string();
+        assert_eq!(
+            first(&[
+                "berth",
+                "-H",
+                "unix:///x",
+                "network",
+                "create",
+                "--ipv6",
+                "a",
+                "b"
+            ]),
+            "berth: 'berth network create' requires 1 argument"
+        );
+        assert_eq!(
+            first(&["berth", "network", "ls", "x"]),
+            "berth: 'berth network ls' accepts no arguments"
+        );
+        assert_eq!(
+            first(&["berth", "network", "connect", "n"]),
+            "berth: 'berth network connect' requires 2 arguments"
+        );
+        assert_eq!(
+            first(&["berth", "network", "rm"]),
+            "berth: 'berth network rm' requires at least 1 argument"
+        );
+        assert_eq!(
+            first(&["berth", "port", "c", "1", "2"]),
+            "berth: 'berth port' requires at least 1 and at most 2 arguments"
+        );
+        assert_eq!(
+            first(&["berth", "container", "port"]),
+            "berth: 'berth container port' requires at least 1 and at most 2 arguments"
+        );
+        assert_eq!(
+            first(&["berth", "run"]),
+            "berth: 'berth run' requires at least 1 argument"
+        );
+        assert!(arity(&["berth", "ps", "--bogus"]).is_none());
+        assert!(arity(&["berth", "network", "ls", "--bogus"]).is_none());
+        assert_eq!(
+            main_with_args(vec!["berth".into(), "network".into(), "inspect".into()]),
+            1
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Container commands: create, run, start, ps, logs, attach, wait, stop, kill, restart, rm, rename.
 
 use crate::client::{anyhow_api, api_error_message, is_not_found, status};
-use crate::commands::run_opts::{build_create, familiar_with_tag, ContainerFlags, Ctx};
+use crate::commands::run_opts::{
+    build_create, dns_warnings, familiar_with_tag, ContainerFlags, Ctx,
+};
 use crate::output::{self, Format};
 use crate::stream::{self, isatty, RawTerminal, StreamEnd};
 use anyhow::Result;
@@ -92,6 +94,9 @@ async fn create_container(
 ) -> Result<(String, bollard::models::ContainerCreateBody)> {
     let (body, name) = build_create(f, &ctx_for(f), cmd == "run")
         .map_err(|e| to_status_error(&format!("{e:#}"), cmd))?;
+    for w in dns_warnings(f) {
+        eprintln!("{w}");
+    }
     let image = f.args[0].clone();
     let opts = qp::CreateContainerOptions {
         name: name.clone(),
@@ -532,41 +537,6 @@ pub fn parse_filters(f: &[String]) -> Result<HashMap<String, Vec<String>>> {
     Ok(m)
 }
 
-fn display_ports(ports: &Value) -> String {
-    let mut out: Vec<String> = Vec::new();
-    if let Value::Array(ps) = ports {
-        let mut ps: Vec<&Value> = ps.iter().collect();
-        ps.sort_by_key(|p| {
-            (
-                p["Type"].as_str().unwrap_or("").to_string(),
-                p["PrivatePort"].as_i64().unwrap_or(0),
-                p["PublicPort"].as_i64().unwrap_or(0),
-                p["IP"].as_str().unwrap_or("").to_string(),
-            )
-        });
-        for p in ps {
-            let typ = p["Type"].as_str().unwrap_or("tcp");
-            let private = p["PrivatePort"].as_i64().unwrap_or(0);
-            let s = match p["PublicPort"].as_i64() {
-                Some(pub_) if pub_ != 0 => {
-                    let ip = p["IP"].as_str().unwrap_or("");
-                    let host = if ip.contains(':') {
-                        format!("[{ip}]")
-                    } else {
-                        ip.to_string()
-                    };
-                    format!("{host}:{pub_}->{private}/{typ}")
-                }
-                _ => format!("{private}/{typ}"),
-            };
-            if !out.contains(&s) {
-                out.push(s);
-            }
-        }
-    }
-    out.join(", ")
-}
-
 fn labels_string(l: &Value) -> String {
     let mut v: Vec<String> = match l {
         Value::Object(o) => o
@@ -655,7 +625,7 @@ pub fn ps_context(c: &Value, trunc: bool) -> Value {
         "Names": names.join(","),
         "Networks": networks.join(","),
         "Platform": Value::Null,
-        "Ports": display_ports(&c["Ports"]),
+        "Ports": crate::commands::network::displayable_ports(&c["Ports"]),
         "RunningFor": output::time_ago(created),
         "Size": size,
         "State": c["State"].as_str().unwrap_or(""),
@@ -1045,7 +1015,7 @@ mod tests {
         assert_eq!(ctx["Labels"], "a=1,b=2");
         assert_eq!(
             ctx["Ports"],
-            "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 443/tcp"
+            "443/tcp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
         );
         let out = output::render_list(
             &Format::parse(None, "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"),

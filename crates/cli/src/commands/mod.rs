@@ -4,6 +4,8 @@ pub mod exec;
 pub mod fs;
 pub mod health_flags;
 pub mod image;
+pub mod net_opts;
+pub mod network;
 pub mod prune;
 pub mod resources;
 pub mod run_opts;

@@ -69,7 +69,7 @@ fn human_size(n: f64) -> String {
 }
 
 /// docker's PromptForConfirmation: true only for "y"/"Y".
-fn confirm(warning: &str) -> bool {
+pub(crate) fn confirm(warning: &str) -> bool {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = std::io::stdout().flush();
     let mut line = String::new();
@@ -199,19 +199,9 @@ pub async fn cmd_system_prune(docker: &Docker, a: SystemPruneArgs) -> Result<i32
     report(prune_containers(docker, &a.filter).await?);
     let filters = filters_opt(&a.filter)?;
     report(optional(
-        docker
-            .prune_networks(Some(qp::PruneNetworksOptions {
-                filters: filters.clone(),
-            }))
+        crate::commands::network::prune_report(docker, filters.clone())
             .await
-            .map(|r| {
-                let nets = r.networks_deleted.unwrap_or_default();
-                if nets.is_empty() {
-                    (0, String::new())
-                } else {
-                    (0, format!("Deleted Networks:\n{}\n", nets.join("\n")))
-                }
-            }),
+            .map(|text| (0, text)),
     )?);
     report(prune_images(docker, a.all, &a.filter).await?);
     report(optional(

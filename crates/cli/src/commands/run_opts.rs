@@ -1,10 +1,16 @@
 //! `run` / `create` flags and their translation into the API's create body, as the docker
 //! CLI does it (`cli/command/container/opts.go`).
 
+use super::net_opts::{
+    flag_error, is_user_defined, is_valid_mac, parse_expose, parse_ip, parse_network_opt,
+    parse_port_spec, publish_standard_notation, validate_dns_search, validate_extra_host,
+    validate_ip_address, validate_link, NetworkAttachment,
+};
+use super::network::zero_endpoint;
 use anyhow::{anyhow, bail, Result};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkingConfig,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, HostConfigLogConfig,
+    NetworkingConfig, PortBinding, PortMap, RestartPolicy, RestartPolicyNameEnum,
 };
 use clap::{ArgAction, Args};
 use std::collections::HashMap;
@@ -96,11 +102,26 @@ pub struct ContainerFlags {
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
     /// Connect a container to a network
-    #[arg(long = "network", alias = "net")]
-    pub network: Option<String>,
+    #[arg(long = "network", alias = "net", action = ArgAction::Append)]
+    pub network: Vec<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", alias = "net-alias", action = ArgAction::Append)]
     pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Add link to another container
+    #[arg(long, action = ArgAction::Append)]
+    pub link: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip", action = ArgAction::Append)]
+    pub link_local_ip: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Restart policy to apply when a container exits
     #[arg(long)]
     pub restart: Option<String>,
@@ -180,7 +201,7 @@ pub struct ContainerFlags {
     #[arg(long, action = ArgAction::Append)]
     pub dns: Vec<String>,
     /// Set DNS options
-    #[arg(long = "dns-option", action = ArgAction::Append)]
+    #[arg(long = "dns-option", alias = "dns-opt", action = ArgAction::Append)]
     pub dns_option: Vec<String>,
     /// Set custom DNS search domains
     #[arg(long = "dns-search", action = ArgAction::Append)]
@@ -347,77 +368,200 @@ pub fn familiar_with_tag(image: &str) -> String {
     }
 }
 
-fn parse_port_spec(spec: &str) -> Result<(Vec<String>, Vec<(String, PortBinding)>)> {
-    // [ip:][hostPort:]containerPort[/proto]
-    let (body, proto) = match spec.rsplit_once('/') {
-        Some((b, p)) => (b, p.to_string()),
-        None => (spec, "tcp".to_string()),
-    };
-    let (ip, host, cport) = if let Some(rest) = body.strip_prefix('[') {
-        // [ipv6]:host:container
-        let (ip, rest) = rest
-            .split_once("]:")
-            .ok_or_else(|| anyhow!("invalid IP address: {spec}"))?;
-        let (h, c) = rest
-            .split_once(':')
-            .ok_or_else(|| anyhow!("invalid port format: {spec}"))?;
-        (ip.to_string(), h.to_string(), c.to_string())
-    } else {
-        let parts: Vec<&str> = body.split(':').collect();
-        match parts.len() {
-            1 => (String::new(), String::new(), parts[0].to_string()),
-            2 => (String::new(), parts[0].to_string(), parts[1].to_string()),
-            3 => (
-                parts[0].to_string(),
-                parts[1].to_string(),
-                parts[2].to_string(),
-            ),
-            _ => {
-                let (rest, c) = body.rsplit_once(':').unwrap();
-                let (ip, h) = rest.rsplit_once(':').unwrap();
-                (ip.to_string(), h.to_string(), c.to_string())
-            }
+/// Checks (and normalises) each value of a list flag, failing as the docker CLI's flag
+/// parser does.
+fn validated(
+    items: &[String],
+    flag: &str,
+    check: impl Fn(&str) -> Result<String, String>,
+) -> Result<Vec<String>> {
+    items
+        .iter()
+        .map(|v| check(v).map_err(|e| anyhow!(flag_error(flag, v, &e))))
+        .collect()
+}
+
+/// `-p` and `--expose` as the docker CLI turns them into `ExposedPorts` and `PortBindings`
+/// (go-connections' `ParsePortSpecs`; a port may be bound several times).
+fn ports(f: &ContainerFlags) -> Result<(Vec<String>, PortMap), String> {
+    let mut exposed: Vec<String> = Vec::new();
+    let mut bindings: PortMap = HashMap::new();
+    fn expose(p: String, exposed: &mut Vec<String>) {
+        if !exposed.contains(&p) {
+            exposed.push(p);
         }
-    };
-    if cport.is_empty() {
-        bail!("no port specified: {spec}<empty>");
     }
-    let range = |s: &str| -> Result<(u32, u32)> {
-        let (a, b) = s.split_once('-').unwrap_or((s, s));
-        let a: u32 = a
-            .parse()
-            .map_err(|_| anyhow!("invalid containerPort: {s}"))?;
-        let b: u32 = b
-            .parse()
-            .map_err(|_| anyhow!("invalid containerPort: {s}"))?;
-        Ok((a, b))
-    };
-    let (c0, c1) = range(&cport)?;
-    let hrange = if host.is_empty() {
-        None
-    } else {
-        Some(range(&host)?)
-    };
-    let mut exposed = Vec::new();
-    let mut bindings = Vec::new();
-    for (i, p) in (c0..=c1).enumerate() {
-        let key = format!("{p}/{proto}");
-        exposed.push(key.clone());
-        let hp = match hrange {
-            None => String::new(),
-            Some((h0, h1)) if h1 > h0 && h1 - h0 == c1 - c0 => (h0 + i as u32).to_string(),
-            Some((h0, h1)) if h1 > h0 => format!("{h0}-{h1}"),
-            Some((h0, _)) => h0.to_string(),
-        };
-        bindings.push((
-            key,
-            PortBinding {
-                host_ip: Some(ip.clone()),
-                host_port: Some(hp),
-            },
-        ));
+    for p in &f.publish {
+        for m in parse_port_spec(&publish_standard_notation(p)?)? {
+            expose(m.port.clone(), &mut exposed);
+            bindings
+                .entry(m.port)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: Some(m.host_ip),
+                    host_port: Some(m.host_port),
+                });
+        }
+    }
+    for e in &f.expose {
+        for p in parse_expose(e)? {
+            expose(p, &mut exposed);
+        }
     }
     Ok((exposed, bindings))
+}
+
+/// The endpoint of one `--network` value, or None when it asks for nothing
+/// (`parseNetworkAttachmentOpt`).
+fn endpoint_of(n: &NetworkAttachment) -> Result<Option<EndpointSettings>, String> {
+    if n.target.trim().is_empty() {
+        return Err("no name set for network".into());
+    }
+    if !is_user_defined(&n.target) {
+        if !n.aliases.is_empty() {
+            return Err(
+                "network-scoped aliases are only supported for user-defined networks".into(),
+            );
+        }
+        if !n.links.is_empty() {
+            return Err("links are only supported for user-defined networks".into());
+        }
+    }
+    if !n.mac_address.is_empty() && !is_valid_mac(n.mac_address.trim()) {
+        return Err(format!("{} is not a valid mac address", n.mac_address));
+    }
+    let has_ipam =
+        !n.ipv4_address.is_empty() || !n.ipv6_address.is_empty() || !n.link_local_ips.is_empty();
+    let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let nonempty_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let ep = EndpointSettings {
+        ipam_config: has_ipam.then(|| EndpointIpamConfig {
+            ipv4_address: nonempty(&n.ipv4_address),
+            ipv6_address: nonempty(&n.ipv6_address),
+            link_local_ips: nonempty_vec(&n.link_local_ips),
+        }),
+        links: nonempty_vec(&n.links),
+        aliases: nonempty_vec(&n.aliases),
+        mac_address: Some(n.mac_address.clone()),
+        driver_opts: (!n.driver_opts.is_empty()).then(|| n.driver_opts.clone()),
+        gw_priority: Some(n.gw_priority),
+        ..zero_endpoint()
+    };
+    Ok((ep != zero_endpoint()).then_some(ep))
+}
+
+/// The docker CLI's `applyContainerOptions`: the plain flags (`--network-alias`, `--link`,
+/// `--ip`, `--ip6`, `--mac-address`, `--link-local-ip`) configure the first network.
+fn apply_plain_flags(n: &mut NetworkAttachment, f: &ContainerFlags) -> Result<(), String> {
+    let conflict = |what: &str| Err(format!("conflicting options: cannot specify both {what}"));
+    if !n.aliases.is_empty() && !f.network_alias.is_empty() {
+        return conflict("--network-alias and per-network alias");
+    }
+    if !n.links.is_empty() && !f.link.is_empty() {
+        return conflict("--link and per-network links");
+    }
+    if !n.ipv4_address.is_empty() && f.ip.as_deref().is_some_and(|s| !s.is_empty()) {
+        return conflict("--ip and per-network IPv4 address");
+    }
+    if !n.ipv6_address.is_empty() && f.ip6.as_deref().is_some_and(|s| !s.is_empty()) {
+        return conflict("--ip6 and per-network IPv6 address");
+    }
+    if !n.mac_address.is_empty() && f.mac_address.as_deref().is_some_and(|s| !s.is_empty()) {
+        return conflict("--mac-address and per-network MAC address");
+    }
+    if !n.link_local_ips.is_empty() && !f.link_local_ip.is_empty() {
+        return conflict("--link-local-ip and per-network link-local IP addresses");
+    }
+    if !f.network_alias.is_empty() {
+        n.aliases = f.network_alias.clone();
+    }
+    // On a user-defined network a link is an endpoint alias; on the default bridge it is a
+    // legacy link and stays in HostConfig.Links only.
+    if is_user_defined(&n.target) && !f.link.is_empty() {
+        n.links = f.link.clone();
+    }
+    let set = |dst: &mut String, src: &Option<String>| {
+        if let Some(v) = src.as_deref().filter(|v| !v.is_empty()) {
+            *dst = v.to_string();
+        }
+    };
+    set(&mut n.ipv4_address, &f.ip);
+    set(&mut n.ipv6_address, &f.ip6);
+    set(&mut n.mac_address, &f.mac_address);
+    if !f.link_local_ip.is_empty() {
+        n.link_local_ips = f.link_local_ip.clone();
+    }
+    Ok(())
+}
+
+/// `HostConfig.NetworkMode` and `NetworkingConfig.EndpointsConfig` as the docker CLI builds
+/// them (`parseNetworkOpts`): "default" with an endpoint for it when no `--network` is
+/// given; otherwise the first network is the mode, and each network gets its endpoint
+/// (a lone network asking for nothing gets none).
+pub fn network_endpoints(
+    f: &ContainerFlags,
+) -> Result<(String, HashMap<String, EndpointSettings>), String> {
+    let mut nets: Vec<NetworkAttachment> = Vec::new();
+    for v in &f.network {
+        nets.push(parse_network_opt(v).map_err(|e| flag_error("--network", v, &e))?);
+    }
+    let mut endpoints = HashMap::new();
+    if nets.is_empty() {
+        let mut n = NetworkAttachment {
+            target: "default".into(),
+            ..Default::default()
+        };
+        apply_plain_flags(&mut n, f)?;
+        let ep = endpoint_of(&n)?.unwrap_or_else(zero_endpoint);
+        endpoints.insert(n.target, ep);
+        return Ok(("default".into(), endpoints));
+    }
+    let mode = nets[0].target.clone();
+    let single = nets.len() == 1;
+    let (mut user_defined, mut builtin) = (false, false);
+    for (i, mut n) in nets.into_iter().enumerate() {
+        if is_user_defined(&n.target) {
+            user_defined = true;
+        } else {
+            builtin = true;
+        }
+        if i == 0 {
+            apply_plain_flags(&mut n, f)?;
+        }
+        let ep = endpoint_of(&n)?;
+        if endpoints.contains_key(&n.target) {
+            return Err(format!(
+                "network {:?} is specified multiple times",
+                n.target
+            ));
+        }
+        match ep {
+            None if i == 0 && single => {}
+            ep => {
+                endpoints.insert(n.target, ep.unwrap_or_else(zero_endpoint));
+            }
+        }
+    }
+    if user_defined && builtin {
+        return Err(
+            "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+                .into(),
+        );
+    }
+    Ok((mode, endpoints))
+}
+
+/// The docker CLI's warning for a `--dns` server on the loopback, which the container cannot
+/// reach from its own network namespace (docker names the first one only).
+pub fn dns_warnings(f: &ContainerFlags) -> Vec<String> {
+    f.dns
+        .iter()
+        .filter_map(|d| validate_ip_address(d).ok())
+        .find(|ip| parse_ip(ip).is_some_and(|ip| ip.is_loopback()))
+        .map(|ip| format!("WARNING: Localhost DNS ({ip}) may fail in containers."))
+        .into_iter()
+        .collect()
 }
 
 /// Builds the create body and the container name from the flags, as `docker run` does.
@@ -548,39 +692,7 @@ pub fn build_create(
     }
 
     // ports
-    let mut exposed: Vec<String> = Vec::new();
-    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for p in &f.publish {
-        let (ex, b) = parse_port_spec(p)?;
-        for e in ex {
-            if !exposed.contains(&e) {
-                exposed.push(e);
-            }
-        }
-        for (k, pb) in b {
-            port_bindings
-                .entry(k)
-                .or_insert_with(|| Some(vec![]))
-                .get_or_insert_with(Vec::new)
-                .push(pb);
-        }
-    }
-    for e in &f.expose {
-        let (body, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
-        let (a, b) = body.split_once('-').unwrap_or((body, body));
-        let a: u32 = a
-            .parse()
-            .map_err(|_| anyhow!("invalid range format for --expose: {e}"))?;
-        let b: u32 = b
-            .parse()
-            .map_err(|_| anyhow!("invalid range format for --expose: {e}"))?;
-        for p in a..=b {
-            let k = format!("{p}/{proto}");
-            if !exposed.contains(&k) {
-                exposed.push(k);
-            }
-        }
-    }
+    let (exposed, port_bindings) = ports(f).map_err(|e| anyhow!(e))?;
 
     let mut tmpfs = HashMap::new();
     for t in &f.tmpfs {
@@ -597,27 +709,16 @@ pub fn build_create(
         sysctls.insert(k.to_string(), v.to_string());
     }
 
-    let network_mode = f.network.clone().unwrap_or_else(|| "bridge".to_string());
-    let networking_config = match f.network.as_deref() {
-        Some(n) if !matches!(n, "none" | "host" | "default") && !n.starts_with("container:") => {
-            let mut eps = HashMap::new();
-            eps.insert(
-                n.to_string(),
-                EndpointSettings {
-                    aliases: if f.network_alias.is_empty() {
-                        None
-                    } else {
-                        Some(f.network_alias.clone())
-                    },
-                    ..Default::default()
-                },
-            );
-            Some(NetworkingConfig {
-                endpoints_config: Some(eps),
-            })
-        }
-        _ => None,
-    };
+    let (network_mode, endpoints) = network_endpoints(f).map_err(|e| anyhow!(e))?;
+    let networking_config = Some(NetworkingConfig {
+        endpoints_config: Some(endpoints),
+    });
+    let links = validated(&f.link, "--link", |l| {
+        validate_link(l).map(|()| l.to_string())
+    })?;
+    let extra_hosts = validated(&f.add_host, "--add-host", validate_extra_host)?;
+    let dns = validated(&f.dns, "--dns", validate_ip_address)?;
+    let dns_search = validated(&f.dns_search, "--dns-search", validate_dns_search)?;
 
     let host_config = HostConfig {
         auto_remove: Some(f.rm),
@@ -660,33 +761,15 @@ pub fn build_create(
             Some(f.security_opt.clone())
         },
         init: if f.init { Some(true) } else { None },
-        port_bindings: if port_bindings.is_empty() {
-            None
-        } else {
-            Some(port_bindings)
-        },
+        port_bindings: Some(port_bindings),
         publish_all_ports: Some(f.publish_all),
         tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
-        extra_hosts: if f.add_host.is_empty() {
-            None
-        } else {
-            Some(f.add_host.clone())
-        },
-        dns: if f.dns.is_empty() {
-            None
-        } else {
-            Some(f.dns.clone())
-        },
-        dns_options: if f.dns_option.is_empty() {
-            None
-        } else {
-            Some(f.dns_option.clone())
-        },
-        dns_search: if f.dns_search.is_empty() {
-            None
-        } else {
-            Some(f.dns_search.clone())
-        },
+        extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
+        links: (!links.is_empty()).then_some(links),
+        // docker sends these three as empty lists rather than null.
+        dns: Some(dns),
+        dns_options: Some(f.dns_option.clone()),
+        dns_search: Some(dns_search),
         shm_size,
         runtime: f.runtime.clone(),
         group_add: if f.group_add.is_empty() {
@@ -720,11 +803,7 @@ pub fn build_create(
         attach_stdin: Some(attach_stdin),
         attach_stdout: Some(attach_stdout),
         attach_stderr: Some(attach_stderr),
-        exposed_ports: if exposed.is_empty() {
-            None
-        } else {
-            Some(exposed)
-        },
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
         tty: Some(f.tty),
         open_stdin: Some(f.interactive),
         stdin_once: Some(stdin_once),
@@ -827,7 +906,7 @@ mod tests {
         assert_eq!(b.attach_stderr, Some(true));
         let hc = b.host_config.unwrap();
         assert_eq!(hc.auto_remove, Some(true));
-        assert_eq!(hc.network_mode.as_deref(), Some("bridge"));
+        assert_eq!(hc.network_mode.as_deref(), Some("default"));
         assert_eq!(hc.console_size, Some(vec![24, 80]));
         assert_eq!(hc.log_config.unwrap().typ.as_deref(), Some("json-file"));
     }
@@ -946,12 +1025,13 @@ mod tests {
         let pb = hc.port_bindings.unwrap();
         let b80 = pb["80/tcp"].as_ref().unwrap();
         assert_eq!(b80[0].host_port.as_deref(), Some("8080"));
+        // A lone network asking for nothing gets no endpoint, as with docker.
         assert!(b
             .networking_config
             .unwrap()
             .endpoints_config
             .unwrap()
-            .contains_key("net1"));
+            .is_empty());
         // JSON shape as docker sends it
         let f = parse(&["-p", "127.0.0.1:80:8080/udp", "busybox"]);
         let (b, _) = build_create(&f, &Ctx::default(), true).unwrap();
@@ -963,6 +1043,265 @@ mod tests {
         );
         assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "no");
         assert!(v.get("Cmd").is_none());
+    }
+
+    fn create_json(args: &[&str]) -> serde_json::Value {
+        let (b, _) = build_create(&parse(args), &Ctx::default(), false).unwrap();
+        serde_json::to_value(&b).unwrap()
+    }
+
+    fn create_err(args: &[&str]) -> String {
+        format!(
+            "{:#}",
+            build_create(&parse(args), &Ctx::default(), false).unwrap_err()
+        )
+    }
+
+    /// The endpoint docker 28.2 sends, with the given fields over its zero values.
+    fn docker_endpoint(fields: serde_json::Value) -> serde_json::Value {
+        let mut ep = serde_json::json!({
+            "MacAddress": "", "GwPriority": 0, "NetworkID": "", "EndpointID": "",
+            "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            ep[k] = v.clone();
+        }
+        ep
+    }
+
+    #[test]
+    fn network_flags_as_docker_sends_them() {
+        use serde_json::json;
+        // Captured from `docker create` (28.2) against a recording listener.
+        let v = create_json(&["busybox"]);
+        assert_eq!(v["HostConfig"]["NetworkMode"], "default");
+        assert_eq!(
+            v["NetworkingConfig"],
+            json!({"EndpointsConfig": {"default": docker_endpoint(json!({}))}})
+        );
+        assert_eq!(v["HostConfig"]["PortBindings"], json!({}));
+        assert_eq!(v["HostConfig"]["Dns"], json!([]));
+        assert_eq!(v["HostConfig"]["DnsSearch"], json!([]));
+        assert_eq!(v["HostConfig"]["DnsOptions"], json!([]));
+        assert_eq!(v["HostConfig"]["PublishAllPorts"], false);
+
+        let v = create_json(&[
+            "--network",
+            "mynet",
+            "--network-alias",
+            "a1",
+            "--network-alias",
+            "a2",
+            "--ip",
+            "172.18.0.5",
+            "--ip6",
+            "fd00::5",
+            "--mac-address",
+            "02:42:ac:11:00:02",
+            "--link",
+            "other:al",
+            "--link",
+            "x",
+            "--add-host",
+            "h1:1.2.3.4",
+            "--add-host",
+            "h2=::1",
+            "--dns",
+            "8.8.8.8",
+            "--dns-search",
+            "example.com",
+            "--dns-option",
+            "ndots:2",
+            "--hostname",
+            "box",
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1:5353:53/udp",
+            "-p",
+            "9000-9001:9000-9001",
+            "-p",
+            "7000",
+            "-P",
+            "--expose",
+            "3000",
+            "--expose",
+            "4000-4001/udp",
+            "busybox",
+        ]);
+        assert_eq!(v["Hostname"], "box");
+        let mut exposed: Vec<&String> = v["ExposedPorts"].as_object().unwrap().keys().collect();
+        exposed.sort();
+        assert_eq!(
+            exposed,
+            [
+                "3000/tcp", "4000/udp", "4001/udp", "53/udp", "7000/tcp", "80/tcp", "9000/tcp",
+                "9001/tcp"
+            ]
+        );
+        let hc = &v["HostConfig"];
+        assert_eq!(hc["NetworkMode"], "mynet");
+        assert_eq!(
+            hc["PortBindings"],
+            json!({"53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+                   "7000/tcp": [{"HostIp": "", "HostPort": ""}],
+                   "80/tcp": [{"HostIp": "", "HostPort": "8080"}],
+                   "9000/tcp": [{"HostIp": "", "HostPort": "9000"}],
+                   "9001/tcp": [{"HostIp": "", "HostPort": "9001"}]})
+        );
+        assert_eq!(hc["PublishAllPorts"], true);
+        assert_eq!(hc["Dns"], json!(["8.8.8.8"]));
+        assert_eq!(hc["DnsOptions"], json!(["ndots:2"]));
+        assert_eq!(hc["DnsSearch"], json!(["example.com"]));
+        assert_eq!(hc["ExtraHosts"], json!(["h1:1.2.3.4", "h2:::1"]));
+        assert_eq!(hc["Links"], json!(["other:al", "x"]));
+        assert!(v.get("MacAddress").is_none());
+        assert_eq!(
+            v["NetworkingConfig"]["EndpointsConfig"],
+            json!({"mynet": docker_endpoint(json!({
+                "IPAMConfig": {"IPv4Address": "172.18.0.5", "IPv6Address": "fd00::5"},
+                "Links": ["other:al", "x"], "Aliases": ["a1", "a2"],
+                "MacAddress": "02:42:ac:11:00:02"}))})
+        );
+
+        // Built-in modes alone send no endpoint; a legacy link stays in HostConfig only.
+        for mode in ["host", "none", "container:abc", "mynet", "name=mynet"] {
+            let v = create_json(&["--network", mode, "--link", "a", "busybox"]);
+            let want = mode.trim_start_matches("name=");
+            assert_eq!(v["HostConfig"]["NetworkMode"], want);
+            assert_eq!(v["HostConfig"]["Links"], json!(["a"]));
+            if want == "mynet" {
+                assert_eq!(
+                    v["NetworkingConfig"]["EndpointsConfig"],
+                    json!({"mynet": docker_endpoint(json!({"Links": ["a"]}))})
+                );
+            } else {
+                assert_eq!(v["NetworkingConfig"], json!({"EndpointsConfig": {}}));
+            }
+        }
+        let v = create_json(&[
+            "--network",
+            "bridge",
+            "--link",
+            "a",
+            "--ip",
+            "1.2.3.4",
+            "busybox",
+        ]);
+        assert_eq!(
+            v["NetworkingConfig"]["EndpointsConfig"],
+            json!({"bridge": docker_endpoint(json!({"IPAMConfig": {"IPv4Address": "1.2.3.4"}}))})
+        );
+        let v = create_json(&[
+            "--mac-address",
+            "02:42:ac:11:00:02",
+            "--ip",
+            "bad",
+            "busybox",
+        ]);
+        assert_eq!(
+            v["NetworkingConfig"]["EndpointsConfig"],
+            json!({"default": docker_endpoint(json!({
+                "IPAMConfig": {"IPv4Address": "bad"}, "MacAddress": "02:42:ac:11:00:02"}))})
+        );
+        // Several networks, the long syntax (lowercased, as docker does) and the plain flags
+        // applying to the first one.
+        let v = create_json(&[
+            "--network",
+            "name=MyNet,Alias=Al,ip=172.18.0.9,mac-address=02:42:ac:11:00:09,driver-opt=K=V,gw-priority=3,link-local-ip=169.254.1.1",
+            "--network", "n2", "busybox",
+        ]);
+        assert_eq!(v["HostConfig"]["NetworkMode"], "mynet");
+        assert_eq!(
+            v["NetworkingConfig"]["EndpointsConfig"],
+            json!({
+                "mynet": docker_endpoint(json!({
+                    "IPAMConfig": {"IPv4Address": "172.18.0.9", "LinkLocalIPs": ["169.254.1.1"]},
+                    "Aliases": ["al"], "MacAddress": "02:42:ac:11:00:09",
+                    "DriverOpts": {"k": "v"}, "GwPriority": 3})),
+                "n2": docker_endpoint(json!({}))
+            })
+        );
+        let v = create_json(&[
+            "--network",
+            "mynet",
+            "--network",
+            "n2",
+            "--ip",
+            "172.18.0.5",
+            "busybox",
+        ]);
+        assert_eq!(
+            v["NetworkingConfig"]["EndpointsConfig"]["mynet"]["IPAMConfig"],
+            json!({"IPv4Address": "172.18.0.5"})
+        );
+        let v = create_json(&[
+            "--dns",
+            " 8.8.8.8 ",
+            "--dns",
+            "0:0::1",
+            "--dns",
+            "::ffff:1.2.3.4",
+            "--dns-search",
+            "example.com.",
+            "--dns-search",
+            ".",
+            "busybox",
+        ]);
+        assert_eq!(v["HostConfig"]["Dns"], json!(["8.8.8.8", "::1", "1.2.3.4"]));
+        assert_eq!(v["HostConfig"]["DnsSearch"], json!(["example.com", "."]));
+        assert_eq!(
+            dns_warnings(&parse(&[
+                "--dns",
+                "0:0::1",
+                "--dns",
+                "127.0.0.1",
+                "busybox"
+            ])),
+            vec!["WARNING: Localhost DNS (::1) may fail in containers."]
+        );
+        assert_eq!(
+            dns_warnings(&parse(&[
+                "--dns",
+                "127.0.0.2",
+                "--dns",
+                "8.8.8.8",
+                "--dns",
+                "::1",
+                "busybox"
+            ])),
+            vec!["WARNING: Localhost DNS (127.0.0.2) may fail in containers."]
+        );
+        let v = create_json(&["-p", "target=80,published=8080,protocol=udp", "busybox"]);
+        assert_eq!(
+            v["HostConfig"]["PortBindings"],
+            json!({"80/udp": [{"HostIp": "", "HostPort": "8080"}]})
+        );
+
+        let cases: &[(&[&str], &str)] = &[
+            (&["--network", "bridge", "--network-alias", "x"], "network-scoped aliases are only supported for user-defined networks"),
+            (&["--network-alias", "x"], "network-scoped aliases are only supported for user-defined networks"),
+            (&["--network", "name=mynet,alias=y", "--network-alias", "x"], "conflicting options: cannot specify both --network-alias and per-network alias"),
+            (&["--network", "mynet", "--network", "host"], "conflicting options: cannot attach both user-defined and non-user-defined network-modes"),
+            (&["--network", "mynet", "--network", "mynet"], "network \"mynet\" is specified multiple times"),
+            (&["--network", "name=mynet,bogus=1"], "invalid argument \"name=mynet,bogus=1\" for \"--network\" flag: invalid field key bogus"),
+            (&["--network", "name=mynet,bogus"], "invalid argument \"name=mynet,bogus\" for \"--network\" flag: invalid field bogus"),
+            (&["--network", ""], "no name set for network"),
+            (&["--mac-address", "bad"], "bad is not a valid mac address"),
+            (&["--add-host", "bad"], "invalid argument \"bad\" for \"--add-host\" flag: bad format for add-host: \"bad\""),
+            (&["--dns", "bad"], "invalid argument \"bad\" for \"--dns\" flag: IP address is not correctly formatted: bad"),
+            (&["--dns-search=-bad"], "invalid argument \"-bad\" for \"--dns-search\" flag: -bad is not a valid domain"),
+            (&["--link", "a:b:c"], "invalid argument \"a:b:c\" for \"--link\" flag: bad format for links: a:b:c"),
+            (&["--expose", "127.0.0.1:80"], "invalid port format for --expose: 127.0.0.1:80"),
+            (&["-p", "80/xyz"], "invalid proto: xyz"),
+            (&["-p", "80:90-91"], "invalid ranges specified for container and host Ports: 90-91 and 80"),
+        ];
+        for (args, want) in cases {
+            let mut a = args.to_vec();
+            a.push("busybox");
+            assert_eq!(create_err(&a), *want, "{args:?}");
+        }
     }
 
     #[test]

@@ -272,15 +272,27 @@ pub struct InspectArgs {
     pub typ: Option<String>,
     #[arg(required = true, value_name = "NAME|ID")]
     pub names: Vec<String>,
+    /// `network inspect -v` (asks the daemon for its diagnostic detail)
+    #[arg(skip)]
+    pub verbose: bool,
 }
 
 enum Found {
     Ok(String, Value),
-    NotFound,
+    /// A 404, with the daemon's message (reported as is when only one type was asked for).
+    Missing(String),
     Err(anyhow::Error),
 }
 
-async fn inspect_kind(docker: &Docker, kind: &str, name: &str, size: bool) -> Found {
+fn daemon_message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
+}
+
+async fn inspect_kind(docker: &Docker, kind: &str, name: &str, a: &InspectArgs) -> Found {
+    let (size, verbose) = (a.size, a.verbose);
     // Prefer the daemon's own bytes (key order, nulls) as the docker CLI prints them.
     let enc = percent_encode_path(name);
     let path = match kind {
@@ -289,9 +301,12 @@ async fn inspect_kind(docker: &Docker, kind: &str, name: &str, size: bool) -> Fo
             if size { "?size=1" } else { "" }
         ),
         "image" => format!("/images/{enc}/json"),
-        "network" => format!("/networks/{enc}"),
+        "network" => format!(
+            "/networks/{enc}{}",
+            if verbose { "?verbose=true" } else { "" }
+        ),
         "volume" => format!("/volumes/{enc}"),
-        _ => return Found::NotFound,
+        _ => return Found::Missing(String::new()),
     };
     match crate::client::raw_get(docker, &path).await {
         Ok(Some((200, body))) => {
@@ -299,16 +314,17 @@ async fn inspect_kind(docker: &Docker, kind: &str, name: &str, size: bool) -> Fo
                 return Found::Ok(crate::client::json_indent(&body, 0, "    "), v);
             }
         }
-        Ok(Some((404, _))) => return Found::NotFound,
+        Ok(Some((404, body))) => {
+            return Found::Missing(format!(
+                "Error response from daemon: {}",
+                daemon_message(&body)
+            ))
+        }
         Ok(Some((code, body))) => {
-            let msg = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
             return Found::Err(anyhow::Error::new(
                 bollard::errors::Error::DockerResponseServerError {
                     status_code: code,
-                    message: msg,
+                    message: daemon_message(&body),
                 },
             ));
         }
@@ -322,7 +338,7 @@ async fn inspect_kind(docker: &Docker, kind: &str, name: &str, size: bool) -> Fo
                     output::to_json_indent(&v),
                     serde_json::to_value(&v).unwrap_or(Value::Null),
                 ),
-                Err(e) if is_not_found(&e) => Found::NotFound,
+                Err(e) if is_not_found(&e) => Found::Missing(crate::client::api_error_message(&e)),
                 Err(e) => Found::Err(anyhow_api(e)),
             }
         };
@@ -332,9 +348,15 @@ async fn inspect_kind(docker: &Docker, kind: &str, name: &str, size: bool) -> Fo
             go!(docker.inspect_container(name, Some(qp::InspectContainerOptions { size })))
         }
         "image" => go!(docker.inspect_image(name)),
-        "network" => go!(docker.inspect_network(name, None::<qp::InspectNetworkOptions>)),
+        "network" => go!(docker.inspect_network(
+            name,
+            verbose.then_some(qp::InspectNetworkOptions {
+                verbose,
+                scope: None
+            })
+        )),
         "volume" => go!(docker.inspect_volume(name)),
-        _ => Found::NotFound,
+        _ => Found::Missing(String::new()),
     }
 }
 
@@ -355,15 +377,19 @@ pub async fn cmd_inspect(docker: &Docker, a: InspectArgs, fixed: Option<&str>) -
     let mut errors = Vec::new();
     for n in &a.names {
         let mut found = false;
+        let mut not_found = String::new();
         for k in &kinds {
-            match inspect_kind(docker, k, n, a.size).await {
+            match inspect_kind(docker, k, n, &a).await {
                 Found::Ok(p, v) => {
                     pretty.push(p);
                     values.push(v);
                     found = true;
                     break;
                 }
-                Found::NotFound => continue,
+                Found::Missing(msg) => {
+                    not_found = msg;
+                    continue;
+                }
                 Found::Err(e) => {
                     errors.push(crate::client::error_message(&e));
                     found = true;
@@ -372,8 +398,13 @@ pub async fn cmd_inspect(docker: &Docker, a: InspectArgs, fixed: Option<&str>) -
             }
         }
         if !found {
-            let what = if kinds.len() == 1 { kinds[0] } else { "object" };
-            errors.push(format!("Error: No such {what}: {n}"));
+            // One type asked for: docker reports the daemon's 404 as is.
+            errors.push(if kinds.len() == 1 && !not_found.is_empty() {
+                not_found
+            } else {
+                let what = if kinds.len() == 1 { kinds[0] } else { "object" };
+                format!("Error: No such {what}: {n}")
+            });
         }
     }
     match &a.format {
@@ -385,10 +416,18 @@ pub async fn cmd_inspect(docker: &Docker, a: InspectArgs, fixed: Option<&str>) -
                 output::print_out(&format!("[\n{}\n]\n", indented.join(",\n")));
             }
         }
+        // `--format json`: the objects as one compact JSON array, as docker prints it.
+        Some(f) if f == "json" => {
+            output::print_out(&format!("{}\n", serde_json::to_string(&values)?));
+        }
         Some(f) => {
             let mut out = String::new();
             for v in &values {
                 out.push_str(&render_one(f, v)?);
+            }
+            // Nothing found: docker still ends the (empty) output with a newline.
+            if values.is_empty() {
+                out.push('\n');
             }
             output::print_out(&out);
         }

@@ -131,6 +131,92 @@ pub fn go_time_string(unix: i64) -> String {
     format!("{} {} {}", t.format("%Y-%m-%d %H:%M:%S"), off, zone)
 }
 
+/// Go's `time.Time.String()` of an RFC 3339 timestamp as the API returns it (the zone kept
+/// as parsed): "2024-01-02 15:04:05.123 +0000 UTC". An unparsable or empty value is Go's
+/// zero time, which is what the docker CLI prints for a missing `Created`.
+pub fn go_time_string_rfc3339(s: &str) -> String {
+    let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) else {
+        return "0001-01-01 00:00:00 +0000 UTC".to_string();
+    };
+    let mut out = t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let nanos = t.timestamp_subsec_nanos();
+    if nanos > 0 {
+        let frac = format!("{nanos:09}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    let off = t.offset().local_minus_utc();
+    let sign = if off < 0 { '-' } else { '+' };
+    let hhmm = format!("{sign}{:02}{:02}", off.abs() / 3600, off.abs() % 3600 / 60);
+    // Go names only UTC; other parsed offsets get a nameless zone printed as the offset.
+    let zone = if off == 0 {
+        "UTC".to_string()
+    } else {
+        hhmm.clone()
+    };
+    format!("{out} {hhmm} {zone}")
+}
+
+/// `sortorder.NaturalLess` (github.com/fvbommel/sortorder), which the docker CLI sorts
+/// names and port lines with: digit runs compare as numbers and sort before other bytes.
+pub fn natural_less(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (da, db) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
+        if da != db {
+            return da;
+        }
+        if !da {
+            if a[i] != b[j] {
+                return a[i] < b[j];
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        while i < a.len() && a[i] == b'0' {
+            i += 1;
+        }
+        while j < b.len() && b[j] == b'0' {
+            j += 1;
+        }
+        let (nz_a, nz_b) = (i, j);
+        while i < a.len() && a[i].is_ascii_digit() {
+            i += 1;
+        }
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let (na, nb) = (&a[nz_a..i], &b[nz_b..j]);
+        if na.len() != nb.len() {
+            return na.len() < nb.len();
+        }
+        if na != nb {
+            return na < nb;
+        }
+        if nz_a != nz_b {
+            return nz_a < nz_b;
+        }
+    }
+    // Equal so far: the shorter string sorts first.
+    a.len() < b.len()
+}
+
+/// Sorts `v` by `key` with [`natural_less`].
+pub fn natural_sort_by_key<T>(v: &mut [T], key: impl Fn(&T) -> &str) {
+    v.sort_by(|x, y| {
+        let (kx, ky) = (key(x), key(y));
+        if natural_less(kx, ky) {
+            std::cmp::Ordering::Less
+        } else if natural_less(ky, kx) {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
+    });
+}
+
 /// `stringid.TruncateID`: strip an algorithm prefix and keep 12 characters.
 pub fn short_id(id: &str) -> String {
     let id = id.split_once(':').map(|(_, h)| h).unwrap_or(id);
