@@ -692,28 +692,102 @@ fn coexists_with_docker_rules_ipv6_and_busy_subnets() {
     // Another engine's bridge on 172.18/16 (as docker0 often is on 172.17/16), and dockerd's
     // FORWARD policy.
     for cmd in [
-        &["ip", "link", "add", "other0", "type", "dummy"][..],
+        &["ip", "link", "add", "other0", "type", "bridge"][..],
         &["ip", "addr", "add", "172.18.0.1/16", "dev", "other0"],
         &["iptables", "-P", "FORWARD", "DROP"],
     ] {
         ok(&mut d.in_host_netns(cmd));
     }
     ok(&mut d.docker(&["network", "create", "auto"]));
-    let subnet = ok(&mut d.docker(&["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "auto"]));
-    assert_eq!(subnet.trim(), "172.19.0.0/16", "berth0 has 172.17, another engine 172.18");
+    let subnet = ok(&mut d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}}",
+        "auto",
+    ]));
+    assert_eq!(
+        subnet.trim(),
+        "172.19.0.0/16",
+        "berth0 has 172.17, another engine 172.18"
+    );
 
-    serve(&d, "web", "through-drop", &["--network", "auto", "-p", "8083:80"]);
+    serve(
+        &d,
+        "web",
+        "through-drop",
+        &["--network", "auto", "-p", "8083:80"],
+    );
     let url = format!("http://{HOST_UPLINK_IP}:8083/");
-    assert_eq!(fetch(|| outside.run(&[]), &url).as_deref(), Some("through-drop"));
-    ok(&mut d.docker(&["run", "--rm", "--network", "auto", "busybox", "ping", "-c", "1", "-W", "2", OUTSIDE_IP]));
+    assert_eq!(
+        fetch(|| outside.run(&[]), &url).as_deref(),
+        Some("through-drop")
+    );
+    ok(&mut d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "auto",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        OUTSIDE_IP,
+    ]));
     let forward = ok(&mut d.in_host_netns(&["iptables", "-S", "FORWARD"]));
-    assert!(forward.starts_with("-P FORWARD DROP"), "the policy is left alone: {forward}");
+    assert!(
+        forward.starts_with("-P FORWARD DROP"),
+        "the policy is left alone: {forward}"
+    );
 
-    ok(&mut d.docker(&["network", "create", "--ipv6", "--subnet", "fd00:beef::/64", "six"]));
-    ok(&mut d.docker(&["run", "-d", "--name", "v6a", "--network", "six", "busybox", "sleep", "300"]));
+    ok(&mut d.docker(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:beef::/64",
+        "six",
+    ]));
+    ok(&mut d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "v6a",
+        "--network",
+        "six",
+        "busybox",
+        "sleep",
+        "300",
+    ]));
     let v6 = d.inspect("v6a", "{{.NetworkSettings.Networks.six.GlobalIPv6Address}}");
     assert!(v6.starts_with("fd00:beef::"), "{v6}");
-    ok(&mut d.docker(&["run", "--rm", "--network", "six", "busybox", "ping", "-6", "-c", "1", "-W", "2", &v6]));
-    let out = output(&mut d.docker(&["run", "--rm", "--network", "six", "busybox", "nslookup", "v6a"]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&v6), "AAAA by name: {out:?}");
+    ok(&mut d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "six",
+        "busybox",
+        "ping",
+        "-6",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        &v6,
+    ]));
+    let out = output(&mut d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "six",
+        "busybox",
+        "nslookup",
+        "v6a",
+    ]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&v6),
+        "AAAA by name: {out:?}"
+    );
 }
