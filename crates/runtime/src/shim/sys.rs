@@ -137,18 +137,6 @@ pub(crate) fn oom_killed(cgroups_path: &str) -> bool {
     false
 }
 
-#[cfg(test)]
-mod tests {
-    use super::field;
-
-    #[test]
-    fn parses_counters() {
-        let t = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
-        assert_eq!(field(t, "oom_kill"), Some(2));
-        assert_eq!(field(t, "under_oom"), Some(0));
-        assert_eq!(field(t, "nope"), None);
-    }
-}
 
 /// SIG_DFL for every signal, through the raw syscall: glibc refuses to touch
 /// the two real-time signals it reserves (32, 33), which may arrive ignored.
@@ -191,5 +179,18 @@ pub(crate) fn reset_signal_dispositions() {
     for sig in 1..=64 {
         // SAFETY: SIG_DFL runs no handler code; reserved signals just fail.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field;
+
+    #[test]
+    fn parses_counters() {
+        let t = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
+        assert_eq!(field(t, "oom_kill"), Some(2));
+        assert_eq!(field(t, "under_oom"), Some(0));
+        assert_eq!(field(t, "nope"), None);
     }
 }
