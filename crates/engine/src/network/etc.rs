@@ -218,13 +218,7 @@ impl Engine {
                 extra: &extra,
             })
         };
-        let embedded_dns = rec.network.endpoints.values().any(|e| {
-            e.attached()
-                && self
-                    .networks
-                    .by_id(&e.network_id)
-                    .is_some_and(|n| n.is_bridge() && !n.predefined())
-        });
+        let embedded_dns = self.on_user_network(rec);
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv = resolv_conf(&ResolvInput {
             host: &host_resolv,

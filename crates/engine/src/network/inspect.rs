@@ -49,7 +49,7 @@ impl Engine {
                 let user_net = self
                     .networks
                     .by_id(&ep.network_id)
-                    .is_some_and(|n| n.is_bridge() && !n.predefined());
+                    .is_some_and(|n| n.user_defined_bridge());
                 let names = user_net.then(|| super::names::dns_names(rec, ep));
                 (name.clone(), settings(ep, names))
             })

@@ -152,6 +152,18 @@ fn bridge_spec(rec: &NetworkRecord) -> BridgeSpec {
 }
 
 impl Engine {
+    /// Whether the container has an interface on a user-defined bridge network: only those
+    /// get the embedded DNS server (dockerd's rule).
+    pub(crate) fn on_user_network(&self, rec: &crate::container::ContainerRecord) -> bool {
+        rec.network.endpoints.values().any(|e| {
+            e.attached()
+                && self
+                    .networks
+                    .by_id(&e.network_id)
+                    .is_some_and(|n| n.user_defined_bridge())
+        })
+    }
+
     /// At daemon start: loads the networks (creating the predefined ones on first start),
     /// makes sure their bridges exist, and gets the DNS service ready.
     pub(crate) async fn open_networks(self: &Arc<Self>) -> Result<()> {

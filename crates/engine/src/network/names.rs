@@ -47,7 +47,7 @@ fn user_networks(engine: &Engine, rec: &ContainerRecord) -> Vec<String> {
             engine
                 .networks
                 .by_id(&e.network_id)
-                .is_some_and(|n| !n.predefined())
+                .is_some_and(|n| n.user_defined_bridge())
         })
         .map(|e| e.network_id.clone())
         .collect()

@@ -71,6 +71,10 @@ impl NetworkRecord {
         matches!(self.name.as_str(), DEFAULT_BRIDGE | HOST | NONE)
     }
 
+    pub fn user_defined_bridge(&self) -> bool {
+        self.is_bridge() && !self.predefined()
+    }
+
     fn flag(&self, key: &str, default: bool) -> bool {
         self.options
             .get(key)

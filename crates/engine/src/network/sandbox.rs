@@ -295,14 +295,7 @@ impl Engine {
         rec: &ContainerRecord,
         pin: &Path,
     ) -> Result<Option<berth_network::dns::DnsListener>> {
-        let wants = rec.network.endpoints.values().any(|e| {
-            e.attached()
-                && self
-                    .networks
-                    .by_id(&e.network_id)
-                    .is_some_and(|n| n.is_bridge() && !n.predefined())
-        });
-        if !wants {
+        if !self.on_user_network(rec) {
             return Ok(None);
         }
         Ok(Some(self.networks.dns()?.serve_in(&rec.id, pin).await?))
@@ -479,13 +472,7 @@ impl Engine {
             r.network.endpoints.remove(&name);
             r.network.order.retain(|n| n != &name);
         });
-        let still_dns = h.snapshot().network.endpoints.values().any(|e| {
-            e.attached()
-                && self
-                    .networks
-                    .by_id(&e.network_id)
-                    .is_some_and(|n| !n.predefined() && n.is_bridge())
-        });
+        let still_dns = self.on_user_network(&h.snapshot());
         if !still_dns {
             let dns = self
                 .networks

@@ -137,7 +137,6 @@ pub(crate) fn oom_killed(cgroups_path: &str) -> bool {
     false
 }
 
-
 /// SIG_DFL for every signal, through the raw syscall: glibc refuses to touch
 /// the two real-time signals it reserves (32, 33), which may arrive ignored.
 #[cfg(target_arch = "x86_64")]
