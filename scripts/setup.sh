@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Berth needs to build, run and test on a fresh Debian machine (run as root):
 # libseccomp for the runtime, busybox-static for the test image, nftables/iproute2 for the
-# network driver, hyperfine for the benchmarks. Idempotent.
+# network driver (iptables only to test coexistence with dockerd's FORWARD DROP), hyperfine for the
+# benchmarks. Idempotent.
 set -euo pipefail
-pkgs=(libseccomp-dev pkg-config busybox-static nftables iproute2 zstd hyperfine curl ca-certificates)
+pkgs=(libseccomp-dev pkg-config busybox-static nftables iptables iproute2 zstd hyperfine curl ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
