@@ -65,24 +65,26 @@ bench_engine() { # name socket
     "$(mib_s "$c2c")" "$(mib_s "$out")" >> "$results"
 }
 
+# Without --fork, nsenter execs the daemon: $! is the daemon's own PID.
+stop_pid() { kill "$1" 2>/dev/null || true; for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; kill -9 "$1" 2>/dev/null || true; }
 mkdir -p "$BENCH_DIR/berth"
-inhost "$BERTH" daemon -H "unix://$BENCH_DIR/berth/berth.sock" --data-root "$BENCH_DIR/berth/data" \
+nsenter --net="$HOST_NS" -- "$BERTH" daemon -H "unix://$BENCH_DIR/berth/berth.sock" --data-root "$BENCH_DIR/berth/data" \
   --exec-root "$BENCH_DIR/berth/run" --log-level warn 2>"$BENCH_DIR/berth/daemon.log" &
 pids+=($!); berth_pid=$!
 wait_sock "$BENCH_DIR/berth/berth.sock"
 bench_engine berth "$BENCH_DIR/berth/berth.sock"
-kill "$berth_pid"; wait "$berth_pid" 2>/dev/null || true
+stop_pid "$berth_pid"
 
 if command -v dockerd >/dev/null; then
   mkdir -p "$BENCH_DIR/docker"
-  inhost dockerd -H "unix://$BENCH_DIR/docker/docker.sock" --data-root "$BENCH_DIR/docker/data" \
+  nsenter --net="$HOST_NS" -- dockerd -H "unix://$BENCH_DIR/docker/docker.sock" --data-root "$BENCH_DIR/docker/data" \
     --exec-root "$BENCH_DIR/docker/run" --pidfile "$BENCH_DIR/docker/docker.pid" \
     >"$BENCH_DIR/docker/daemon.log" 2>&1 &
   pids+=($!); docker_pid=$!
   if wait_sock "$BENCH_DIR/docker/docker.sock"; then
     bench_engine docker "$BENCH_DIR/docker/docker.sock"
   fi
-  kill "$docker_pid"; wait "$docker_pid" 2>/dev/null || true
+  stop_pid "$docker_pid"
 fi
 sleep 1; unpin
 

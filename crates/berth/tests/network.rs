@@ -66,6 +66,19 @@ fn links(d: &TestDaemon) -> String {
     names.join(",")
 }
 
+/// The daemon's links once they equal `want` (veths are deleted in the background, within
+/// a few tens of milliseconds), or as they are after 5 s.
+fn links_settle(d: &TestDaemon, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = links(d);
+        if now == want || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn ruleset(d: &TestDaemon) -> String {
     ok(&mut d.in_host_netns(&["nft", "list", "ruleset"]))
 }
@@ -211,7 +224,7 @@ fn published_ports_from_outside_localhost_and_hairpin() {
         String::from_utf8_lossy(&out.stderr).contains("port is already allocated"),
         "{out:?}"
     );
-    assert_eq!(links(&d), before, "nothing half-configured");
+    assert_eq!(links_settle(&d, &before), before, "nothing half-configured");
     // A port held by a host process is refused the same way.
     let _held =
         berth_harness::run_in_netns(&d.netns, || std::net::TcpListener::bind("0.0.0.0:8181"))
@@ -616,7 +629,7 @@ fn cleanup_and_restart_keep_the_host_clean() {
     ]));
     ok(&mut d.docker(&["rm", "-f", "tt"]));
     ok(&mut d.docker(&["network", "rm", "tmpnet"]));
-    assert_eq!(links(&d), links_before);
+    assert_eq!(links_settle(&d, &links_before), links_before);
     assert_eq!(ruleset(&d), rules_before);
 
     // A daemon crash and restart keeps running containers reachable, by port and by name.

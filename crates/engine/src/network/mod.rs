@@ -43,6 +43,10 @@ pub struct Networks {
     live: std::sync::Mutex<HashMap<String, Live>>,
     /// Serialises address allocation, port reservation and firewall updates.
     lock: tokio::sync::Mutex<()>,
+    /// Addresses of veths still being deleted, by network ID, with their container: not handed
+    /// to another container until the kernel has removed the old interface, which takes ~20 ms
+    /// we keep off `docker run --rm`.
+    releasing: Arc<std::sync::Mutex<HashMap<String, Vec<(String, std::net::IpAddr)>>>>,
 }
 
 impl Default for Networks {
@@ -54,6 +58,7 @@ impl Default for Networks {
             dns: OnceLock::new(),
             live: std::sync::Mutex::default(),
             lock: tokio::sync::Mutex::new(()),
+            releasing: Arc::default(),
         }
     }
 }

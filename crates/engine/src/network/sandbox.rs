@@ -39,6 +39,16 @@ impl Engine {
             .iter()
             .flat_map(|s| std::iter::once(s.gateway).chain(s.aux.values().copied()))
             .collect();
+        if let Some(held) = self
+            .networks
+            .releasing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&net.id)
+        {
+            // A container may take its own address again (a restart with a fixed `--ip`).
+            used.extend(held.iter().filter(|(c, _)| c != except).map(|(_, ip)| *ip));
+        }
         for h in self.containers.all() {
             let r = h.snapshot();
             if r.id == except {
@@ -309,17 +319,47 @@ impl Engine {
             // Its sockets hold the namespace: closed before the namespace goes.
             dns.close().await;
         }
-        if let Ok(nl) = self.networks.netlink().await {
-            for ep in rec.network.endpoints.values() {
-                if let Some(ifname) = &ep.host_ifname {
-                    if let Err(e) = nl.detach(ifname).await {
-                        tracing::warn!(container = %rec.id, "cannot remove {ifname}: {e}");
-                    }
-                    if let Some(net) = self.networks.by_id(&ep.network_id) {
-                        self.emit_network(&net, "disconnect", Some(&rec.id));
-                    }
+        let attached: Vec<&Endpoint> = rec
+            .network
+            .endpoints
+            .values()
+            .filter(|e| e.attached())
+            .collect();
+        for ep in &attached {
+            if let Some(net) = self.networks.by_id(&ep.network_id) {
+                self.emit_network(&net, "disconnect", Some(&rec.id));
+            }
+        }
+        if let (Ok(nl), false) = (self.networks.netlink().await, attached.is_empty()) {
+            // Deleting a veth waits for the kernel (~20 ms): done in the background, with the
+            // addresses held back from new endpoints until the interfaces are gone.
+            let gone: Vec<(String, String, Vec<IpAddr>)> = attached
+                .iter()
+                .filter_map(|e| {
+                    let ips = e.ip.iter().chain(e.ip6.iter()).map(|n| n.addr()).collect();
+                    Some((e.host_ifname.clone()?, e.network_id.clone(), ips))
+                })
+                .collect();
+            let releasing = self.networks.releasing.clone();
+            {
+                let mut r = releasing.lock().unwrap_or_else(|p| p.into_inner());
+                for (_, net, ips) in &gone {
+                    let held = ips.iter().map(|ip| (rec.id.clone(), *ip));
+                    r.entry(net.clone()).or_default().extend(held);
                 }
             }
+            let (nl, id) = (nl.clone(), rec.id.clone());
+            tokio::spawn(async move {
+                for (ifname, net, ips) in gone {
+                    if let Err(e) = nl.detach(&ifname).await {
+                        tracing::warn!(container = %id, "cannot remove {ifname}: {e}");
+                    }
+                    let mut r = releasing.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(held) = r.get_mut(&net) {
+                        held.retain(|(c, ip)| *c != id || !ips.contains(ip));
+                    }
+                }
+            });
         }
         if let Some(pin) = &rec.network.sandbox_key {
             let pin = PathBuf::from(pin);
