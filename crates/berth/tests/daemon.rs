@@ -78,9 +78,10 @@ fn sigterm_stops_cleanly_and_cli_autostarts() {
     assert!(!d.socket.exists(), "socket removed on shutdown");
 
     // With no daemon behind the default socket, the CLI starts one. Point it at a private
-    // default socket through its environment so the test leaves the host's alone.
+    // default socket through its environment, inside the test's network namespace, so the test
+    // leaves the host's socket and network alone.
     let out = output(
-        d.berth(&["version"])
+        d.in_host_netns(&[BIN, "version"])
             .env_remove("DOCKER_HOST")
             .env("BERTH_DEFAULT_HOST", d.host())
             .env(
