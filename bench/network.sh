@@ -3,16 +3,18 @@
 # daemon inside a private network namespace (a "host") joined by a veth to a second one (an
 # "outside" machine), so the real host's links and rules are never touched:
 #   1. `docker run --rm busybox true` on the default bridge vs `--network none`, median of N
-#   2. TCP throughput container -> container on one user-defined network (HTTP GET of a file)
-#   3. TCP throughput outside machine -> published port (same file)
-# Usage: bench/network.sh [--runs N] [--mib N]
+#   2. TCP throughput container -> container on one user-defined network (HTTP GET of a file),
+#      median of --transfers
+#   3. TCP throughput outside machine -> published port (same file), median of --transfers
+# Usage: bench/network.sh [--runs N] [--mib N] [--transfers N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=30 MIB=1024
+RUNS=30 MIB=1024 TRANSFERS=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2;;
     --mib) MIB=$2; shift 2;;
+    --transfers) TRANSFERS=$2; shift 2;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
@@ -37,6 +39,7 @@ printf 'engine\trun_bridge_ms\trun_none_ms\tbridge_cost_ms\tc2c_MiB_s\toutside_M
 
 # Seconds (float) a command takes.
 elapsed() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N); awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}'; }
+median_of() { local n=$1; shift; for _ in $(seq "$n"); do "$@"; echo; done | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
 mib_s() { awk -v m="$MIB" -v s="$1" 'BEGIN{printf "%.0f", m/s}'; }
 
 bench_engine() { # name socket
@@ -58,8 +61,8 @@ bench_engine() { # name socket
   local get="printf 'GET /big HTTP/1.0\\r\\n\\r\\n' | nc $ip 80 >/dev/null"
   $d exec cli sh -c "$get"   # warm the page cache
   local c2c out
-  c2c=$(elapsed $d exec cli sh -c "$get")
-  out=$(elapsed inout curl -s -o /dev/null "http://10.250.0.1:8080/big")
+  c2c=$(median_of "$TRANSFERS" elapsed $d exec cli sh -c "$get")
+  out=$(median_of "$TRANSFERS" elapsed inout curl -s -o /dev/null "http://10.250.0.1:8080/big")
   $d rm -f srv cli >/dev/null; $d network rm benchnet >/dev/null
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$bridge" "$none" "$(awk -v a="$bridge" -v b="$none" 'BEGIN{printf "%.1f", a-b}')" \
     "$(mib_s "$c2c")" "$(mib_s "$out")" >> "$results"
