@@ -267,7 +267,7 @@ impl Engine {
         let mut cfg = to_container_config(&body);
         super::health::validate(cfg.healthcheck.as_ref())?;
         merge_image_config(&mut cfg, &image_cfg);
-        let network = self.plan_networks(&name, &mut hc, &cfg, body.networking_config.as_ref())?;
+        let network = self.plan_networks(&mut hc, &cfg, body.networking_config.as_ref())?;
         let mut argv: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
         argv.extend(cfg.cmd.clone().unwrap_or_default());
         if argv.is_empty() {

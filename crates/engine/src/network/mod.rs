@@ -35,6 +35,9 @@ struct Live {
     dns: Option<DnsListener>,
 }
 
+/// Network ID → (container ID, address) of veths being deleted.
+type Releasing = HashMap<String, Vec<(String, std::net::IpAddr)>>;
+
 pub struct Networks {
     records: RwLock<BTreeMap<String, NetworkRecord>>,
     netlink: tokio::sync::OnceCell<Netlink>,
@@ -46,7 +49,7 @@ pub struct Networks {
     /// Addresses of veths still being deleted, by network ID, with their container: not handed
     /// to another container until the kernel has removed the old interface, which takes ~20 ms
     /// we keep off `docker run --rm`.
-    releasing: Arc<std::sync::Mutex<HashMap<String, Vec<(String, std::net::IpAddr)>>>>,
+    releasing: Arc<std::sync::Mutex<Releasing>>,
 }
 
 impl Default for Networks {

@@ -11,11 +11,7 @@ use crate::error::{EngineError, Result};
 use crate::Engine;
 
 /// What the user asked of one endpoint, checked against the network.
-pub(crate) fn plan_endpoint(
-    net: &NetworkRecord,
-    cname: &str,
-    s: Option<&EndpointSettings>,
-) -> Result<Endpoint> {
+pub(crate) fn plan_endpoint(net: &NetworkRecord, s: Option<&EndpointSettings>) -> Result<Endpoint> {
     let invalid = |m: String| EngineError::InvalidArgument(m);
     let s = s.cloned().unwrap_or_default();
     let aliases: Vec<String> = s
@@ -90,7 +86,6 @@ pub(crate) fn plan_endpoint(
         ipam::parse_mac(&m).map_err(|e| invalid(e.to_string()))?;
         ep.mac_static = Some(m.to_lowercase());
     }
-    let _ = cname;
     Ok(ep)
 }
 
@@ -99,7 +94,6 @@ impl Engine {
     /// checked (networks exist, fixed addresses fit, ports parse, links name containers).
     pub(crate) fn plan_networks(
         &self,
-        name: &str,
         hc: &mut HostConfig,
         cfg: &ContainerConfig,
         nc: Option<&NetworkingConfig>,
@@ -150,10 +144,8 @@ impl Engine {
         }
         let mut out = ContainerNetwork::default();
         let primary_cfg = configs.get(&mode).or_else(|| configs.get(&primary.name));
-        out.endpoints.insert(
-            primary.name.clone(),
-            plan_endpoint(&primary, name, primary_cfg)?,
-        );
+        out.endpoints
+            .insert(primary.name.clone(), plan_endpoint(&primary, primary_cfg)?);
         out.order.push(primary.name.clone());
         let mut rest: Vec<(&String, &EndpointSettings)> = configs
             .iter()
@@ -172,7 +164,7 @@ impl Engine {
                 continue;
             }
             out.endpoints
-                .insert(net.name.clone(), plan_endpoint(&net, name, Some(settings))?);
+                .insert(net.name.clone(), plan_endpoint(&net, Some(settings))?);
             out.order.push(net.name.clone());
         }
         Ok(out)

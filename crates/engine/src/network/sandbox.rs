@@ -433,7 +433,7 @@ impl Engine {
                 rec.name, net.name
             )));
         }
-        let ep = plan_endpoint(&net, &rec.name, settings.as_ref())?;
+        let ep = plan_endpoint(&net, settings.as_ref())?;
         let pin = rec
             .network
             .sandbox_key
