@@ -361,9 +361,30 @@ mod tests {
 
     /// Status changes the shim pushes become `health_status: …` events and persisted state;
     /// pushes that change nothing are neither.
-    #[tokio::test]
-    async fn pushed_changes_emit_events_and_persist() {
+    #[test]
+    fn pushed_changes_emit_events_and_persist() {
+        // The engine sets up its default bridge: in a namespace of its own, never the host's.
         let dir = std::env::temp_dir().join(format!("berth-health-{}", std::process::id()));
+        let pin = dir.join("netns");
+        berth_network::netns::create(&pin).unwrap();
+        let d = dir.clone();
+        let outcome = berth_network::netns::run_in(&pin, move || {
+            std::panic::catch_unwind(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(pushed_changes_body(d))
+            })
+        });
+        let _ = berth_network::netns::remove(&pin);
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(p) = outcome.unwrap() {
+            std::panic::resume_unwind(p);
+        }
+    }
+
+    async fn pushed_changes_body(dir: std::path::PathBuf) {
         let engine = Engine::open(crate::EngineConfig {
             data_root: dir.join("data"),
             exec_root: dir.join("run"),
