@@ -98,13 +98,7 @@ impl Engine {
             };
             if driver == "bridge" {
                 let subnet = IpNet::V4(ipam::pick_subnet(&self.taken_prefixes(true).await)?);
-                rec.subnets.push(SubnetRecord {
-                    subnet,
-                    gateway: ipam::first_host(&subnet)?,
-                    ip_range: None,
-                    aux: BTreeMap::new(),
-                    configured: false,
-                });
+                rec.subnets.push(SubnetRecord::automatic(subnet)?);
                 rec.bridge = DEFAULT_BRIDGE_IFNAME.into();
                 for (k, v) in [
                     (OPT_BRIDGE_NAME, DEFAULT_BRIDGE_IFNAME),
@@ -321,26 +315,11 @@ impl Engine {
         }
         if !out.iter().any(|s| s.subnet.addr().is_ipv4()) {
             let subnet = IpNet::V4(ipam::pick_subnet(&self.taken_prefixes(true).await)?);
-            out.insert(
-                0,
-                SubnetRecord {
-                    subnet,
-                    gateway: ipam::first_host(&subnet)?,
-                    ip_range: None,
-                    aux: BTreeMap::new(),
-                    configured: false,
-                },
-            );
+            out.insert(0, SubnetRecord::automatic(subnet)?);
         }
         if v6 && !out.iter().any(|s| s.subnet.addr().is_ipv6()) {
             let subnet = IpNet::V6(ipam::pick_subnet_v6(&self.taken_prefixes(true).await)?);
-            out.push(SubnetRecord {
-                subnet,
-                gateway: ipam::first_host(&subnet)?,
-                ip_range: None,
-                aux: BTreeMap::new(),
-                configured: false,
-            });
+            out.push(SubnetRecord::automatic(subnet)?);
         }
         Ok(out)
     }

@@ -234,11 +234,7 @@ impl Engine {
             for p in &rec.network.ports {
                 ports.push(PortForward {
                     protocol: ports::protocol(&p.protocol),
-                    host_ip: p
-                        .host_ip
-                        .parse()
-                        .ok()
-                        .filter(|ip: &std::net::IpAddr| !ip.is_unspecified()),
+                    host_ip: p.host_addr(),
                     host_port: p.host_port,
                     container_ip: ip.addr(),
                     container_port: p.container_port,

@@ -35,6 +35,19 @@ pub struct SubnetRecord {
     pub configured: bool,
 }
 
+impl SubnetRecord {
+    /// A subnet IPAM chose, with dockerd's default gateway (its first address).
+    pub fn automatic(subnet: IpNet) -> Result<Self, berth_network::NetworkError> {
+        Ok(SubnetRecord {
+            subnet,
+            gateway: berth_network::ipam::first_host(&subnet)?,
+            ip_range: None,
+            aux: BTreeMap::new(),
+            configured: false,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetworkRecord {
     pub id: String,
@@ -173,6 +186,16 @@ pub struct PublishedPort {
     pub host_ip: String,
     pub host_port: u16,
     pub container_port: u16,
+}
+
+impl PublishedPort {
+    /// The address bound on the host; None for every address (`0.0.0.0`).
+    pub fn host_addr(&self) -> Option<IpAddr> {
+        self.host_ip
+            .parse()
+            .ok()
+            .filter(|ip: &IpAddr| !ip.is_unspecified())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -387,12 +387,11 @@ impl Engine {
     pub(crate) async fn revive_sandbox(&self, rec: &ContainerRecord) -> Result<()> {
         let mut live = Live::default();
         for p in &rec.network.ports {
-            let host_ip = p
-                .host_ip
-                .parse::<IpAddr>()
-                .ok()
-                .filter(|i| !i.is_unspecified());
-            match reserve(super::ports::protocol(&p.protocol), host_ip, p.host_port) {
+            match reserve(
+                super::ports::protocol(&p.protocol),
+                p.host_addr(),
+                p.host_port,
+            ) {
                 Ok(r) => live.reservations.push(r),
                 Err(e) => tracing::warn!(container = %rec.id, "port {} is taken: {e}", p.host_port),
             }
