@@ -17,6 +17,7 @@ pub mod resources;
 pub mod shim;
 pub mod signals;
 pub mod system;
+pub mod volume;
 
 pub use container::lifecycle::{AttachTarget, WaitCondition};
 pub use error::{EngineError, Result};
@@ -46,6 +47,7 @@ pub struct Engine {
     pub events: events::EventBus,
     pub execs: exec::ExecRegistry,
     pub networks: network::Networks,
+    pub volumes: volume::Volumes,
     shutting_down: AtomicBool,
 }
 
@@ -80,6 +82,7 @@ impl Engine {
             events: events::EventBus::default(),
             execs: exec::ExecRegistry::default(),
             networks: network::Networks::default(),
+            volumes: volume::Volumes::default(),
             shutting_down: AtomicBool::new(false),
         });
         engine.open_networks().await?;

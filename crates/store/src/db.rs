@@ -1,4 +1,5 @@
-//! The metadata database (`<root>/berth.db`): images, layers, tags, containers.
+//! The metadata database (`<root>/berth.db`): images, layers, tags, containers, networks,
+//! volumes.
 //!
 //! One connection behind a mutex: SQLite serialises writers anyway, and the
 //! engine calls us from blocking threads.
@@ -51,6 +52,12 @@ CREATE TABLE containers (
 CREATE TABLE networks (
     id     TEXT PRIMARY KEY,
     name   TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE volumes (
+    name   TEXT PRIMARY KEY,
     record TEXT NOT NULL
 );
 "#,
@@ -308,6 +315,31 @@ impl MetadataDb {
     }
 }
 
+impl MetadataDb {
+    pub fn put_volume(&self, name: &str, record_json: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO volumes (name, record) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET record = excluded.record",
+            params![name, record_json],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_volume(&self, name: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM volumes WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
+    /// (name, json) of every volume.
+    pub fn list_volumes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT name, record FROM volumes ORDER BY name")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
 /// Operations inside one [`MetadataDb::transaction`].
 pub struct DbTx<'a> {
     tx: Transaction<'a>,
@@ -551,6 +583,20 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(db.get_layer(&d("l1")).unwrap(), None);
+    }
+
+    #[test]
+    fn volumes_upsert_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = MetadataDb::open(&dir.path().join("berth.db")).unwrap();
+        db.put_volume("data", "{}").unwrap();
+        db.put_volume("data", "{\"a\":1}").unwrap();
+        assert_eq!(
+            db.list_volumes().unwrap(),
+            vec![("data".to_string(), "{\"a\":1}".to_string())]
+        );
+        db.delete_volume("data").unwrap();
+        assert!(db.list_volumes().unwrap().is_empty());
     }
 
     #[test]

@@ -310,6 +310,7 @@ impl Engine {
             log_max_size,
             log_max_files,
             network,
+            mounts: Vec::new(),
         };
         let handle = Handle::new(rec);
         self.containers.insert(handle.clone())?;

@@ -103,6 +103,9 @@ pub struct ContainerRecord {
     /// Endpoints, published ports and the namespace (see `crate::network`).
     #[serde(default)]
     pub network: crate::network::ContainerNetwork,
+    /// Volumes, binds and tmpfs mounts, in the order they are mounted (see `crate::volume`).
+    #[serde(default)]
+    pub mounts: Vec<crate::volume::MountPoint>,
 }
 
 fn ago(d: chrono::Duration) -> String {
@@ -192,6 +195,7 @@ mod tests {
             log_max_size: 0,
             log_max_files: 1,
             network: Default::default(),
+            mounts: Vec::new(),
         };
         assert_eq!(r.status_text(now), "Created");
         r.state.status = Status::Running;
