@@ -188,7 +188,23 @@ impl Engine {
             );
         }
         if types.volumes {
-            out.insert("Volumes".into(), serde_json::json!([]));
+            let mut list = Vec::new();
+            for rec in self.volumes.all() {
+                let mut v = self.volume_api(&rec);
+                let data = self.volume_data(&rec.name);
+                let size = tokio::task::spawn_blocking(move || dir_size(&data))
+                    .await
+                    .unwrap_or(0);
+                v.usage_data = Some(bollard_stubs::models::VolumeUsageData {
+                    size: size as i64,
+                    ref_count: self.volume_users(&rec.name).len() as i64,
+                });
+                list.push(v);
+            }
+            out.insert(
+                "Volumes".into(),
+                serde_json::to_value(&list).map_err(EngineError::internal)?,
+            );
         }
         if types.build_cache {
             out.insert("BuildCache".into(), serde_json::json!([]));

@@ -86,6 +86,7 @@ impl Engine {
             shutting_down: AtomicBool::new(false),
         });
         engine.open_networks().await?;
+        engine.open_volumes().await?;
         engine.recover().await?;
         engine.recover_networks().await;
         Ok(engine)
@@ -107,6 +108,7 @@ impl Engine {
                 tracing::error!(container = %id, "cannot restore: {e}");
             }
         }
+        self.recount_volume_devices();
         for h in self.containers.all() {
             let rec = h.snapshot();
             let shim = shim::ShimClient::new(self.shim_dir(&h.id));

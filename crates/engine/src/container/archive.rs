@@ -5,6 +5,7 @@
 //! `RESOLVE_IN_ROOT` (see `berth_store::inroot`): `..` and symlinks, absolute or relative,
 //! stay in the container whatever it has planted.
 
+use super::mount_view::{self, ViewMount};
 use super::{ContainerRecord, Handle};
 use crate::error::{EngineError, Result};
 use crate::Engine;
@@ -44,21 +45,16 @@ pub struct ExtractRequest {
 /// A tar stream being produced by a blocking thread; errors end it early.
 pub type TarStream = mpsc::Receiver<std::io::Result<Bytes>>;
 
-/// A container's root filesystem made reachable for one operation. For a stopped container
-/// the overlay is mounted here and detached on drop; the caller holds the container's
-/// lifecycle lock meanwhile, so a `start` cannot remount it underneath.
+/// A stopped container's overlay, mounted for one operation and detached on drop; the caller
+/// holds the container's lifecycle lock meanwhile, so a `start` cannot remount it underneath.
 struct RootfsGuard {
-    root: OwnedFd,
     path: PathBuf,
-    mounted_here: bool,
 }
 
 impl Drop for RootfsGuard {
     fn drop(&mut self) {
-        if self.mounted_here {
-            if let Err(e) = berth_store::overlay::unmount(&self.path) {
-                tracing::warn!(path = %self.path.display(), error = %e, "could not release rootfs");
-            }
+        if let Err(e) = berth_store::overlay::unmount(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not release rootfs");
         }
     }
 }
@@ -224,8 +220,15 @@ impl Write for ChannelWriter {
 
 impl Engine {
     /// Runs `f` on a blocking thread with the container's root open. A stopped container's
-    /// overlay is mounted for the call and released after it.
-    pub(crate) async fn with_rootfs<T, F>(&self, h: &Arc<Handle>, f: F) -> Result<T>
+    /// overlay is mounted for the call and released after it. `with_mounts` (cp) shows the
+    /// container's volumes and binds at their destinations, as dockerd's cp does; export and
+    /// commit see the root filesystem alone.
+    pub(crate) async fn with_rootfs<T, F>(
+        &self,
+        h: &Arc<Handle>,
+        with_mounts: bool,
+        f: F,
+    ) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&OwnedFd, &Path, &ContainerRecord) -> Result<T> + Send + 'static,
@@ -233,13 +236,37 @@ impl Engine {
         let lock = h.lifecycle.lock().await;
         let rec = h.snapshot();
         let path = self.container_dir(&rec.id).join("rootfs");
+        let mounts: Vec<ViewMount> = if with_mounts {
+            rec.mounts
+                .iter()
+                .filter_map(|m| {
+                    Some(ViewMount {
+                        source: self.mount_source(m)?,
+                        destination: m.spec.destination.clone(),
+                        read_only: m.spec.read_only,
+                    })
+                })
+                .filter(|m| m.source.exists())
+                .collect()
+        } else {
+            Vec::new()
+        };
         if rec.state.is_running() {
-            // The fd keeps the mount reachable even if the container exits meanwhile.
-            let root = open_root(&path)?;
+            if mounts.is_empty() {
+                // The fd keeps the mount reachable even if the container exits meanwhile.
+                let root = open_root(&path)?;
+                drop(lock);
+                return tokio::task::spawn_blocking(move || f(&root, &path, &rec))
+                    .await
+                    .map_err(EngineError::internal)?;
+            }
+            let res = tokio::task::spawn_blocking(move || {
+                mount_view::with_view(&path, &mounts, |root| f(root, &path, &rec))
+            })
+            .await
+            .map_err(EngineError::internal)?;
             drop(lock);
-            return tokio::task::spawn_blocking(move || f(&root, &path, &rec))
-                .await
-                .map_err(EngineError::internal)?;
+            return res;
         }
         let image = self.image_by_name(&rec.image_id).await?;
         let images = self.images.clone();
@@ -254,12 +281,8 @@ impl Engine {
                 &dir.join("work"),
                 &path,
             )?;
-            let guard = RootfsGuard {
-                root: open_root(&path)?,
-                path: path.clone(),
-                mounted_here: true,
-            };
-            let r = f(&guard.root, &guard.path, &rec);
+            let guard = RootfsGuard { path: path.clone() };
+            let r = mount_view::with_view(&guard.path, &mounts, |root| f(root, &guard.path, &rec));
             drop(guard);
             r
         })
@@ -274,7 +297,7 @@ impl Engine {
         let h = self.find_container(key)?;
         let p = path.to_string();
         let stat = self
-            .with_rootfs(&h, move |root, root_path, rec| {
+            .with_rootfs(&h, true, move |root, root_path, rec| {
                 Ok(resolve_source(root, root_path, &p, rec)?.stat)
             })
             .await?;
@@ -297,7 +320,7 @@ impl Engine {
         tokio::spawn(async move {
             let body_tx = tx.clone();
             let r = engine
-                .with_rootfs(&h2, move |root, root_path, rec| {
+                .with_rootfs(&h2, true, move |root, root_path, rec| {
                     let src = match resolve_source(root, root_path, &p, rec) {
                         Ok(s) => s,
                         Err(e) => {
@@ -347,7 +370,7 @@ impl Engine {
         tokio::spawn(async move {
             let body_tx = tx.clone();
             let r = engine
-                .with_rootfs(&h2, move |root, _, _| {
+                .with_rootfs(&h2, false, move |root, _, _| {
                     let mut packer = Packer::new(ChannelWriter {
                         tx,
                         buf: Vec::new(),
@@ -381,7 +404,7 @@ impl Engine {
         if req.path.is_empty() {
             return Err(EngineError::InvalidArgument("path is required".into()));
         }
-        if rec.host_config.readonly_rootfs.unwrap_or(false) {
+        if rec.host_config.readonly_rootfs.unwrap_or(false) && !in_writable_mount(&rec, &req.path) {
             return Err(EngineError::Forbidden(
                 "container rootfs is marked read-only".into(),
             ));
@@ -398,7 +421,7 @@ impl Engine {
         }
         tokio::io::AsyncWriteExt::flush(&mut spool).await?;
         let mut file = spool.into_std().await;
-        self.with_rootfs(&h, move |root, root_path, rec| {
+        self.with_rootfs(&h, true, move |root, root_path, rec| {
             let dir =
                 open_in_root(root, &req.path, OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| {
                     match e {
@@ -428,6 +451,11 @@ impl Engine {
             };
             berth_store::unpack_into(&mut tar::Archive::new(stream), dir, &opts).map_err(
                 |e| match e {
+                    berth_store::StoreError::Io(e)
+                        if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+                    {
+                        EngineError::Forbidden("mounted volume is marked read-only".into())
+                    }
                     berth_store::StoreError::Io(e) => EngineError::Internal(e.to_string()),
                     e => bad(e),
                 },
@@ -437,6 +465,16 @@ impl Engine {
         self.emit_container(&h.snapshot(), "extract-to-dir", &[]);
         Ok(())
     }
+}
+
+/// Whether `path` is inside one of the container's writable volumes or binds (which a
+/// read-only root filesystem does not make read-only).
+fn in_writable_mount(rec: &ContainerRecord, path: &str) -> bool {
+    let path = clean_abs(path);
+    rec.mounts.iter().any(|m| {
+        let d = &m.spec.destination;
+        !m.spec.read_only && (path == *d || path.starts_with(&format!("{d}/")))
+    })
 }
 
 /// The owner `copyUIDGID` gives uploaded files: the container's configured user, as dockerd.

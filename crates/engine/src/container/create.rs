@@ -293,6 +293,10 @@ impl Engine {
             });
         }
         cfg.image = Some(image_ref.clone());
+        // Held until the container is registered, so no volume it names can be removed
+        // before it counts as a user.
+        let volumes_lock = self.volumes.lock.lock().await;
+        let (mounts, new_volumes) = self.plan_mounts(&hc, &cfg).await?;
         let dir = self.container_dir(&id);
         let rec = ContainerRecord {
             id: id.clone(),
@@ -310,10 +314,14 @@ impl Engine {
             log_max_size,
             log_max_files,
             network,
-            mounts: Vec::new(),
+            mounts,
         };
         let handle = Handle::new(rec);
-        self.containers.insert(handle.clone())?;
+        if let Err(e) = self.containers.insert(handle.clone()) {
+            self.forget_new_volumes(&new_volumes).await;
+            return Err(e);
+        }
+        drop(volumes_lock);
         let made = async {
             for sub in ["upper", "work", "rootfs"] {
                 tokio::fs::create_dir_all(dir.join(sub)).await?;
@@ -324,6 +332,8 @@ impl Engine {
         if let Err(e) = made {
             self.containers.remove(&id);
             let _ = tokio::fs::remove_dir_all(&dir).await;
+            let _g = self.volumes.lock.lock().await;
+            self.forget_new_volumes(&new_volumes).await;
             return Err(e);
         }
         self.emit_container(&handle.snapshot(), "create", &[]);

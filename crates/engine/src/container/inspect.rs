@@ -146,7 +146,7 @@ impl Engine {
                 name: "overlayfs".into(),
                 data: graph,
             }),
-            mounts: Some(Vec::new()),
+            mounts: Some(self.mounts_api(&rec)),
             config: Some(rec.config.clone()),
             network_settings: Some(self.network_settings(&rec)),
             ..Default::default()
@@ -263,6 +263,7 @@ impl Engine {
                     })
                 })
             })
+            .filter(|r| any("volume", &|s| crate::volume::uses_volume(r, s)))
             .filter(|r| {
                 any("publish", &|s| {
                     r.network.ports.iter().any(|p| {
@@ -308,7 +309,7 @@ impl Engine {
                 network_settings: Some(ContainerSummaryNetworkSettings {
                     networks: Some(self.endpoint_settings(&r)),
                 }),
-                mounts: Some(Vec::new()),
+                mounts: Some(self.mounts_api(&r)),
                 ..Default::default()
             })
             .collect();

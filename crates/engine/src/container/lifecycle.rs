@@ -85,6 +85,7 @@ impl Engine {
         let Err(StartFailure { error, exit_code }) = self.launch(h).await else {
             return Ok(());
         };
+        self.mounts_down(&rec).await;
         self.release_rootfs(&h.id).await;
         self.network_down(h).await;
         let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
@@ -107,7 +108,7 @@ impl Engine {
             // --rm` waits for that removal before it exits.
             let (engine, id) = (self.clone(), h.id.clone());
             tokio::spawn(async move {
-                if let Err(e) = engine.remove_container(&id, true, false).await {
+                if let Err(e) = engine.remove_container(&id, true, true).await {
                     tracing::warn!(container = %id, "auto-remove after failed start: {e}");
                 }
             });
@@ -120,7 +121,7 @@ impl Engine {
         let network = self.network_up(h).await?;
         let t_network = t0.elapsed();
         let rec = &h.snapshot();
-        let (bundle, opts) = self.prepare_bundle(rec, network).await?;
+        let (bundle, opts) = self.prepare_bundle(h, network).await?;
         let t_bundle = t0.elapsed();
         let cwd = opts.cwd.clone();
         let path_env = opts
@@ -233,6 +234,7 @@ impl Engine {
     pub(crate) async fn record_exit(self: &Arc<Self>, h: &Arc<Handle>, info: ExitInfo) {
         self.execs.forget_container(&h.id);
         self.release_rootfs(&h.id).await;
+        self.mounts_down(&h.snapshot()).await;
         self.network_down(h).await;
         let _ = tokio::fs::remove_dir_all(self.shim_dir(&h.id)).await;
         let shutting_down = self.shutting_down();
@@ -289,7 +291,7 @@ impl Engine {
         } else if rec.host_config.auto_remove.unwrap_or(false) {
             let (engine, h) = (self.clone(), h.clone());
             tokio::spawn(async move {
-                if let Err(e) = engine.remove_container(&h.id, true, false).await {
+                if let Err(e) = engine.remove_container(&h.id, true, true).await {
                     tracing::warn!(container = %h.id, "auto-remove failed: {e}");
                 }
             });
@@ -461,7 +463,9 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn remove_container(&self, key: &str, force: bool, _volumes: bool) -> Result<()> {
+    /// DELETE /containers/{id}; `volumes` (`rm -v`) also removes its anonymous volumes that no
+    /// other container uses.
+    pub async fn remove_container(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let h = self.containers.find(key)?;
         let _g = h.lifecycle.lock().await;
         if *h.removed.borrow() {
@@ -499,6 +503,10 @@ impl Engine {
         self.execs.forget_container(&h.id);
         h.removed.send_replace(true);
         tracing::info!(container = %h.id, "removed");
+        if volumes {
+            let names: Vec<String> = rec.mounts.iter().filter_map(|m| m.volume.clone()).collect();
+            self.remove_anonymous_volumes(&names).await;
+        }
         Ok(())
     }
 

@@ -9,6 +9,7 @@ pub mod create;
 pub mod health;
 pub mod inspect;
 pub mod lifecycle;
+mod mount_view;
 pub mod record;
 pub mod rootfs;
 

@@ -1,13 +1,14 @@
 //! Everything a container needs on disk before its shim starts: the overlay rootfs, the
 //! generated /etc files, and the OCI bundle (config.json).
 
-use super::ContainerRecord;
+use super::Handle;
 use crate::error::{EngineError, Result};
 use crate::Engine;
 use berth_runtime::spec::{NetworkMode, Resources, SpecOptions};
 use oci_spec::runtime::{Mount, MountBuilder};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -37,9 +38,10 @@ impl Engine {
     /// Mounts the rootfs and writes the bundle. Idempotent: a leftover mount is replaced.
     pub(crate) async fn prepare_bundle(
         &self,
-        rec: &ContainerRecord,
+        h: &Arc<Handle>,
         network: NetworkMode,
     ) -> Result<(Bundle, SpecOptions)> {
+        let rec = &h.snapshot();
         let dir = self.container_dir(&rec.id);
         let rootfs = dir.join("rootfs");
         let image = self.image_by_name(&rec.image_id).await?;
@@ -57,6 +59,7 @@ impl Engine {
 
         let hc = &rec.host_config;
         let hostname = rec.config.hostname.clone().unwrap_or_default();
+        let user_mounts = self.mounts_up(h, &rootfs).await?;
         let mut mounts = Vec::new();
         let shared = hc
             .network_mode
@@ -73,7 +76,14 @@ impl Engine {
             }
         };
         for name in ["hosts", "hostname", "resolv.conf"] {
-            mounts.push(bind(&format!("/etc/{name}"), &etc_dir.join(name), false)?);
+            let dest = format!("/etc/{name}");
+            // A user's own file there wins, as with dockerd.
+            if !user_mounts
+                .iter()
+                .any(|m| m.destination() == Path::new(&dest))
+            {
+                mounts.push(bind(&dest, &etc_dir.join(name), false)?);
+            }
         }
 
         let init = hc.init.unwrap_or(false);
@@ -81,6 +91,9 @@ impl Engine {
             // Docker's --init: our own binary acts as tini (see `berth init`), read-only.
             mounts.push(bind(INIT_PATH, &self.cfg.self_exe, true)?);
         }
+        mounts.extend(user_mounts);
+        // Parents before what is mounted inside them.
+        mounts.sort_by_key(|m| m.destination().components().count());
 
         let mut env = rec.config.env.clone().unwrap_or_default();
         if !env.iter().any(|e| e.starts_with("PATH=")) {

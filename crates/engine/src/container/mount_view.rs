@@ -1,0 +1,137 @@
+//! A container's root as `docker cp` sees it: the rootfs with the container's volumes and
+//! binds mounted where the container has them (dockerd mounts them for the copy too), built
+//! in a throwaway mount namespace owned by one thread, so nothing of it is ever visible on
+//! the host and nothing is left behind if the daemon dies mid-copy.
+
+use crate::error::{EngineError, Result};
+use berth_store::inroot::{open_in_root, open_root};
+use rustix::fs::{Mode, OFlags, CWD};
+use rustix::io::Errno;
+use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// One mount to make in the view, parents first.
+#[derive(Debug, Clone)]
+pub struct ViewMount {
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!("{what}: {e}"))
+}
+
+/// Opens `dest` inside `root`, creating what is missing as the runtime would (directories,
+/// and an empty file for a file source).
+fn mount_target(root: &OwnedFd, dest: &str, file: bool) -> Result<OwnedFd> {
+    let mut path = String::new();
+    let parts: Vec<&str> = dest.split('/').filter(|c| !c.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let parent = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path.clone()
+        };
+        path.push('/');
+        path.push_str(part);
+        if open_in_root(root, &path, OFlags::PATH).is_ok() {
+            continue;
+        }
+        let dir = open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY)
+            .map_err(|e| internal(&parent, e))?;
+        let last = i + 1 == parts.len();
+        let made = if last && file {
+            rustix::fs::openat(
+                &dir,
+                *part,
+                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )
+            .map(drop)
+        } else {
+            rustix::fs::mkdirat(&dir, *part, Mode::from_raw_mode(0o755))
+        };
+        match made {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(internal(&path, e)),
+        }
+    }
+    open_in_root(root, dest, OFlags::PATH).map_err(|e| internal(dest, e))
+}
+
+fn mount_one(root: &OwnedFd, m: &ViewMount) -> Result<()> {
+    let file = !m.source.is_dir();
+    let target = mount_target(root, &m.destination, file)?;
+    let tree = rustix::mount::open_tree(
+        CWD,
+        &m.source,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(|e| internal(&m.source.to_string_lossy(), e))?;
+    rustix::mount::move_mount(
+        tree.as_fd(),
+        "",
+        target.as_fd(),
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| internal(&m.destination, e))?;
+    if m.read_only {
+        // Re-opened so the fd names the new mount, not the directory under it.
+        let top = open_in_root(root, &m.destination, OFlags::PATH)
+            .map_err(|e| internal(&m.destination, e))?;
+        let proc_path = format!("/proc/self/fd/{}", top.as_raw_fd());
+        nix::mount::mount(
+            None::<&str>,
+            proc_path.as_str(),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND
+                | nix::mount::MsFlags::MS_REMOUNT
+                | nix::mount::MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| internal(&m.destination, e))?;
+    }
+    Ok(())
+}
+
+/// Runs `f` with the root at `rootfs` (already mounted) opened in a private mount namespace
+/// where `mounts` are in place. With no mounts it runs on the calling thread.
+pub fn with_view<T, F>(rootfs: &Path, mounts: &[ViewMount], f: F) -> Result<T>
+where
+    T: Send,
+    F: FnOnce(&OwnedFd) -> Result<T> + Send,
+{
+    if mounts.is_empty() {
+        let root = open_root(rootfs)?;
+        return f(&root);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<T> {
+            // Only this thread's namespace changes; it ends with the thread.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(|e| internal("unshare", e))?;
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(|e| internal("private /", e))?;
+            let root = open_root(rootfs)?;
+            for m in mounts {
+                mount_one(&root, m)?;
+            }
+            // Lookups from a root opened before the mounts would not see them.
+            let root = open_root(rootfs)?;
+            f(&root)
+        })
+        .join()
+        .map_err(|_| EngineError::Internal("copy thread panicked".into()))?
+    })
+}

@@ -1,0 +1,156 @@
+//! Container creation's half of volumes: the request's `-v`, `--mount`, `--tmpfs`,
+//! `--volumes-from` and the image's `VOLUME`s become the container's mount points, in
+//! dockerd's order of precedence (`registerMountPoints`), and the volumes they name are
+//! created.
+
+use super::manage::NewVolume;
+use super::MountPoint;
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use berth_volume::spec::{self, MountKind, MountSpec};
+use bollard_stubs::models::{ContainerConfig, HostConfig};
+
+fn duplicate(dest: &str) -> EngineError {
+    EngineError::InvalidArgument(format!("Duplicate mount point: {dest}"))
+}
+
+/// The mount points being planned: those inherited through `--volumes-from` (which the
+/// container's own may replace) and the container's own (which may not repeat a destination).
+#[derive(Default)]
+struct Planned {
+    inherited: Vec<MountPoint>,
+    own: Vec<MountPoint>,
+}
+
+impl Planned {
+    fn has(&self, dest: &str) -> bool {
+        self.inherited
+            .iter()
+            .chain(&self.own)
+            .any(|m| m.spec.destination == dest)
+    }
+
+    fn add(&mut self, spec: MountSpec, hidden: bool) -> Result<()> {
+        if self
+            .own
+            .iter()
+            .any(|m| m.spec.destination == spec.destination)
+        {
+            return Err(duplicate(&spec.destination));
+        }
+        self.inherited
+            .retain(|m| m.spec.destination != spec.destination);
+        let volume = match &spec.kind {
+            MountKind::Volume { name, .. } => name.clone(),
+            _ => None,
+        };
+        let copy_pending = matches!(spec.kind, MountKind::Volume { no_copy: false, .. });
+        self.own.push(MountPoint {
+            spec,
+            volume,
+            copy_pending,
+            hidden,
+        });
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// The container's mount points; named volumes that do not exist yet and anonymous ones
+    /// are created. Returns them with the names of the volumes created here (to remove if the
+    /// container cannot be registered). The caller holds `volumes.lock`.
+    pub(crate) async fn plan_mounts(
+        &self,
+        hc: &HostConfig,
+        cfg: &ContainerConfig,
+    ) -> Result<(Vec<MountPoint>, Vec<String>)> {
+        let mut plan = Planned::default();
+        for from in hc.volumes_from.iter().flatten() {
+            let (container, rw) = spec::parse_volumes_from(from)?;
+            let other = self.containers.find(&container)?.snapshot();
+            for mut m in other.mounts.into_iter().filter(|m| !m.hidden) {
+                if let Some(rw) = rw {
+                    m.spec.read_only = !rw;
+                }
+                m.copy_pending = false;
+                plan.inherited
+                    .retain(|p| p.spec.destination != m.spec.destination);
+                plan.inherited.push(m);
+            }
+        }
+        for raw in hc.binds.iter().flatten() {
+            plan.add(spec::parse_bind(raw)?, false)?;
+        }
+        for m in hc.mounts.iter().flatten() {
+            plan.add(spec::from_api(m)?, false)?;
+        }
+        for (dest, opts) in hc.tmpfs.iter().flatten() {
+            plan.add(spec::parse_tmpfs(dest, opts)?, true)?;
+        }
+        for dest in cfg.volumes.iter().flatten() {
+            let s = spec::anonymous(dest)?;
+            if !plan.has(&s.destination) {
+                plan.add(s, false)?;
+            }
+        }
+        let mut points = plan.inherited;
+        points.extend(plan.own);
+
+        let driver = hc.volume_driver.clone().unwrap_or_default();
+        let mut created = Vec::new();
+        for m in &mut points {
+            let MountKind::Volume {
+                name,
+                driver: d,
+                driver_opts,
+                labels,
+                ..
+            } = &mut m.spec.kind
+            else {
+                continue;
+            };
+            if m.volume.is_some() && name.is_none() {
+                // Inherited through --volumes-from: the volume exists already.
+                continue;
+            }
+            let want = if d.is_empty() || d == "local" {
+                driver.clone()
+            } else {
+                d.clone()
+            };
+            let res = self
+                .ensure_volume(NewVolume {
+                    name: name.clone(),
+                    driver: want,
+                    options: driver_opts.clone(),
+                    labels: labels.clone(),
+                })
+                .await;
+            let (rec, new) = match res {
+                Ok(r) => r,
+                Err(e) => {
+                    self.forget_new_volumes(&created).await;
+                    return Err(e);
+                }
+            };
+            if new {
+                created.push(rec.name.clone());
+            }
+            *d = rec.driver.clone();
+            m.volume = Some(rec.name);
+        }
+        // Parents before what is mounted inside them, as dockerd sorts by depth.
+        points.sort_by_key(|m| m.spec.destination.matches('/').count());
+        Ok((points, created))
+    }
+
+    /// Undoes `plan_mounts`' volume creation when the container is not created after all.
+    /// The caller holds `volumes.lock`.
+    pub(crate) async fn forget_new_volumes(&self, names: &[String]) {
+        for name in names {
+            if let Err(e) = self.delete_volume_locked(name).await {
+                tracing::warn!(volume = %name, "cannot undo volume creation: {e}");
+            }
+        }
+    }
+}
