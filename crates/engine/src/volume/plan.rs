@@ -154,3 +154,64 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind(dest: &str) -> MountSpec {
+        MountSpec {
+            kind: MountKind::Bind {
+                source: "/src".into(),
+                create_missing: true,
+                non_recursive: false,
+            },
+            destination: dest.into(),
+            read_only: false,
+            mode: String::new(),
+            propagation: None,
+        }
+    }
+
+    #[test]
+    fn own_mounts_replace_inherited_ones_but_not_each_other() {
+        let mut p = Planned::default();
+        p.inherited.push(MountPoint {
+            spec: bind("/d"),
+            volume: None,
+            copy_pending: false,
+            hidden: false,
+        });
+        p.add(bind("/d"), false).unwrap();
+        assert!(p.inherited.is_empty());
+        assert_eq!(p.own.len(), 1);
+        let err = p.add(bind("/d"), true).unwrap_err();
+        assert_eq!(err.to_string(), "Duplicate mount point: /d");
+        assert!(p.has("/d") && !p.has("/e"));
+    }
+
+    #[test]
+    fn only_volumes_are_copied_up() {
+        let mut p = Planned::default();
+        p.add(bind("/b"), false).unwrap();
+        let vol = |no_copy| MountSpec {
+            kind: MountKind::Volume {
+                name: Some("v".into()),
+                driver: String::new(),
+                driver_opts: Default::default(),
+                labels: Default::default(),
+                no_copy,
+                subpath: None,
+            },
+            destination: if no_copy { "/n" } else { "/v" }.into(),
+            read_only: false,
+            mode: "z".into(),
+            propagation: None,
+        };
+        p.add(vol(false), false).unwrap();
+        p.add(vol(true), false).unwrap();
+        let pending: Vec<bool> = p.own.iter().map(|m| m.copy_pending).collect();
+        assert_eq!(pending, vec![false, true, false]);
+        assert_eq!(p.own[1].volume.as_deref(), Some("v"));
+    }
+}
