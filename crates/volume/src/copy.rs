@@ -358,6 +358,13 @@ mod tests {
         std::fs::write(&suid, b"#!/bin/sh\n").unwrap();
         chown(&suid, 0, 0);
         chmod(&suid, 0o4755);
+        rustix::fs::setxattr(
+            &suid,
+            "security.capability",
+            &file_caps(),
+            XattrFlags::empty(),
+        )
+        .unwrap();
         chmod(&data.join("sub/deep"), 0o1777);
         chown(&data.join("sub"), 1001, 1002);
         chmod(&data.join("sub"), 0o750);
@@ -394,6 +401,12 @@ mod tests {
         data
     }
 
+    /// A VFS_CAP_REVISION_2 `security.capability` value: CAP_NET_BIND_SERVICE, effective.
+    fn file_caps() -> Vec<u8> {
+        let words: [u32; 5] = [0x0200_0001, 1 << 10, 0, 0, 0];
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
     fn meta(p: &Path) -> std::fs::Metadata {
         std::fs::symlink_metadata(p).unwrap()
     }
@@ -427,6 +440,10 @@ mod tests {
 
         let suid = meta(&d.join("sub/suid"));
         assert_eq!((suid.uid(), suid.mode() & 0o7777), (0, 0o4755));
+        let mut caps = [0u8; 64];
+        let n =
+            rustix::fs::getxattr(d.join("sub/suid"), "security.capability", &mut caps[..]).unwrap();
+        assert_eq!(caps[..n], file_caps()[..]);
         assert_eq!(meta(&d.join("sub/deep")).mode() & 0o7777, 0o1777);
         let sub = meta(&d.join("sub"));
         assert_eq!(
