@@ -13,4 +13,5 @@ pub mod size;
 pub mod spec;
 
 pub use error::{Result, VolumeError};
+pub use local::LocalOptions;
 pub use spec::{MountKind, MountSpec, Propagation};
