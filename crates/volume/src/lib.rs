@@ -1,6 +1,6 @@
 //! Volumes and mounts, the mechanism half: what a mount request means (`spec`), the `local`
 //! driver's optional filesystem mounts (`local`), filling a new volume from the image
-//! (`copy`), volume names (`name`) and measuring a volume's size (`size`).
+//! (`copy`) and volume names (`name`).
 //!
 //! Policy — which volumes exist, who uses them, when they are created or removed — is the
 //! engine's (`berth_engine::volume`). Nothing here knows of HTTP or the metadata DB.
@@ -9,7 +9,6 @@ pub mod copy;
 pub mod error;
 pub mod local;
 pub mod name;
-pub mod size;
 pub mod spec;
 
 pub use error::{Result, VolumeError};

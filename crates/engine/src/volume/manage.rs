@@ -63,9 +63,7 @@ impl Engine {
         let anonymous = req.name.is_none();
         let name = match req.name {
             Some(n) => {
-                if !berth_volume::name::valid(&n) {
-                    return Err(berth_volume::name::invalid_name_error(&n).into());
-                }
+                berth_volume::name::validate(&n)?;
                 n
             }
             None => berth_volume::name::anonymous(),
