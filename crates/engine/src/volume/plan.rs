@@ -72,6 +72,8 @@ impl Engine {
                 if let Some(rw) = rw {
                     m.spec.read_only = !rw;
                 }
+                // dockerd shows inherited mounts without their mode.
+                m.spec.mode.clear();
                 m.copy_pending = false;
                 plan.inherited
                     .retain(|p| p.spec.destination != m.spec.destination);
