@@ -7,7 +7,7 @@
 //! every field (capability names, rlimit types, seccomp actions).
 
 mod devices;
-pub mod propagation;
+pub(crate) mod propagation;
 mod seccomp;
 
 use std::collections::HashMap;
