@@ -17,7 +17,7 @@ use berth_runtime::{read_exit_file, ExitStatus};
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "sleep", "dd", "true", "id", "ls", "stty", "env", "head", "tail", "grep",
-    "touch", "hostname",
+    "touch", "hostname", "mount", "mkdir", "stat", "df",
 ];
 
 fn is_root() -> bool {
@@ -27,6 +27,7 @@ fn is_root() -> bool {
 struct Fixture {
     id: String,
     _dir: tempfile::TempDir,
+    rootfs: PathBuf,
     state_dir: PathBuf,
     runtime_root: PathBuf,
     log_path: PathBuf,
@@ -41,6 +42,7 @@ struct Opts {
     user: &'static str,
     privileged: bool,
     readonly_rootfs: bool,
+    mounts: Vec<oci_spec::runtime::Mount>,
 }
 
 fn build_rootfs(root: &Path) {
@@ -90,6 +92,7 @@ impl Fixture {
             resources: o.resources,
             privileged: o.privileged,
             readonly_rootfs: o.readonly_rootfs,
+            extra_mounts: o.mounts,
             ..Default::default()
         })
         .unwrap();
@@ -117,26 +120,37 @@ impl Fixture {
         Fixture {
             id,
             _dir: dir,
+            rootfs,
             state_dir,
             runtime_root,
             log_path,
         }
     }
 
-    fn launch(&self) -> i32 {
+    /// The shim's launch reply.
+    fn try_launch(&self) -> Result<LaunchReply, String> {
         let out = Command::new(env!("CARGO_BIN_EXE_berth-shim-dev"))
             .arg("shim")
             .arg(&self.state_dir)
             .output()
             .unwrap();
         let line = String::from_utf8_lossy(&out.stdout).to_string();
-        let shim_log = std::fs::read_to_string(self.state_dir.join("shim.log")).unwrap_or_default();
-        match serde_json::from_str::<LaunchReply>(line.trim()) {
-            Ok(LaunchReply::Started { pid }) => {
-                assert!(out.status.success());
-                pid
+        let reply = serde_json::from_str::<LaunchReply>(line.trim())
+            .map_err(|e| format!("{e}: {line:?}"))?;
+        if matches!(reply, LaunchReply::Started { .. }) {
+            assert!(out.status.success());
+        }
+        Ok(reply)
+    }
+
+    fn launch(&self) -> i32 {
+        match self.try_launch() {
+            Ok(LaunchReply::Started { pid }) => pid,
+            other => {
+                let shim_log =
+                    std::fs::read_to_string(self.state_dir.join("shim.log")).unwrap_or_default();
+                panic!("launch failed: {other:?}\nshim.log:\n{shim_log}")
             }
-            other => panic!("launch failed: {other:?} {line:?}\nshim.log:\n{shim_log}"),
         }
     }
 
@@ -472,7 +486,13 @@ fn oom_kill_is_detected() {
 
 /// Runs to completion and returns (stdout, stderr, exit code).
 fn run(f: &Fixture) -> (String, String, i32) {
+    run_created(f, || {})
+}
+
+/// As [`run`], calling `created` between create and start.
+fn run_created(f: &Fixture, created: impl FnOnce()) -> (String, String, i32) {
     f.launch();
+    created();
     let mut a = f.attach(false, true, true);
     f.start();
     let (out, err) = read_frames(&mut a);
@@ -584,4 +604,284 @@ fn stalled_attacher_does_not_block_container() {
     assert_eq!(entries.last().unwrap()["log"], "done\n");
     drop(stalled);
     f.assert_cleaned_up();
+}
+
+/// Runs `f` on a thread in its own mount namespace whose mounts are all
+/// private, with a temp dir for its files: what it mounts under that dir
+/// is detached before the dir is removed, even when `f` panics, and never
+/// reaches the host.
+fn in_private_ns(f: impl FnOnce(&Path) + Send + 'static) {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let r = std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .unwrap();
+        let base = tempfile::tempdir().unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(base.path())));
+        let mut under = mount_points_under(base.path());
+        under.reverse();
+        for m in under {
+            let _ = umount2(&m, MntFlags::MNT_DETACH);
+        }
+        drop(base);
+        if let Err(e) = r {
+            std::panic::resume_unwind(e);
+        }
+    })
+    .join();
+    if let Err(e) = r {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// This thread's mount points at or below `dir`, in mount order.
+fn mount_points_under(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/thread-self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+        .filter(|m| m.starts_with(dir))
+        .collect()
+}
+
+/// Makes `dir` a mount of its own with the given propagation (in the
+/// test's namespace).
+fn own_mount(dir: &Path, propagation: nix::mount::MsFlags) {
+    use nix::mount::{mount, MsFlags};
+    mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+    mount(None::<&str>, dir, None::<&str>, propagation, None::<&str>).unwrap();
+}
+
+fn tmpfs_at(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+}
+
+fn oci_mount(v: serde_json::Value) -> oci_spec::runtime::Mount {
+    serde_json::from_value(v).unwrap()
+}
+
+fn bind(source: &Path, dest: &str, options: &[&str]) -> oci_spec::runtime::Mount {
+    oci_mount(serde_json::json!({
+        "type": "bind", "source": source, "destination": dest, "options": options,
+    }))
+}
+
+fn is_mount_point(path: &Path) -> bool {
+    mount_points_under(path).first().is_some_and(|m| m == path)
+}
+
+/// A shared bind source with a `sub` directory; the container lists
+/// `/data/sub` after the test mounted a tmpfs holding `inmount` there,
+/// between create and start (so after the container's mounts were made).
+fn host_mount_seen_through(base: &Path, propagation: &str, name: &str) -> String {
+    let src = base.join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    own_mount(&src, nix::mount::MsFlags::MS_SHARED);
+    let f = Fixture::new(
+        name,
+        &["ls", "/data/sub"],
+        Opts {
+            mounts: vec![bind(&src, "/data", &["rbind", propagation])],
+            ..Default::default()
+        },
+    );
+    let (out, err, code) = run_created(&f, || {
+        tmpfs_at(&src.join("sub"));
+        std::fs::write(src.join("sub/inmount"), "x").unwrap();
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    out
+}
+
+#[test]
+fn bind_is_rprivate_by_default() {
+    require_root!();
+    in_private_ns(|base| {
+        let out = host_mount_seen_through(base, "rprivate", "rprivate");
+        assert!(!out.contains("inmount"), "{out:?}");
+    });
+}
+
+#[test]
+fn rslave_bind_sees_host_mounts() {
+    require_root!();
+    in_private_ns(|base| {
+        let out = host_mount_seen_through(base, "rslave", "rslave");
+        assert!(out.contains("inmount"), "{out:?}");
+    });
+}
+
+#[test]
+fn rshared_bind_propagates_to_host() {
+    require_root!();
+    in_private_ns(|base| {
+        let src = base.join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        let opts = || Opts {
+            privileged: true,
+            mounts: vec![bind(&src, "/data", &["rbind", "rshared"])],
+            ..Default::default()
+        };
+        let script = &[
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /data/sub && touch /data/sub/from-container",
+        ];
+        // Docker refuses it while the source's mount is private.
+        let err = generate(&SpecOptions {
+            extra_mounts: opts().mounts,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().ends_with("but it is not a shared mount"),
+            "{err}"
+        );
+
+        own_mount(&src, nix::mount::MsFlags::MS_SHARED);
+        let f = Fixture::new("rshared", script, opts());
+        let (out, err, code) = run(&f);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(is_mount_point(&src.join("sub")));
+        assert!(src.join("sub/from-container").exists());
+    });
+}
+
+/// A host directory holding only `orig`.
+fn marker_dir(path: &Path) {
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::write(path.join("orig"), "host").unwrap();
+}
+
+fn assert_untouched(marker: &Path) {
+    let left: Vec<_> = std::fs::read_dir(marker)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("orig")]);
+    assert!(!is_mount_point(marker));
+}
+
+/// CVE-2021-30465's shape: the image's mount destinations are symlinks to
+/// host paths (absolute, and `../` past the root). libcontainer resolves
+/// them inside the container's root (pathrs), so the binds land on the
+/// in-root targets and the host's directories stay as they were.
+#[test]
+fn symlinked_destination_stays_in_root() {
+    require_root!();
+    in_private_ns(|base| {
+        let (marker1, marker2) = (base.join("marker1"), base.join("marker2"));
+        marker_dir(&marker1);
+        marker_dir(&marker2);
+        let (src1, src2) = (base.join("src1"), base.join("src2"));
+        std::fs::create_dir_all(&src1).unwrap();
+        std::fs::create_dir_all(&src2).unwrap();
+        let f = Fixture::new(
+            "symlink",
+            &[
+                "sh",
+                "-c",
+                "echo 1 > /data/f1 && echo 2 > /data2/f2 && ls /data /data2",
+            ],
+            Opts {
+                mounts: vec![
+                    bind(&src1, "/data", &["rbind", "rprivate"]),
+                    bind(&src2, "/data2", &["rbind", "rprivate"]),
+                ],
+                ..Default::default()
+            },
+        );
+        let in_root = |p: &Path| f.rootfs.join(p.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(in_root(&marker1)).unwrap();
+        std::fs::create_dir_all(in_root(&marker2)).unwrap();
+        symlink(&marker1, f.rootfs.join("data")).unwrap();
+        let up = "../".repeat(16);
+        symlink(format!("{up}{}", marker2.display()), f.rootfs.join("data2")).unwrap();
+        let (out, err, code) = run_created(&f, || {
+            assert!(!is_mount_point(&marker1) && !is_mount_point(&marker2));
+        });
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(out, "/data:\nf1\n\n/data2:\nf2\n");
+        assert_eq!(std::fs::read_to_string(src1.join("f1")).unwrap(), "1\n");
+        assert_eq!(std::fs::read_to_string(src2.join("f2")).unwrap(), "2\n");
+        assert_untouched(&marker1);
+        assert_untouched(&marker2);
+        assert!(!in_root(&marker1).join("f1").exists());
+
+        // A dangling one (no in-root target) is refused, as runc does.
+        let marker3 = base.join("marker3");
+        marker_dir(&marker3);
+        let f = Fixture::new(
+            "dangling",
+            &["true"],
+            Opts {
+                mounts: vec![bind(&src1, "/data", &["rbind", "rprivate"])],
+                ..Default::default()
+            },
+        );
+        symlink(&marker3, f.rootfs.join("data")).unwrap();
+        assert!(matches!(f.try_launch(), Ok(LaunchReply::Failed { .. })));
+        assert_untouched(&marker3);
+        assert!(!in_root(&marker3).exists());
+        f.assert_cleaned_up();
+    });
+}
+
+#[test]
+fn readonly_bind_and_tmpfs_options() {
+    require_root!();
+    in_private_ns(|base| {
+        let src = base.join("src");
+        // A submount: "ro" covers only the top mount of an rbind, "rro"
+        // all of them (mount_setattr with AT_RECURSIVE).
+        tmpfs_at(&src.join("sub"));
+        let f = Fixture::new(
+            "ro",
+            &[
+                "sh",
+                "-c",
+                "touch /ro/x 2>&1; touch /ro/sub/y && echo sub-rw; \
+                 touch /rro/sub/z 2>&1; \
+                 stat -c 'mode=%a' /t; df -k /t; touch /t/ok && echo t-rw",
+            ],
+            Opts {
+                mounts: vec![
+                    bind(&src, "/ro", &["rbind", "rprivate", "ro"]),
+                    bind(&src, "/rro", &["rbind", "rprivate", "ro", "rro"]),
+                    oci_mount(serde_json::json!({
+                        "type": "tmpfs", "source": "tmpfs", "destination": "/t",
+                        "options": ["noexec", "nosuid", "nodev", "size=1m", "mode=1777"],
+                    })),
+                ],
+                ..Default::default()
+            },
+        );
+        let (out, err, code) = run(&f);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("touch: /ro/x: Read-only file system"), "{out}");
+        assert!(out.contains("sub-rw"), "{out}");
+        assert!(
+            out.contains("touch: /rro/sub/z: Read-only file system"),
+            "{out}"
+        );
+        assert!(out.contains("mode=1777"), "{out}");
+        let df = out.lines().find(|l| l.starts_with("tmpfs")).unwrap();
+        assert_eq!(df.split_whitespace().nth(1), Some("1024"), "{out}");
+        assert!(out.contains("t-rw"), "{out}");
+        assert!(!src.join("x").exists());
+    });
 }

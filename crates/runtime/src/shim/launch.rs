@@ -12,8 +12,10 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{pipe2, Pid};
+use oci_spec::runtime::Spec;
 
 use super::event_loop::Workload;
+use super::propagation;
 use super::shimlog::ShimLog;
 use super::sys::{oom_killed, recv_fd, set_nonblocking};
 use super::{nix_err, sys_err, ShimConfig, ShimError};
@@ -54,10 +56,15 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn cgroups_path_of(cfg: &ShimConfig) -> String {
-    oci_spec::runtime::Spec::load(cfg.bundle.join("config.json"))
-        .ok()
-        .and_then(|s| s.linux().clone())
+/// The bundle's spec as libcontainer read it (it has just loaded it).
+fn load_spec(cfg: &ShimConfig) -> Result<Spec, ShimError> {
+    Spec::load(cfg.bundle.join("config.json"))
+        .map_err(|e| ShimError::Create(format!("reading config.json: {e}")))
+}
+
+fn cgroups_path_of(cfg: &ShimConfig, spec: &Spec) -> String {
+    spec.linux()
+        .as_ref()
         .and_then(|l| l.cgroups_path().clone())
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("/berth/{}", cfg.id))
@@ -126,6 +133,8 @@ pub(crate) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<Launched, Shi
     let pid = container
         .pid()
         .ok_or_else(|| ShimError::Create("libcontainer reported no init pid".into()))?;
+    let spec = load_spec(cfg)?;
+    propagation::apply(pid, &propagation::plan(&spec))?;
 
     if let Some(l) = console {
         let master = receive_pty(&l);
@@ -143,7 +152,7 @@ pub(crate) fn create(cfg: &ShimConfig, state_dir: &Path) -> Result<Launched, Shi
         container,
         pid,
         io,
-        cgroups_path: cgroups_path_of(cfg),
+        cgroups_path: cgroups_path_of(cfg, &spec),
     })
 }
 

@@ -13,6 +13,7 @@ pub mod exec;
 mod health;
 mod launch;
 mod nsenter;
+mod propagation;
 mod shimlog;
 mod sys;
 

@@ -7,6 +7,7 @@
 //! every field (capability names, rlimit types, seccomp actions).
 
 mod devices;
+pub(crate) mod propagation;
 mod seccomp;
 
 use std::collections::HashMap;
@@ -39,6 +40,18 @@ pub enum SpecError {
     Seccomp(String),
     #[error("invalid rlimit {0:?}")]
     Rlimit(String),
+    /// A `shared`/`rshared` bind whose source is not on a shared mount (Docker's wording).
+    #[error("path {path} is mounted on {mount_point} but it is not a shared mount")]
+    NotSharedMount { path: String, mount_point: String },
+    /// A `slave`/`rslave` bind whose source is on a private mount (Docker's wording).
+    #[error("path {path} is mounted on {mount_point} but it is not a shared or slave mount")]
+    NotSharedOrSlaveMount { path: String, mount_point: String },
+    #[error("{path}: {source}")]
+    MountSource {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid runtime spec: {0}")]
     Invalid(#[from] serde_json::Error),
 }
@@ -92,8 +105,11 @@ pub struct SpecOptions {
     pub seccomp_unconfined: bool,
     pub resources: Resources,
     pub network: NetworkMode,
-    /// Bind mounts the engine supplies (hosts, hostname, resolv.conf,
-    /// volumes). One at a default mount's destination replaces it.
+    /// Mounts the engine supplies (hosts, hostname, resolv.conf, volumes,
+    /// binds, tmpfs), parents first. One at a default mount's destination
+    /// replaces it. A bind's propagation option (`rprivate`, `rslave`,
+    /// `rshared`, …) is applied by the shim; `shared`/`slave` ones need
+    /// their source on a shared (or slave) mount, as with Docker.
     pub extra_mounts: Vec<Mount>,
     /// `/berth/<id>`; always set so libcontainer never invents one.
     pub cgroups_path: String,
@@ -529,6 +545,9 @@ pub fn generate(o: &SpecOptions) -> Result<Spec, SpecError> {
         "cgroupsPath": o.cgroups_path,
         "sysctl": o.sysctls,
     });
+    if let Some(p) = propagation::check_binds(&o.extra_mounts, propagation::own_mountinfo)? {
+        linux["rootfsPropagation"] = json!(p);
+    }
     if o.privileged {
         linux["devices"] = Value::Array(host_devices());
     } else {
