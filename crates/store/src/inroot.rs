@@ -101,6 +101,74 @@ pub fn fd_path(fd: impl AsFd) -> io::Result<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
 }
 
+/// Resolves `path` inside `root` the way a mount target is resolved (runc's `MkdirAllInRoot`):
+/// symlinks, absolute or relative, dangling or not, are followed as if `root` were `/`, and
+/// what is missing on the way is created (directories, and with `file` an empty file as the
+/// last component). Returns the resolved path, absolute within the root and free of symlinks
+/// at the time of the call.
+pub fn mkdir_all_in_root(root: impl AsFd, path: &str, file: bool) -> Result<String, Errno> {
+    const MAX_LINKS: usize = 40;
+    let root = root.as_fd();
+    let split = |p: &str| -> Vec<String> {
+        p.split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_string)
+            .collect()
+    };
+    let mut pending: std::collections::VecDeque<String> = split(path).into();
+    let mut resolved: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = pending.pop_front() {
+        if c == ".." {
+            resolved.pop();
+            continue;
+        }
+        let parent = open_in_root(
+            root,
+            format!("/{}", resolved.join("/")),
+            OFlags::PATH | OFlags::DIRECTORY,
+        )?;
+        match lstat_at(&parent, c.as_bytes()) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(Errno::LOOP);
+                }
+                let target = rustix::fs::readlinkat(&parent, c.as_str(), Vec::new())?;
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    resolved.clear();
+                }
+                for t in split(&target).into_iter().rev() {
+                    pending.push_front(t);
+                }
+            }
+            Ok(_) => resolved.push(c),
+            Err(Errno::NOENT) => {
+                let made = if file && pending.is_empty() {
+                    rustix::fs::openat(
+                        &parent,
+                        c.as_str(),
+                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o644),
+                    )
+                    .map(drop)
+                } else {
+                    rustix::fs::mkdirat(&parent, c.as_str(), Mode::from_raw_mode(0o755))
+                };
+                match made {
+                    // Made by someone else meanwhile: look at it again.
+                    Err(Errno::EXIST) => pending.push_front(c),
+                    Err(e) => return Err(e),
+                    Ok(()) => resolved.push(c),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(format!("/{}", resolved.join("/")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +200,26 @@ mod tests {
             let got = std::fs::read_to_string(fd_path(&fd).unwrap()).unwrap();
             assert_eq!(got, "inside", "{p}");
         }
+    }
+
+    #[test]
+    fn mount_targets_are_made_inside_the_root() {
+        let host = tempfile::tempdir().unwrap();
+        let victim = host.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let vs = victim.to_string_lossy().into_owned();
+        std::os::unix::fs::symlink(&vs, root.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink(format!("../../../..{vs}"), root.path().join("rel")).unwrap();
+        std::os::unix::fs::symlink("loop", root.path().join("loop")).unwrap();
+        let r = open_root(root.path()).unwrap();
+        assert_eq!(mkdir_all_in_root(&r, "/abs/x", false).unwrap(), format!("{vs}/x"));
+        assert!(root.path().join(vs.trim_start_matches('/')).join("x").is_dir());
+        assert_eq!(mkdir_all_in_root(&r, "rel/f", true).unwrap(), format!("{vs}/f"));
+        assert!(root.path().join(vs.trim_start_matches('/')).join("f").is_file());
+        assert_eq!(mkdir_all_in_root(&r, "/a/../b/./c", false).unwrap(), "/b/c");
+        assert_eq!(mkdir_all_in_root(&r, "/loop", false), Err(Errno::LOOP));
+        // Nothing was made on the host.
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
     }
 }

@@ -4,9 +4,8 @@
 //! the host and nothing is left behind if the daemon dies mid-copy.
 
 use crate::error::{EngineError, Result};
-use berth_store::inroot::{open_in_root, open_root};
-use rustix::fs::{Mode, OFlags, CWD};
-use rustix::io::Errno;
+use berth_store::inroot::{mkdir_all_in_root, open_in_root, open_root};
+use rustix::fs::{OFlags, CWD};
 use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -23,47 +22,10 @@ fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::Internal(format!("{what}: {e}"))
 }
 
-/// Opens `dest` inside `root`, creating what is missing as the runtime would (directories,
-/// and an empty file for a file source).
-fn mount_target(root: &OwnedFd, dest: &str, file: bool) -> Result<OwnedFd> {
-    let mut path = String::new();
-    let parts: Vec<&str> = dest.split('/').filter(|c| !c.is_empty()).collect();
-    for (i, part) in parts.iter().enumerate() {
-        let parent = if path.is_empty() {
-            "/".to_string()
-        } else {
-            path.clone()
-        };
-        path.push('/');
-        path.push_str(part);
-        if open_in_root(root, &path, OFlags::PATH).is_ok() {
-            continue;
-        }
-        let dir = open_in_root(root, &parent, OFlags::PATH | OFlags::DIRECTORY)
-            .map_err(|e| internal(&parent, e))?;
-        let last = i + 1 == parts.len();
-        let made = if last && file {
-            rustix::fs::openat(
-                &dir,
-                *part,
-                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o644),
-            )
-            .map(drop)
-        } else {
-            rustix::fs::mkdirat(&dir, *part, Mode::from_raw_mode(0o755))
-        };
-        match made {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(internal(&path, e)),
-        }
-    }
-    open_in_root(root, dest, OFlags::PATH).map_err(|e| internal(dest, e))
-}
-
 fn mount_one(root: &OwnedFd, m: &ViewMount) -> Result<()> {
-    let file = !m.source.is_dir();
-    let target = mount_target(root, &m.destination, file)?;
+    let dest = mkdir_all_in_root(root, &m.destination, !m.source.is_dir())
+        .map_err(|e| internal(&m.destination, e))?;
+    let target = open_in_root(root, &dest, OFlags::PATH).map_err(|e| internal(&dest, e))?;
     let tree = rustix::mount::open_tree(
         CWD,
         &m.source,

@@ -34,6 +34,34 @@ fn bind(dest: &str, source: &Path, readonly: bool) -> Result<Mount> {
         .map_err(EngineError::internal)
 }
 
+/// Each mount's target resolved inside the container's root and made there (runc's
+/// `MkdirAllInRoot`), so the runtime gets symlink-free destinations: a symlink the image
+/// planted at a mount target leads inside the container, never onto the host.
+async fn resolve_targets(rootfs: &Path, mounts: Vec<Mount>) -> Result<Vec<Mount>> {
+    let rootfs = rootfs.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let root = berth_store::inroot::open_root(&rootfs)?;
+        mounts
+            .into_iter()
+            .map(|mut m| {
+                let dest = m.destination().to_string_lossy().into_owned();
+                let file = m.typ().as_deref() == Some("bind")
+                    && m.source().as_ref().is_some_and(|s| !s.is_dir());
+                let resolved = berth_store::inroot::mkdir_all_in_root(&root, &dest, file)
+                    .map_err(|e| {
+                        EngineError::InvalidArgument(format!(
+                            "error while creating mount target {dest}: {e}"
+                        ))
+                    })?;
+                m.set_destination(resolved.into());
+                Ok(m)
+            })
+            .collect()
+    })
+    .await
+    .map_err(EngineError::internal)?
+}
+
 impl Engine {
     /// Mounts the rootfs and writes the bundle. Idempotent: a leftover mount is replaced.
     pub(crate) async fn prepare_bundle(
@@ -92,6 +120,7 @@ impl Engine {
             mounts.push(bind(INIT_PATH, &self.cfg.self_exe, true)?);
         }
         mounts.extend(user_mounts);
+        let mut mounts = resolve_targets(&rootfs, mounts).await?;
         // Parents before what is mounted inside them.
         mounts.sort_by_key(|m| m.destination().components().count());
 

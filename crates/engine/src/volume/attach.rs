@@ -69,11 +69,10 @@ impl Engine {
         let mut out = Vec::new();
         for m in &rec.mounts {
             let s = &m.spec;
-            let ro = s.read_only.then(|| "ro".to_string());
             match &s.kind {
                 MountKind::Tmpfs { options } => {
                     let mut opts = options.clone();
-                    opts.extend(ro);
+                    opts.extend(s.read_only.then(|| "ro".to_string()));
                     out.push(oci_mount(
                         "tmpfs",
                         Path::new("tmpfs"),
@@ -132,7 +131,10 @@ impl Engine {
                 if recursive { "rbind" } else { "bind" }.to_string(),
                 propagation.as_str().to_string(),
             ];
-            opts.extend(ro);
+            if s.read_only {
+                // Read-only all the way down, as dockerd does for API ≥ 1.44.
+                opts.extend(["ro".to_string(), "rro".to_string()]);
+            }
             out.push(oci_mount("bind", &source, &s.destination, opts)?);
         }
         if rec.mounts.iter().any(|m| m.copy_pending) {
