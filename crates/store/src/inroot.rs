@@ -149,7 +149,11 @@ pub fn mkdir_all_in_root(root: impl AsFd, path: &str, file: bool) -> Result<Stri
                     rustix::fs::openat(
                         &parent,
                         c.as_str(),
-                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::WRONLY
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
                         Mode::from_raw_mode(0o644),
                     )
                     .map(drop)
@@ -213,10 +217,24 @@ mod tests {
         std::os::unix::fs::symlink(format!("../../../..{vs}"), root.path().join("rel")).unwrap();
         std::os::unix::fs::symlink("loop", root.path().join("loop")).unwrap();
         let r = open_root(root.path()).unwrap();
-        assert_eq!(mkdir_all_in_root(&r, "/abs/x", false).unwrap(), format!("{vs}/x"));
-        assert!(root.path().join(vs.trim_start_matches('/')).join("x").is_dir());
-        assert_eq!(mkdir_all_in_root(&r, "rel/f", true).unwrap(), format!("{vs}/f"));
-        assert!(root.path().join(vs.trim_start_matches('/')).join("f").is_file());
+        assert_eq!(
+            mkdir_all_in_root(&r, "/abs/x", false).unwrap(),
+            format!("{vs}/x")
+        );
+        assert!(root
+            .path()
+            .join(vs.trim_start_matches('/'))
+            .join("x")
+            .is_dir());
+        assert_eq!(
+            mkdir_all_in_root(&r, "rel/f", true).unwrap(),
+            format!("{vs}/f")
+        );
+        assert!(root
+            .path()
+            .join(vs.trim_start_matches('/'))
+            .join("f")
+            .is_file());
         assert_eq!(mkdir_all_in_root(&r, "/a/../b/./c", false).unwrap(), "/b/c");
         assert_eq!(mkdir_all_in_root(&r, "/loop", false), Err(Errno::LOOP));
         // Nothing was made on the host.

@@ -47,8 +47,8 @@ async fn resolve_targets(rootfs: &Path, mounts: Vec<Mount>) -> Result<Vec<Mount>
                 let dest = m.destination().to_string_lossy().into_owned();
                 let file = m.typ().as_deref() == Some("bind")
                     && m.source().as_ref().is_some_and(|s| !s.is_dir());
-                let resolved = berth_store::inroot::mkdir_all_in_root(&root, &dest, file)
-                    .map_err(|e| {
+                let resolved =
+                    berth_store::inroot::mkdir_all_in_root(&root, &dest, file).map_err(|e| {
                         EngineError::InvalidArgument(format!(
                             "error while creating mount target {dest}: {e}"
                         ))

@@ -67,7 +67,14 @@ impl Engine {
         let mut plan = Planned::default();
         for from in hc.volumes_from.iter().flatten() {
             let (container, rw) = spec::parse_volumes_from(from)?;
-            let other = self.containers.find(&container)?.snapshot();
+            // 400, not 404: the docker CLI takes a 404 from create for a missing image.
+            let other = self
+                .containers
+                .find(&container)
+                .map_err(|_| {
+                    EngineError::InvalidArgument(format!("No such container: {container}"))
+                })?
+                .snapshot();
             for mut m in other.mounts.into_iter().filter(|m| !m.hidden) {
                 if let Some(rw) = rw {
                     m.spec.read_only = !rw;
