@@ -25,6 +25,10 @@ use commands::prune::{self as prn, ContainerPruneArgs, DfArgs, ImagePruneArgs, S
 use commands::resources::{self as res, PauseArgs, StatsArgs, TopArgs, UpdateArgs};
 use commands::run_opts::ContainerFlags;
 use commands::system::{self as sys, FormatArgs, InspectArgs};
+use commands::volume::{
+    self as vol, CreateArgs as VolumeCreateArgs, InspectVolumeArgs, LsArgs as VolumeLsArgs,
+    PruneArgs as VolumePruneArgs, RmArgs as VolumeRmArgs,
+};
 use std::ffi::OsString;
 
 #[derive(Parser, Debug)]
@@ -145,6 +149,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NetworkCmd,
     },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        cmd: VolumeCmd,
+    },
     /// Manage Berth
     System {
         #[command(subcommand)]
@@ -220,6 +229,22 @@ enum NetworkCmd {
     /// Remove one or more networks
     #[command(alias = "remove")]
     Rm(NetworkRmArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum VolumeCmd {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(InspectVolumeArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Remove unused local volumes
+    Prune(VolumePruneArgs),
+    /// Remove one or more volumes. You cannot remove a volume that is in use by a container.
+    #[command(alias = "remove")]
+    Rm(VolumeRmArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -531,6 +556,13 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
             NetworkCmd::Prune(a) => net::cmd_prune(d, a).await,
             NetworkCmd::Rm(a) => net::cmd_rm(d, a).await,
         },
+        Cmd::Volume { cmd } => match cmd {
+            VolumeCmd::Create(a) => vol::cmd_create(d, a).await,
+            VolumeCmd::Inspect(a) => vol::cmd_inspect(d, a).await,
+            VolumeCmd::Ls(a) => vol::cmd_ls(d, a).await,
+            VolumeCmd::Prune(a) => vol::cmd_prune(d, a).await,
+            VolumeCmd::Rm(a) => vol::cmd_rm(d, a).await,
+        },
         Cmd::Images(a)
         | Cmd::Image {
             cmd: ImageCmd::Ls(a),
@@ -705,6 +737,21 @@ mod tests {
                 cmd: ContainerCmd::Port(_)
             })
         ));
+        assert!(matches!(
+            parse(&["volume", "list", "-q"]).unwrap().cmd,
+            Some(Cmd::Volume {
+                cmd: VolumeCmd::Ls(_)
+            })
+        ));
+        assert!(matches!(
+            parse(&["volume", "remove", "-f", "a", "b"]).unwrap().cmd,
+            Some(Cmd::Volume {
+                cmd: VolumeCmd::Rm(_)
+            })
+        ));
+        assert!(parse(&["volume", "create", "a", "b"]).is_err());
+        assert!(parse(&["volume", "rm"]).is_err());
+        assert!(parse(&["volume", "prune", "x"]).is_err());
         assert!(parse(&["port", "c", "80", "81"]).is_err());
         assert!(parse(&["network", "connect", "n"]).is_err());
         let help = Cli::command().render_help().to_string();

@@ -7,6 +7,7 @@ mod networks;
 mod prune;
 mod resources;
 mod system;
+mod volumes;
 
 use crate::AppState;
 use axum::routing::{delete, get, post};
@@ -31,6 +32,13 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/build/prune", post(prune::build_cache_nothing))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))

@@ -1,6 +1,7 @@
 //! `run` / `create` flags and their translation into the API's create body, as the docker
 //! CLI does it (`cli/command/container/opts.go`).
 
+use super::mount_opts::{parse_mounts, split_volume_specs};
 use super::net_opts::{
     flag_error, is_user_defined, is_valid_mac, parse_expose, parse_ip, parse_network_opt,
     parse_port_spec, publish_standard_notation, validate_dns_search, validate_extra_host,
@@ -182,6 +183,15 @@ pub struct ContainerFlags {
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume", action = ArgAction::Append)]
     pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long, action = ArgAction::Append)]
+    pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", action = ArgAction::Append)]
+    pub volumes_from: Vec<String>,
+    /// Optional volume driver for the container
+    #[arg(long = "volume-driver")]
+    pub volume_driver: Option<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish", action = ArgAction::Append)]
     pub publish: Vec<String>,
@@ -675,21 +685,10 @@ pub fn build_create(
         log_opts.insert(k.to_string(), v.to_string());
     }
 
-    // volumes
-    let mut binds = Vec::new();
-    let mut anon_volumes = Vec::new();
-    for v in &f.volume {
-        if v.is_empty() {
-            bail!("invalid empty volume spec");
-        }
-        // `/path` alone (no host part) is an anonymous volume
-        let parts: Vec<&str> = v.split(':').collect();
-        if parts.len() == 1 {
-            anon_volumes.push(v.clone());
-        } else {
-            binds.push(v.clone());
-        }
-    }
+    // volumes: the CLI resolves `./` bind sources against its working directory
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let volume_specs = split_volume_specs(&f.volume, &cwd).map_err(|e| anyhow!(e))?;
+    let mounts = parse_mounts(&f.mount, &cwd).map_err(|e| anyhow!(e))?;
 
     // ports
     let (exposed, port_bindings) = ports(f).map_err(|e| anyhow!(e))?;
@@ -722,7 +721,11 @@ pub fn build_create(
 
     let host_config = HostConfig {
         auto_remove: Some(f.rm),
-        binds: if binds.is_empty() { None } else { Some(binds) },
+        binds: (!volume_specs.binds.is_empty()).then_some(volume_specs.binds),
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        volumes_from: (!f.volumes_from.is_empty()).then(|| f.volumes_from.clone()),
+        // docker always sends it, "" when not given.
+        volume_driver: Some(f.volume_driver.clone().unwrap_or_default()),
         network_mode: Some(network_mode),
         restart_policy,
         memory,
@@ -810,11 +813,8 @@ pub fn build_create(
         env: Some(env),
         cmd: if cmd.is_empty() { None } else { Some(cmd) },
         image: Some(image),
-        volumes: if anon_volumes.is_empty() {
-            None
-        } else {
-            Some(anon_volumes)
-        },
+        // docker sends `{}` when there are none.
+        volumes: Some(volume_specs.anonymous),
         working_dir: f.workdir.clone(),
         entrypoint,
         labels: Some(labels),
@@ -1314,6 +1314,67 @@ mod tests {
         let (b, _) = build_create(&f, &Ctx::default(), true).unwrap();
         assert_eq!(b.attach_stderr, Some(false));
         assert_eq!(b.attach_stdout, Some(true));
+    }
+
+    #[test]
+    fn volume_flags_as_docker_sends_them() {
+        use serde_json::json;
+        // Captured from `docker create` (28.2) against a recording listener.
+        let pick = |v: &serde_json::Value| {
+            let h = &v["HostConfig"];
+            json!({"Volumes": v["Volumes"], "Binds": h.get("Binds"), "Mounts": h.get("Mounts"),
+                   "VolumesFrom": h.get("VolumesFrom"), "VolumeDriver": h["VolumeDriver"]})
+        };
+        assert_eq!(
+            pick(&create_json(&["busybox"])),
+            json!({"Volumes": {}, "Binds": null, "Mounts": null, "VolumesFrom": null,
+                   "VolumeDriver": ""})
+        );
+        assert_eq!(
+            pick(&create_json(&[
+                "-v",
+                "/data",
+                "-v",
+                "data:/d",
+                "-v",
+                "/h:/c:ro,rshared",
+                "--mount",
+                "type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1770",
+                "--mount",
+                "type=bind,src=/a,dst=/b,bind-recursive=disabled",
+                "--volumes-from",
+                "a",
+                "--volumes-from",
+                "b:ro",
+                "--volume-driver",
+                "foo",
+                "busybox",
+            ])),
+            json!({"Volumes": {"/data": {}}, "Binds": ["data:/d", "/h:/c:ro,rshared"],
+                   "Mounts": [
+                       {"Type": "tmpfs", "Target": "/t",
+                        "TmpfsOptions": {"SizeBytes": 67108864, "Mode": 1016}},
+                       {"Type": "bind", "Source": "/a", "Target": "/b",
+                        "BindOptions": {"NonRecursive": true}}],
+                   "VolumesFrom": ["a", "b:ro"], "VolumeDriver": "foo"})
+        );
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            create_json(&["-v", "./rel:/x", "busybox"])["HostConfig"]["Binds"][0],
+            format!("{}/rel:/x", cwd.display())
+        );
+        assert_eq!(
+            create_err(&["-v", "", "busybox"]),
+            "invalid empty volume spec"
+        );
+        assert_eq!(
+            create_err(&["-v", "ab:cd:ef:gh", "busybox"]),
+            "invalid spec: ab:cd:ef:gh: too many colons"
+        );
+        assert_eq!(
+            create_err(&["--mount", "src=v", "busybox"]),
+            "invalid argument \"src=v\" for \"--mount\" flag: target is required"
+        );
     }
 
     #[test]
