@@ -204,7 +204,7 @@ fn prune_and_remove_anonymous_volumes() {
         .find(|v| v["Name"] == "sized")
         .cloned()
         .unwrap_or_default();
-    assert_eq!(v["Links"], 1, "{df}");
+    assert_eq!(v["Links"], "1", "{df}");
     assert!(v["Size"].as_str().unwrap_or("").starts_with("307"), "{v}");
 }
 
@@ -858,7 +858,7 @@ fn bad_mount_requests_are_refused_and_change_nothing() {
         ),
         (
             r#"{"Type":"tmpfs","Source":"/tmp","Target":"/d"}"#,
-            "source must not be specified",
+            "field Source must not be specified",
         ),
         (
             r#"{"Type":"volume","Target":"/d","TmpfsOptions":{"SizeBytes":1}}"#,

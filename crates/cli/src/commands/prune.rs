@@ -203,6 +203,13 @@ pub async fn cmd_system_prune(docker: &Docker, a: SystemPruneArgs) -> Result<i32
             .await
             .map(|text| (0, text)),
     )?);
+    if a.volumes {
+        // Anonymous volumes only, even with --all, as docker's CLI.
+        report(
+            crate::commands::volume::prune_report(docker, filters.clone().unwrap_or_default())
+                .await?,
+        );
+    }
     report(prune_images(docker, a.all, &a.filter).await?);
     report(optional(
         docker
