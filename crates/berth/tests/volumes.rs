@@ -881,3 +881,47 @@ fn bad_mount_requests_are_refused_and_change_nothing() {
     assert!(ok(&mut d.docker(&["ps", "-aq"])).trim().is_empty());
     assert!(ok(&mut d.docker(&["volume", "ls", "-q"])).trim().is_empty());
 }
+
+#[test]
+fn volume_subpaths_stay_inside_the_volume() {
+    let d = TestDaemon::with_busybox(BIN).unwrap();
+    ok(&mut d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "sp:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /v/sub && echo inside > /v/sub/x && ln -s /etc /v/evil && ln -s sub /v/rel",
+    ]));
+    for which in ["docker", "berth"] {
+        let c = cli(&d, which);
+        let m = |sub: &str| format!("type=volume,src=sp,dst=/m,volume-subpath={sub}");
+        for good in ["sub", "rel"] {
+            let args = ["run", "--rm", "--mount", &m(good), "busybox", "cat", "/m/x"];
+            assert_eq!(ok(&mut c(&args)), "inside\n", "{which} {good}");
+        }
+        for bad in ["evil", "../sp/_data/sub"] {
+            let err = fails(&mut c(&[
+                "run",
+                "--rm",
+                "--mount",
+                &m(bad),
+                "busybox",
+                "ls",
+                "/m",
+            ]));
+            assert!(
+                err.contains("cannot access path")
+                    || err.contains("relative path within the volume"),
+                "{which} {bad}: {err}"
+            );
+        }
+    }
+    // Nothing staged for a subpath is left once the containers are gone.
+    let staged = d.exec_root.join("mounts");
+    let left = std::fs::read_dir(&staged).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(left, 0, "staged subpaths left in {}", staged.display());
+    assert!(!mounted_under(&staged));
+}

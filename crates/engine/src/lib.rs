@@ -194,6 +194,15 @@ impl Engine {
                 }
             }
         }
+        // Staged volume subpaths of containers that are not running.
+        if let Ok(rd) = std::fs::read_dir(self.cfg.exec_root.join("mounts")) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if !running.contains(id.as_str()) {
+                    self.release_subpaths(&id);
+                }
+            }
+        }
         let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
             return;
         };

@@ -240,8 +240,10 @@ impl Engine {
             rec.mounts
                 .iter()
                 .filter_map(|m| {
+                    let (source, subpath) = self.mount_base(m)?;
                     Some(ViewMount {
-                        source: self.mount_source(m)?,
+                        source,
+                        subpath,
                         destination: m.spec.destination.clone(),
                         read_only: m.spec.read_only,
                     })

@@ -4,9 +4,9 @@
 //! the host and nothing is left behind if the daemon dies mid-copy.
 
 use crate::error::{EngineError, Result};
+use crate::volume::{bind_fd, open_beneath};
 use berth_store::inroot::{mkdir_all_in_root, open_in_root, open_root};
-use rustix::fs::{OFlags, CWD};
-use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+use rustix::fs::OFlags;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct ViewMount {
     pub source: PathBuf,
+    /// A `volume-subpath` below `source`, resolved without symlinks.
+    pub subpath: Option<String>,
     pub destination: String,
     pub read_only: bool,
 }
@@ -22,26 +24,26 @@ fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::Internal(format!("{what}: {e}"))
 }
 
+/// An O_PATH fd of a trusted host path (the engine's own or the user's bind source), file or
+/// directory.
+fn open_root_any(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| internal(&path.to_string_lossy(), e))
+}
+
 fn mount_one(root: &OwnedFd, m: &ViewMount) -> Result<()> {
     let dest = mkdir_all_in_root(root, &m.destination, !m.source.is_dir())
         .map_err(|e| internal(&m.destination, e))?;
     let target = open_in_root(root, &dest, OFlags::PATH).map_err(|e| internal(&dest, e))?;
-    let tree = rustix::mount::open_tree(
-        CWD,
-        &m.source,
-        OpenTreeFlags::OPEN_TREE_CLONE
-            | OpenTreeFlags::AT_RECURSIVE
-            | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-    )
-    .map_err(|e| internal(&m.source.to_string_lossy(), e))?;
-    rustix::mount::move_mount(
-        tree.as_fd(),
-        "",
-        target.as_fd(),
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-    )
-    .map_err(|e| internal(&m.destination, e))?;
+    let source = match &m.subpath {
+        Some(sub) => open_beneath(&m.source, sub)?,
+        None => open_root_any(&m.source)?,
+    };
+    bind_fd(&source, target.as_fd(), Path::new(""))?;
     if m.read_only {
         // Re-opened so the fd names the new mount, not the directory under it.
         let top = open_in_root(root, &m.destination, OFlags::PATH)

@@ -24,16 +24,21 @@ fn oci_mount(typ: &str, source: &Path, dest: &str, options: Vec<String>) -> Resu
 }
 
 impl Engine {
-    /// Where a mount point's content is on the host (None for tmpfs).
+    /// Where a mount point's content is on the host (None for tmpfs), as inspect shows it.
     pub(crate) fn mount_source(&self, m: &MountPoint) -> Option<PathBuf> {
+        let (base, sub) = self.mount_base(m)?;
+        Some(match sub {
+            Some(p) => base.join(p),
+            None => base,
+        })
+    }
+
+    /// A mount point's host directory or file, and the `volume-subpath` below it.
+    pub(crate) fn mount_base(&self, m: &MountPoint) -> Option<(PathBuf, Option<String>)> {
         match &m.spec.kind {
-            MountKind::Bind { source, .. } => Some(source.clone()),
+            MountKind::Bind { source, .. } => Some((source.clone(), None)),
             MountKind::Volume { subpath, .. } => {
-                let data = self.volume_data(m.volume.as_deref()?);
-                Some(match subpath {
-                    Some(p) => data.join(p),
-                    None => data,
-                })
+                Some((self.volume_data(m.volume.as_deref()?), subpath.clone()))
             }
             MountKind::Tmpfs { .. } => None,
         }
@@ -51,6 +56,7 @@ impl Engine {
                 self.volumes.holders().insert(rec.id.clone());
             }
             Err(_) => {
+                self.release_subpaths(&rec.id);
                 for name in &acquired {
                     self.release_volume_device(name).await;
                 }
@@ -107,16 +113,18 @@ impl Engine {
                     }
                 }
             }
-            let Some(source) = self.mount_source(m) else {
-                continue;
+            let source = match &s.kind {
+                MountKind::Volume {
+                    subpath: Some(p), ..
+                } => {
+                    let name = m.volume.as_deref().unwrap_or_default();
+                    self.stage_subpath(&rec.id, out.len(), name, p).await?
+                }
+                _ => match self.mount_source(m) {
+                    Some(s) => s,
+                    None => continue,
+                },
             };
-            if let MountKind::Volume {
-                subpath: Some(p), ..
-            } = &s.kind
-            {
-                self.check_subpath(m.volume.as_deref().unwrap_or_default(), p)
-                    .await?;
-            }
             let recursive = !matches!(
                 s.kind,
                 MountKind::Bind {
@@ -160,6 +168,7 @@ impl Engine {
 
     /// Releases what `mounts_up` acquired, when the container has exited. Idempotent.
     pub(crate) async fn mounts_down(&self, rec: &ContainerRecord) {
+        self.release_subpaths(&rec.id);
         if !self.volumes.holders().remove(&rec.id) {
             return;
         }
@@ -191,31 +200,59 @@ impl Engine {
         .map_err(EngineError::internal)?
     }
 
-    /// A `volume-subpath` must be a directory or file inside the volume reached without a
-    /// symlink: the volume's content is the container's to change, and the runtime resolves
-    /// the source on the host.
-    async fn check_subpath(&self, name: &str, subpath: &str) -> Result<()> {
+    /// Where a container's `volume-subpath` sources are staged, under the exec root.
+    fn subpath_staging(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("mounts").join(id)
+    }
+
+    /// A `volume-subpath` is handed to the runtime as a staging bind of exactly what was
+    /// resolved beneath the volume: the volume's content is the containers' to change, and a
+    /// path would be resolved again, on the host, by the runtime.
+    async fn stage_subpath(
+        &self,
+        id: &str,
+        index: usize,
+        name: &str,
+        sub: &str,
+    ) -> Result<PathBuf> {
         let data = self.volume_data(name);
-        let sub = subpath.to_string();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let root = berth_store::inroot::open_root(&data)?;
-            rustix::fs::openat2(
-                &root,
-                sub.as_str(),
-                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-                rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_SYMLINKS,
-            )
-            .map(drop)
-            .map_err(|e| {
-                EngineError::InvalidArgument(format!(
-                    "cannot access path {}: {e}",
-                    data.join(&sub).display()
-                ))
-            })
+        let staging = self.subpath_staging(id).join(index.to_string());
+        let sub = sub.to_string();
+        tokio::task::spawn_blocking(move || -> Result<PathBuf> {
+            let fd = open_beneath(&data, &sub)?;
+            let is_dir = rustix::fs::fstat(&fd)
+                .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+                .map_err(std::io::Error::from)?;
+            if let Some(parent) = staging.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let made = if is_dir {
+                std::fs::create_dir(&staging)
+            } else {
+                std::fs::File::create(&staging).map(drop)
+            };
+            if let Err(e) = made {
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(e.into());
+                }
+            }
+            bind_fd(&fd, rustix::fs::CWD, &staging)?;
+            Ok(staging)
         })
         .await
         .map_err(EngineError::internal)?
+    }
+
+    /// Detaches and removes a container's staged subpath sources (none is no error).
+    pub(crate) fn release_subpaths(&self, id: &str) {
+        let dir = self.subpath_staging(id);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let _ = nix::mount::umount2(&e.path(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Mounts the device of a volume with `local` driver options for its first user.
@@ -334,6 +371,52 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// Opens `sub` beneath `base`: symlinks and `..` that stay beneath it are followed, any that
+/// would leave it is an error, as dockerd's `safepath` (a volume's content is the containers'
+/// to change).
+pub(crate) fn open_beneath(base: &Path, sub: &str) -> Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let root = berth_store::inroot::open_root(base)?;
+    rustix::fs::openat2(
+        &root,
+        sub,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| {
+        EngineError::InvalidArgument(format!(
+            "cannot access path {}: {e}",
+            base.join(sub).display()
+        ))
+    })
+}
+
+/// Bind-mounts (recursively) what `fd` names onto `target` relative to `dir` (an empty
+/// `target`: `dir` itself).
+pub(crate) fn bind_fd(
+    fd: &std::os::fd::OwnedFd,
+    dir: std::os::fd::BorrowedFd<'_>,
+    target: &Path,
+) -> Result<()> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let tree = rustix::mount::open_tree(
+        fd,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_EMPTY_PATH
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(|e| EngineError::Internal(format!("open_tree: {e}")))?;
+    let mut flags = MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH;
+    if target.as_os_str().is_empty() {
+        flags |= MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+    }
+    rustix::mount::move_mount(&tree, "", dir, target, flags)
+        .map_err(|e| EngineError::Internal(format!("mount on {}: {e}", target.display())))
 }
 
 /// `docker ps --filter volume=X`: a volume name or a mount destination.

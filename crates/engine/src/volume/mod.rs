@@ -4,7 +4,7 @@
 //! it, and keeps the records.
 
 mod attach;
-pub(crate) use attach::uses_volume;
+pub(crate) use attach::{bind_fd, open_beneath, uses_volume};
 pub mod manage;
 mod plan;
 pub mod record;
