@@ -386,12 +386,14 @@ fn binds_tmpfs_readonly_and_volumes_from() {
             "--rm",
             "-v",
             &format!("{hs}:/h"),
+            "-v",
+            &format!("{hs}/in:/etc/one-file:ro"),
             "busybox",
             "sh",
             "-c",
-            &format!("cat /h/in; echo {which} > /h/out-{which}"),
+            &format!("cat /h/in; echo {which} > /h/out-{which}; cat /etc/one-file"),
         ]));
-        assert_eq!(out, "from host\n");
+        assert_eq!(out, "from host\nfrom host\n");
         assert_eq!(
             std::fs::read_to_string(host.join(format!("out-{which}"))).unwrap(),
             format!("{which}\n")
