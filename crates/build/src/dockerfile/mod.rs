@@ -1,0 +1,126 @@
+//! The Dockerfile grammar as BuildKit's frontend reads it: parser directives (`syntax`,
+//! `escape`, `check`), comments, line continuations with the escape character, JSON (exec)
+//! and shell forms, instruction flags (`--from=`, `--chown=`, `--mount=`…), heredocs
+//! (`RUN <<EOF`, `COPY <<EOF /dst`, `<<-`, quoted delimiters, several per line), and every
+//! instruction. Words are not expanded here: which instructions expand which words, with
+//! which variables, is the executor's business (see `crate::expand`).
+
+mod parse;
+
+pub use parse::parse;
+
+/// A parse failure, with the 1-based line it was found on (Docker reports
+/// `Dockerfile:LINE` and the message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dockerfile parse error on line {line}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directives {
+    pub syntax: Option<String>,
+    /// `\` unless `# escape=`` ` ``.
+    pub escape: char,
+    pub check: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dockerfile {
+    pub directives: Directives,
+    /// ARG instructions before the first FROM (usable in FROM lines).
+    pub global_args: Vec<Instruction>,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// The FROM instruction that opens the stage.
+    pub from: Instruction,
+    /// Everything after it, up to the next FROM.
+    pub instructions: Vec<Instruction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// 1-based line of the instruction keyword, and of its last line.
+    pub line: usize,
+    pub end_line: usize,
+    /// The instruction as written, continuations joined with a space and comments removed,
+    /// heredoc bodies left out (what `docker history` derives CREATED BY from).
+    pub original: String,
+    /// Flags in order, e.g. ("from", "builder"), ("chown", "1:1"), ("mount", "type=cache,…");
+    /// a flag without value has value None (`--link`).
+    pub flags: Vec<(String, Option<String>)>,
+    pub kind: Kind,
+}
+
+/// The exec form (JSON array) or the shell form (the rest of the line as one string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Exec(Vec<String>),
+    Shell(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The delimiter word (`EOF`).
+    pub name: String,
+    pub content: String,
+    /// Unquoted delimiter: the body is expanded (by the shell for RUN, by the executor for
+    /// COPY/ADD); `<<"EOF"` or `<<'EOF'` keeps it verbatim.
+    pub expand: bool,
+    /// `<<-EOF`: leading tabs were stripped from each body line (already done in `content`).
+    pub strip_tabs: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    From {
+        image: String,
+        /// `AS name`, lower-cased as BuildKit does.
+        name: Option<String>,
+    },
+    Run {
+        command: Command,
+        heredocs: Vec<Heredoc>,
+    },
+    Cmd(Command),
+    Entrypoint(Command),
+    Shell(Vec<String>),
+    Label(Vec<(String, String)>),
+    Maintainer(String),
+    Expose(Vec<String>),
+    /// `ENV a=b c=d` and the legacy `ENV a b c` (one pair: "a" = "b c").
+    Env(Vec<(String, String)>),
+    /// Sources and destination as written (JSON form or words); heredoc sources are named in
+    /// `heredocs`.
+    Add {
+        sources: Vec<String>,
+        dest: String,
+        heredocs: Vec<Heredoc>,
+    },
+    Copy {
+        sources: Vec<String>,
+        dest: String,
+        heredocs: Vec<Heredoc>,
+    },
+    Volume(Vec<String>),
+    User(String),
+    Workdir(String),
+    /// `ARG name[=default]`, several per line allowed.
+    Arg(Vec<(String, Option<String>)>),
+    Onbuild(Box<Instruction>),
+    Stopsignal(String),
+    Healthcheck(Healthcheck),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Healthcheck {
+    /// `HEALTHCHECK NONE`.
+    None,
+    /// `HEALTHCHECK [--interval= --timeout= --start-period= --start-interval= --retries=] CMD …`
+    /// (the options are in `Instruction::flags`).
+    Cmd(Command),
+}
