@@ -125,13 +125,7 @@ impl Copier<'_> {
             FileType::Symlink => {
                 let target = readlinkat(src, name, Vec::new())?;
                 symlinkat(target.as_c_str(), dest, name)?;
-                chownat(
-                    dest,
-                    name,
-                    Some(uid(&st)),
-                    Some(gid(&st)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )?;
+                chown_entry(dest, name, &st)?;
                 utimensat(dest, name, &timestamps(&st), AtFlags::SYMLINK_NOFOLLOW)?;
             }
             // Fifos, devices and sockets: recreated, never opened (opening a device or a fifo
@@ -144,13 +138,7 @@ impl Copier<'_> {
                     Mode::from_raw_mode(0o600),
                     st.st_rdev as u64,
                 )?;
-                chownat(
-                    dest,
-                    name,
-                    Some(uid(&st)),
-                    Some(gid(&st)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )?;
+                chown_entry(dest, name, &st)?;
                 // A node we just made in our own directory: not a symlink, chmodat is safe.
                 chmodat(dest, name, permissions(&st), AtFlags::empty())?;
                 utimensat(dest, name, &timestamps(&st), AtFlags::SYMLINK_NOFOLLOW)?;
@@ -285,6 +273,17 @@ fn timestamps(st: &Stat) -> Timestamps {
             tv_nsec: st.st_mtime_nsec as _,
         },
     }
+}
+
+/// Gives the entry `name` in `dir` the owner in `st`, without following a symlink.
+fn chown_entry(dir: &OwnedFd, name: &OsString, st: &Stat) -> Result<(), Errno> {
+    chownat(
+        dir,
+        name,
+        Some(uid(st)),
+        Some(gid(st)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
 }
 
 #[cfg(test)]

@@ -393,16 +393,10 @@ pub async fn prune_report(
     let r = docker
         .prune_networks(Some(qp::PruneNetworksOptions { filters }))
         .await?;
-    let nets = r.networks_deleted.unwrap_or_default();
-    if nets.is_empty() {
-        return Ok(String::new());
-    }
-    let mut out = String::from("Deleted Networks:\n");
-    for n in nets {
-        out.push_str(&n);
-        out.push('\n');
-    }
-    Ok(out)
+    Ok(crate::commands::prune::deleted_list(
+        "Networks",
+        r.networks_deleted.unwrap_or_default(),
+    ))
 }
 
 pub async fn cmd_prune(docker: &Docker, a: PruneArgs) -> Result<i32> {
@@ -701,19 +695,8 @@ pub fn displayable_ports(ports: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser, Debug)]
-    struct T<A: clap::Args> {
-        #[command(flatten)]
-        a: A,
-    }
-
-    fn parse<A: clap::Args>(args: &[&str]) -> A {
-        let mut v = vec!["x"];
-        v.extend_from_slice(args);
-        T::<A>::try_parse_from(v).unwrap().a
-    }
+    use crate::commands::parse_args as parse;
 
     fn create_json(args: &[&str]) -> Value {
         let a: CreateArgs = parse(args);
@@ -841,13 +824,9 @@ mod tests {
             125
         );
         // pflag takes a bool flag's value only after '='.
-        let mut v = vec!["x", "--ipv6", "n2", "extra"];
-        assert!(T::<CreateArgs>::try_parse_from(v.clone()).is_err());
-        v.pop();
-        assert_eq!(
-            T::<CreateArgs>::try_parse_from(v.clone()).unwrap().a.name,
-            "n2"
-        );
+        let try_parse = crate::commands::try_parse_args::<CreateArgs>;
+        assert!(try_parse(&["--ipv6", "n2", "extra"]).is_err());
+        assert_eq!(try_parse(&["--ipv6", "n2"]).unwrap().name, "n2");
     }
 
     #[test]

@@ -69,6 +69,19 @@ fn human_size(n: f64) -> String {
 }
 
 /// docker's PromptForConfirmation: true only for "y"/"Y".
+/// docker's prune listing: "Deleted Volumes:" and one name per line; empty when nothing went.
+pub(crate) fn deleted_list(title: &str, names: Vec<String>) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("Deleted {title}:\n");
+    for n in names {
+        out.push_str(&n);
+        out.push('\n');
+    }
+    out
+}
+
 pub(crate) fn confirm(warning: &str) -> bool {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = std::io::stdout().flush();
@@ -91,15 +104,7 @@ async fn prune_containers(docker: &Docker, filter: &[String]) -> Result<(i64, St
         .prune_containers(Some(opts))
         .await
         .map_err(anyhow_api)?;
-    let deleted = r.containers_deleted.unwrap_or_default();
-    if deleted.is_empty() {
-        return Ok((0, String::new()));
-    }
-    let mut out = String::from("Deleted Containers:\n");
-    for id in deleted {
-        out.push_str(&id);
-        out.push('\n');
-    }
+    let out = deleted_list("Containers", r.containers_deleted.unwrap_or_default());
     Ok((r.space_reclaimed.unwrap_or(0), out))
 }
 

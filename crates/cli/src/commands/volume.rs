@@ -271,15 +271,8 @@ pub async fn prune_report(
         filters: (!filters.is_empty()).then_some(filters),
     };
     let r = docker.prune_volumes(Some(opts)).await.map_err(anyhow_api)?;
-    let names = r.volumes_deleted.unwrap_or_default();
-    if names.is_empty() {
-        return Ok((0, String::new()));
-    }
-    let mut out = String::from("Deleted Volumes:\n");
-    for n in names {
-        out.push_str(&n);
-        out.push('\n');
-    }
+    let out =
+        crate::commands::prune::deleted_list("Volumes", r.volumes_deleted.unwrap_or_default());
     Ok((r.space_reclaimed.unwrap_or(0), out))
 }
 
@@ -308,19 +301,8 @@ pub async fn cmd_prune(docker: &Docker, a: PruneArgs) -> Result<i32> {
 mod tests {
     use super::*;
     use bollard::models::{VolumeScopeEnum, VolumeUsageData};
-    use clap::Parser;
 
-    #[derive(Parser, Debug)]
-    struct T<A: clap::Args> {
-        #[command(flatten)]
-        a: A,
-    }
-
-    fn args<A: clap::Args>(v: &[&str]) -> A {
-        let mut argv = vec!["x"];
-        argv.extend_from_slice(v);
-        T::<A>::try_parse_from(argv).unwrap().a
-    }
+    use crate::commands::parse_args as args;
 
     fn volume(name: &str) -> Volume {
         Volume {
