@@ -1001,3 +1001,32 @@ ENTRYPOINT [\"/app\"]
         [flag("from", Some("build"))]
     );
 }
+
+#[test]
+fn onbuild_flags_are_checked_on_the_trigger() {
+    assert_eq!(
+        err("FROM a\nONBUILD COPY --bogus a b\n").message,
+        "unknown flag: bogus"
+    );
+    assert_eq!(
+        err("FROM a\nONBUILD --x RUN y\n").message,
+        "unknown flag: x"
+    );
+    let Kind::Onbuild(inner) = one("ONBUILD COPY --from=base /a /b\n").kind else {
+        panic!()
+    };
+    assert_eq!(inner.flags, [flag("from", Some("base"))]);
+}
+
+#[test]
+fn flags_end_at_double_dash() {
+    let run = one("RUN --network=host -- --version\n");
+    assert_eq!(run.flags, [flag("network", Some("host"))]);
+    assert_eq!(
+        run.kind,
+        Kind::Run {
+            command: Command::Shell("--version".into()),
+            heredocs: vec![]
+        }
+    );
+}
