@@ -5,7 +5,12 @@
 //! instruction. Words are not expanded here: which instructions expand which words, with
 //! which variables, is the executor's business (see `crate::expand`).
 
+mod flags;
+mod lines;
 mod parse;
+#[cfg(test)]
+mod tests;
+mod words;
 
 pub use parse::parse;
 
@@ -47,11 +52,16 @@ pub struct Instruction {
     /// 1-based line of the instruction keyword, and of its last line.
     pub line: usize,
     pub end_line: usize,
-    /// The instruction as written, continuations joined with a space and comments removed,
-    /// heredoc bodies left out (what `docker history` derives CREATED BY from).
+    /// The instruction as written, as BuildKit's `Node.Original`: continuation lines appended
+    /// as they are (the escape character and the blanks after it removed, nothing added, so
+    /// `a \` + `b` gives `a b` and `a\` + `  b` gives `a  b`), comment and blank lines inside
+    /// the continuation dropped, heredoc bodies left out, surrounding whitespace trimmed. The
+    /// legacy builder prints it in `Step N/M : …`; for an ONBUILD trigger it is the text after
+    /// `ONBUILD` (what goes into the image's `OnBuild`).
     pub original: String,
     /// Flags in order, e.g. ("from", "builder"), ("chown", "1:1"), ("mount", "type=cache,…");
-    /// a flag without value has value None (`--link`).
+    /// a flag without value has value None (`--link`); `--link=false` keeps its value. Quotes
+    /// in flags are removed (`--mount="type=cache,target=/x"`), values are not expanded.
     pub flags: Vec<(String, Option<String>)>,
     pub kind: Kind,
 }
@@ -67,6 +77,9 @@ pub enum Command {
 pub struct Heredoc {
     /// The delimiter word (`EOF`).
     pub name: String,
+    /// The body lines as written, each with its line ending (so it ends with `\n` unless the
+    /// file itself ends inside the body), the terminator line left out — BuildKit's
+    /// `Heredoc.Content`.
     pub content: String,
     /// Unquoted delimiter: the body is expanded (by the shell for RUN, by the executor for
     /// COPY/ADD); `<<"EOF"` or `<<'EOF'` keeps it verbatim.
@@ -94,8 +107,8 @@ pub enum Kind {
     Expose(Vec<String>),
     /// `ENV a=b c=d` and the legacy `ENV a b c` (one pair: "a" = "b c").
     Env(Vec<(String, String)>),
-    /// Sources and destination as written (JSON form or words); heredoc sources are named in
-    /// `heredocs`.
+    /// Sources and destination as written (JSON form or words). `<<NAME` sources are not in
+    /// `sources`: each heredoc in `heredocs` is a source, a file called `name`.
     Add {
         sources: Vec<String>,
         dest: String,
