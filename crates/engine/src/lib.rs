@@ -2,6 +2,7 @@
 //! store (`berth-image`) and the runtime (`berth-runtime`, reached only through `berth shim`).
 //! It knows nothing of HTTP; `berth-api` maps requests onto these calls.
 
+pub mod build;
 pub mod container;
 pub mod detach_keys;
 pub mod disk_usage;

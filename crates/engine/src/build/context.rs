@@ -1,0 +1,1 @@
+//! The build context: the uploaded tar extracted (safely) into a private directory.
