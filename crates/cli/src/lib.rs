@@ -10,6 +10,7 @@ pub mod output;
 pub mod stream;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use commands::build::{self as bld, BuildArgs, BuilderPruneArgs};
 use commands::container::{
     self as ctr, AttachArgs, KillArgs, LogsArgs, MultiArgs, PsArgs, RenameArgs, RmArgs, StartArgs,
     StopArgs,
@@ -128,6 +129,8 @@ enum Cmd {
     Load(LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(SaveArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Show the Berth version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -159,6 +162,19 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SystemCmd,
     },
+    /// Manage builds
+    Builder {
+        #[command(subcommand)]
+        cmd: BuilderCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BuilderCmd {
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -209,6 +225,8 @@ enum ImageCmd {
     Save(SaveArgs),
     /// Remove unused images
     Prune(ImagePruneArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -651,6 +669,16 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
         Cmd::System {
             cmd: SystemCmd::Prune(a),
         } => prn::cmd_system_prune(d, a).await,
+        Cmd::Build(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Build(a),
+        }
+        | Cmd::Builder {
+            cmd: BuilderCmd::Build(a),
+        } => bld::cmd_build(d, a).await,
+        Cmd::Builder {
+            cmd: BuilderCmd::Prune(a),
+        } => bld::cmd_builder_prune(d, a).await,
         Cmd::Version(_) => unreachable!(),
     }
 }
