@@ -417,7 +417,15 @@ fn base_header(meta: &Metadata) -> tar::Header {
     h.set_gid(0);
     h.set_mtime(meta.mtime().max(0) as u64);
     h.set_size(0);
+    zero_devices(&mut h);
     h
+}
+
+/// Go's tar writer fills the device fields of every entry ("0000000"), the tar crate leaves
+/// them blank.
+fn zero_devices(h: &mut tar::Header) {
+    let _ = h.set_device_major(0);
+    let _ = h.set_device_minor(0);
 }
 
 fn now_secs() -> u64 {
@@ -435,6 +443,7 @@ fn new_file_header(mode: u32, size: u64) -> tar::Header {
     h.set_gid(0);
     h.set_mtime(now_secs());
     h.set_size(size);
+    zero_devices(&mut h);
     h
 }
 

@@ -331,6 +331,16 @@ pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
             if let Ok(u) = uri.parse() {
                 *req.uri_mut() = u;
             }
+            // As docker: a tar body, and no registry credentials (`{}`).
+            let headers = req.headers_mut();
+            if let Ok(v) = "application/x-tar".parse() {
+                headers.insert("content-type", v);
+            }
+            if !headers.contains_key("x-registry-config") {
+                if let Ok(v) = "e30=".parse() {
+                    headers.insert("x-registry-config", v);
+                }
+            }
             req
         });
     let opts = qp::BuildImageOptions {
