@@ -169,6 +169,8 @@ enum Cmd {
     },
 }
 
+// Parsed once per run: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum BuilderCmd {
     /// Build an image from a Dockerfile
@@ -211,6 +213,7 @@ enum ContainerCmd {
     Prune(ContainerPruneArgs),
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum ImageCmd {
     #[command(alias = "list")]
@@ -797,6 +800,37 @@ mod tests {
             }
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn build_commands_are_registered() {
+        for argv in [
+            &["build", "-t", "a", "."][..],
+            &["image", "build", "."],
+            &["builder", "build", "-f", "-", "."],
+        ] {
+            match parse(argv).unwrap().cmd {
+                Some(
+                    Cmd::Build(a)
+                    | Cmd::Image {
+                        cmd: ImageCmd::Build(a),
+                    }
+                    | Cmd::Builder {
+                        cmd: BuilderCmd::Build(a),
+                    },
+                ) => assert_eq!(a.context, "."),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse(&["builder", "prune", "-af", "--filter", "until=1h"])
+                .unwrap()
+                .cmd,
+            Some(Cmd::Builder {
+                cmd: BuilderCmd::Prune(_)
+            })
+        ));
+        assert!(parse(&["build"]).is_err());
     }
 
     fn arity(args: &[&str]) -> Option<String> {

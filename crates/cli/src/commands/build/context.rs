@@ -197,7 +197,13 @@ pub(crate) fn is_archive(head: &[u8]) -> bool {
     let sum: u32 = block
         .iter()
         .enumerate()
-        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 })
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                *b as u32
+            }
+        })
         .sum();
     sum == stored
 }
@@ -269,13 +275,7 @@ pub(crate) fn random_dockerfile_name() -> String {
     let mut filled = 0;
     while filled < b.len() {
         // SAFETY: the pointer and length describe the unfilled tail of `b`.
-        let n = unsafe {
-            libc::getrandom(
-                b[filled..].as_mut_ptr().cast(),
-                b.len() - filled,
-                0,
-            )
-        };
+        let n = unsafe { libc::getrandom(b[filled..].as_mut_ptr().cast(), b.len() - filled, 0) };
         if n <= 0 {
             // getrandom only fails when interrupted; the time still makes a unique name.
             let t = std::time::SystemTime::now()

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use clap::{ArgAction, Args};
 use context::{Prepared, Source};
 use futures_util::StreamExt;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -135,17 +135,27 @@ pub(crate) fn usage_error(msg: &str) -> anyhow::Error {
     )
 }
 
-/// Where the build's own output goes: stdout, or a buffer with `-q` (printed to stderr when
-/// the build fails, as docker does).
+/// Where the build's output goes: stdout, or with `-q` two buffers as docker keeps them, the
+/// upload progress and the daemon's output; both are printed to stderr when the build fails,
+/// and on success the daemon's (then just the image ID) is printed.
 struct Out {
     quiet: bool,
-    buf: Mutex<String>,
+    progress: Mutex<String>,
+    build: Mutex<String>,
 }
 
 impl Out {
-    fn write(&self, s: &str) {
+    fn new(quiet: bool) -> Out {
+        Out {
+            quiet,
+            progress: Mutex::new(String::new()),
+            build: Mutex::new(String::new()),
+        }
+    }
+
+    fn write_to(&self, buf: &Mutex<String>, s: &str) {
         if self.quiet {
-            if let Ok(mut b) = self.buf.lock() {
+            if let Ok(mut b) = buf.lock() {
                 b.push_str(s);
             }
         } else {
@@ -155,11 +165,23 @@ impl Out {
         }
     }
 
-    fn take(&self) -> String {
-        self.buf
-            .lock()
+    fn progress(&self, s: &str) {
+        self.write_to(&self.progress, s);
+    }
+
+    fn build(&self, s: &str) {
+        self.write_to(&self.build, s);
+    }
+
+    fn take(buf: &Mutex<String>) -> String {
+        buf.lock()
             .map(|mut b| std::mem::take(&mut *b))
             .unwrap_or_default()
+    }
+
+    /// With `-q`, what was held back, for the report of a failure.
+    fn held(&self) -> String {
+        Self::take(&self.progress) + &Self::take(&self.build)
     }
 }
 
@@ -236,7 +258,7 @@ fn body_stream(
             Some(item) => Some((item, (rx, out, sent))),
             None => {
                 if let Some(o) = out {
-                    o.write(&sending_line(sent.load(Ordering::Relaxed)));
+                    o.progress(&sending_line(sent.load(Ordering::Relaxed)));
                 }
                 None
             }
@@ -266,7 +288,11 @@ fn exit_code_of_message(msg: &str) -> i32 {
     const MARK: &str = "returned a non-zero code: ";
     msg.rfind(MARK)
         .map(|i| &msg[i + MARK.len()..])
-        .map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next().unwrap_or(""))
+        .map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap_or("")
+        })
         .and_then(|n| n.parse::<i32>().ok())
         .filter(|n| *n != 0)
         .unwrap_or(1)
@@ -278,7 +304,11 @@ fn display(info: &bollard::models::BuildInfo) -> Option<String> {
         return Some(s.clone());
     }
     // Progress bars are not shown when the output is not a terminal.
-    if info.progress_detail.as_ref().is_some_and(|p| p.current.is_some() || p.total.is_some()) {
+    if info
+        .progress_detail
+        .as_ref()
+        .is_some_and(|p| p.current.is_some() || p.total.is_some())
+    {
         return None;
     }
     let status = info.status.as_deref()?;
@@ -313,10 +343,7 @@ pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
         remote.as_deref(),
         |k| std::env::var(k).ok(),
     )?);
-    let out = Arc::new(Out {
-        quiet: a.quiet,
-        buf: Mutex::new(String::new()),
-    });
+    let out = Arc::new(Out::new(a.quiet));
     let failed = Arc::new(Mutex::new(None));
     let body = if remote.is_some() {
         bollard::body_full(Bytes::new())
@@ -355,7 +382,7 @@ pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
             Ok(info) => info,
             Err(e) => {
                 if a.quiet {
-                    eprint!("{}", out.take());
+                    eprint!("{}", out.held());
                 }
                 return Err(build_error(e, &failed));
             }
@@ -365,12 +392,12 @@ pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
             continue;
         }
         if let Some(text) = display(&info) {
-            out.write(&text);
+            out.build(&text);
         }
     }
     if a.quiet {
         // With `q=1` the daemon's only output is the image ID.
-        image_id = out.take();
+        image_id = Out::take(&out.build);
         print!("{image_id}");
         let _ = std::io::stdout().flush();
     }

@@ -52,7 +52,9 @@ fn mem(flag: &str, v: &Option<String>) -> Result<i64> {
         // MemSwapBytes: -1 is unlimited swap.
         Some("-1") if flag == "memory-swap" => Ok(-1),
         Some(s) => ram_in_bytes(s).map_err(|e| {
-            super::usage_error(&format!("invalid argument \"{s}\" for \"--{flag}\" flag: {e}"))
+            super::usage_error(&format!(
+                "invalid argument \"{s}\" for \"--{flag}\" flag: {e}"
+            ))
         }),
     }
 }
@@ -90,7 +92,11 @@ pub(crate) fn build_query(
     if a.squash {
         set("squash", "1".into());
     }
-    if let Some(i) = a.isolation.as_deref().filter(|i| !i.is_empty() && *i != "default") {
+    if let Some(i) = a
+        .isolation
+        .as_deref()
+        .filter(|i| !i.is_empty() && *i != "default")
+    {
         set("isolation", i.into());
     }
     if let Some(s) = a.cpuset_cpus.as_deref().filter(|s| !s.is_empty()) {
@@ -173,7 +179,8 @@ fn validate_tag(t: &str) -> Result<()> {
     };
     let component_ok = |c: &str| {
         !c.is_empty()
-            && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
             && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
             && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
     };
@@ -184,7 +191,8 @@ fn validate_tag(t: &str) -> Result<()> {
     let tag_ok = tag.is_none_or(|t| {
         !t.is_empty()
             && t.len() <= 128
-            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
             && !t.starts_with(['.', '-'])
     });
     let valid = tag_ok

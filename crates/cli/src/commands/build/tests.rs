@@ -3,7 +3,7 @@ use super::query::{build_query, encode, with_query};
 use super::*;
 use crate::commands::parse_args;
 use std::collections::BTreeMap;
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
@@ -101,7 +101,12 @@ fn bad_flag_values_are_usage_errors() {
         let a: BuildArgs = parse_args(&["-t", bad, "."]);
         assert!(build_query(&a, "", None, env).is_err(), "{bad}");
     }
-    for good in ["ok/x:Tag", "localhost:5000/a/b:1", "reg.io/A/b", "x@sha256:00"] {
+    for good in [
+        "ok/x:Tag",
+        "localhost:5000/a/b:1",
+        "reg.io/A/b",
+        "x@sha256:00",
+    ] {
         let a: BuildArgs = parse_args(&["-t", good, "."]);
         let r = build_query(&a, "", None, env);
         assert!(r.is_ok() || good == "reg.io/A/b", "{good}");
@@ -118,7 +123,10 @@ fn the_query_replaces_bollards() {
         with_query("http://localhost/v1.41/build?dockerfile=x&rm=true", "t=a"),
         "http://localhost/v1.41/build?t=a"
     );
-    assert_eq!(with_query("unix://x/v1.41/build", "t=a"), "unix://x/v1.41/build?t=a");
+    assert_eq!(
+        with_query("unix://x/v1.41/build", "t=a"),
+        "unix://x/v1.41/build?t=a"
+    );
 }
 
 #[test]
@@ -249,7 +257,10 @@ fn a_directory_context_honours_dockerignore() {
     );
     assert_eq!(m["app/"].0, 'd');
     assert_eq!(m["app/"].1, 0o755);
-    assert_eq!(m["app/main.sh"], ('f', 0o755, 0, 0, String::new(), b"echo hi\n".to_vec()));
+    assert_eq!(
+        m["app/main.sh"],
+        ('f', 0o755, 0, 0, String::new(), b"echo hi\n".to_vec())
+    );
     assert_eq!(m[".dockerignore"].1, 0o600);
     assert_eq!(m["setuid"].1, 0o4755);
     assert_eq!(m["link"].0, 'l');
@@ -263,7 +274,11 @@ fn a_directory_context_honours_dockerignore() {
 #[test]
 fn dockerfile_named_by_f_is_sent_even_when_excluded() {
     let t = sample_context();
-    write(&t.path().join("secret/Dockerfile.dev"), "FROM busybox\n", 0o644);
+    write(
+        &t.path().join("secret/Dockerfile.dev"),
+        "FROM busybox\n",
+        0o644,
+    );
     let df = t.path().join("secret/Dockerfile.dev");
     let p = context::prepare(
         t.path().to_str().unwrap(),
@@ -280,7 +295,9 @@ fn dockerfile_named_by_f_is_sent_even_when_excluded() {
 
 fn is_random_name(n: &str) -> bool {
     n.strip_prefix(".dockerfile.").is_some_and(|h| {
-        h.len() == 20 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == 20
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -309,14 +326,21 @@ fn dockerfile_from_stdin_gets_a_random_name() {
     let name = p.dockerfile.clone();
     let (order, m) = list(&tar_of(p));
     assert_eq!(order[0], "f");
-    assert_eq!(m[".dockerignore"].5, format!(".dockerignore\n{name}\n").into_bytes());
+    assert_eq!(
+        m[".dockerignore"].5,
+        format!(".dockerignore\n{name}\n").into_bytes()
+    );
     assert_eq!(m[".dockerignore"].1, 0o600);
 }
 
 #[test]
 fn dockerfile_outside_the_context_is_added() {
     let outer = tempfile::tempdir().unwrap();
-    write(&outer.path().join("Dockerfile.out"), "FROM scratch\n", 0o644);
+    write(
+        &outer.path().join("Dockerfile.out"),
+        "FROM scratch\n",
+        0o644,
+    );
     write(&outer.path().join("ctx/a"), "a", 0o644);
     let p = context::prepare(
         outer.path().join("ctx").to_str().unwrap(),
@@ -341,15 +365,19 @@ fn lowercase_dockerfile_is_found_and_missing_one_fails() {
         .unwrap()
         .to_string();
     assert!(
-        e.starts_with("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat /")
-            && e.ends_with("/nope: no such file or directory"),
+        e.starts_with(
+            "unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat /"
+        ) && e.ends_with("/nope: no such file or directory"),
         "{e}"
     );
     let e = context::prepare("/no/such/dir", "", &mut std::io::empty())
         .err()
         .unwrap()
         .to_string();
-    assert_eq!(e, "unable to prepare context: path \"/no/such/dir\" not found");
+    assert_eq!(
+        e,
+        "unable to prepare context: path \"/no/such/dir\" not found"
+    );
     let e = context::prepare("-", "-", &mut std::io::empty())
         .err()
         .unwrap()
@@ -364,7 +392,8 @@ fn lowercase_dockerfile_is_found_and_missing_one_fails() {
 fn stdin_is_a_tar_or_a_dockerfile() {
     let t = tempfile::tempdir().unwrap();
     write(&t.path().join("Dockerfile"), "FROM busybox\n", 0o644);
-    let tar = tar_of(context::prepare(t.path().to_str().unwrap(), "", &mut std::io::empty()).unwrap());
+    let tar =
+        tar_of(context::prepare(t.path().to_str().unwrap(), "", &mut std::io::empty()).unwrap());
     assert!(context::is_archive(&tar[..1024.min(tar.len())]));
     assert!(context::is_archive(&[0x1f, 0x8b, 0x08, 0]));
     assert!(!context::is_archive(b"FROM busybox\n"));
@@ -406,5 +435,28 @@ fn prune_output() {
     assert_eq!(
         prune_report(&["a".into(), "b".into()]),
         "Deleted build cache objects:\na\nb\n"
+    );
+}
+
+#[test]
+fn bool_flags_take_go_style_values_without_eating_the_context() {
+    let a: BuildArgs = parse_args(&["--rm", "--no-cache", "-q", "ctx"]);
+    assert!(a.rm && a.no_cache && a.quiet);
+    assert_eq!(a.context, "ctx");
+    let a: BuildArgs = parse_args(&["--rm=false", "--pull=true", "ctx"]);
+    assert!(!a.rm && a.pull);
+    assert!(crate::commands::try_parse_args::<BuildArgs>(&[]).is_err());
+}
+
+#[test]
+fn quiet_output_is_held_apart() {
+    let out = Out::new(true);
+    out.progress(&sending_line(2048));
+    out.build("sha256:abc\n");
+    assert_eq!(Out::take(&out.build), "sha256:abc\n");
+    out.build("Step 1/1 : FROM x\n");
+    assert_eq!(
+        out.held(),
+        "Sending build context to Docker daemon  2.048kB\r\r\nStep 1/1 : FROM x\n"
     );
 }
