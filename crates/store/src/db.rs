@@ -727,7 +727,10 @@ mod tests {
             last_used: 1,
         };
         db.build_cache_put(&r).unwrap();
-        assert_eq!(db.build_cache_get("k", 5).unwrap().as_deref(), Some("sha256:b"));
+        assert_eq!(
+            db.build_cache_get("k", 5).unwrap().as_deref(),
+            Some("sha256:b")
+        );
         assert_eq!(db.build_cache_list().unwrap()[0].last_used, 5);
         assert!(db.build_cache_parents().unwrap().contains("sha256:a"));
         db.build_cache_delete("k").unwrap();
