@@ -226,7 +226,7 @@ fn failures() {
 
     let (okay, text) = docker_build(&d, &fixture("syntax_error"), &[]);
     assert!(!okay);
-    assert!(text.contains("line 4") && text.contains("notaninstruction"), "{text}");
+    assert!(text.contains("line 4") && text.contains("NOTANINSTRUCTION"), "{text}");
 
     let (okay, text) = docker_build(&d, &fixture("basic"), &["-f", "Missing.dockerfile"]);
     assert!(!okay && text.contains("Missing.dockerfile"), "{text}");

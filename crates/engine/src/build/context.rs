@@ -27,6 +27,7 @@ impl Context {
     pub(super) fn extract(mut file: File, tmp: &Path) -> Result<Context> {
         std::fs::create_dir_all(tmp)?;
         let dir = tempfile::Builder::new().prefix("build-").tempdir_in(tmp)?;
+        pad_plain_tar(&mut file)?;
         file.seek(SeekFrom::Start(0))?;
         let (_, stream) = berth_store::compression::decompress(&mut file).map_err(bad)?;
         berth_store::check_archive_paths(&mut tar::Archive::new(stream)).map_err(bad)?;
@@ -61,6 +62,22 @@ impl Context {
             .map_err(|_| missing())?;
         Ok(text)
     }
+}
+
+/// The docker CLI's `-f` outside the context rewrites the tar and sends it without the last
+/// entry's padding and the end-of-archive blocks; dockerd's reader copes, so ours is given
+/// them. Zeros after a complete archive change nothing.
+fn pad_plain_tar(file: &mut File) -> Result<()> {
+    let mut head = [0u8; 8];
+    file.seek(SeekFrom::Start(0))?;
+    let n = file.read(&mut head)?;
+    if berth_store::Compression::detect(&head[..n]) != berth_store::Compression::None {
+        return Ok(());
+    }
+    let len = file.seek(SeekFrom::End(0))?;
+    let pad = (512 - len % 512) % 512 + 1024;
+    file.write_all(&vec![0u8; pad as usize])?;
+    Ok(())
 }
 
 /// Lexically cleans a context-relative path; None when it leaves the context.
@@ -290,6 +307,8 @@ impl TarWriter {
         let mode = self.mode.chmod.unwrap_or(0o644);
         h.set_mode(mode);
         h.set_size(data.len() as u64);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_mtime(0);
         self.hash
             .update(format!("{name}\0inline\0{mode:o}\0").as_bytes());

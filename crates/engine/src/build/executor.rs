@@ -1172,7 +1172,18 @@ fn plan_copy(
     } else {
         dest.trim_end_matches("/.").trim_end_matches('/')
     };
-    let single_file_target = count == 1 && !dir_dest && !dir_in_layers(lowers, dest_trim);
+    // A directory or an archive always lands in (or as) the destination directory.
+    let dir_like = |rel: &String| -> Result<bool> {
+        let host = context::source_path(root, rel)?;
+        Ok(std::fs::metadata(&host)?.is_dir() || (is_add && context::is_archive(&host)))
+    };
+    let single_file_target = count == 1
+        && !dir_dest
+        && !dir_in_layers(lowers, dest_trim)
+        && match paths.first() {
+            Some(rel) => !dir_like(rel)?,
+            None => true,
+        };
     let dest_dir = if single_file_target {
         parent_and_base(dest_trim).0
     } else {
