@@ -166,7 +166,7 @@ enum Outcome {
     /// Nothing new (ARG): the current image stays.
     Same,
     /// A config-only image: history text, new config.
-    Config(String, ContainerConfig),
+    Config(String, Box<ContainerConfig>),
     /// A new layer written on the host: history text, the expanded instruction, the digest
     /// of what it reads, and the writer.
     Layer(String, String, LayerWrite),
@@ -374,7 +374,7 @@ impl Builder {
             }
             let created_by = st.nop(&format!(" LABEL {text}"));
             let cfg = st.config.clone();
-            self.finish_step(&mut st, Outcome::Config(created_by, cfg))
+            self.finish_step(&mut st, Outcome::Config(created_by, Box::new(cfg)))
                 .await?;
         }
         Ok(st.image)
@@ -416,7 +416,7 @@ impl Builder {
         let img = match outcome {
             Outcome::Same => unreachable!("handled above"),
             Outcome::Config(text, cfg) => {
-                st.config = cfg;
+                st.config = *cfg;
                 self.commit_config(st, text).await?
             }
             Outcome::Layer(text, _, write) => self.commit_write(st, text, write).await?,
@@ -453,7 +453,7 @@ impl Builder {
         let esc = self.df.directives.escape;
         let vars = st.vars();
         let ex = |w: &str| expand(w, esc, &vars);
-        let mut cfg = st.config.clone();
+        let mut cfg = Box::new(st.config.clone());
         let sh = st.shell().join(" ");
         let nop = |t: String| format!("{sh} #(nop) {t}");
         Ok(match &ins.kind {
@@ -578,7 +578,7 @@ impl Builder {
                 };
                 let dir = format!("/{}", context::clean(&dir).unwrap_or_default());
                 cfg.working_dir = dir.clone();
-                st.config = cfg;
+                st.config = *cfg;
                 let text = st.nop(&format!("WORKDIR {dir}"));
                 Outcome::Layer(text.clone(), text, LayerWrite::Mkdir(dir))
             }
