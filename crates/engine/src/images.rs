@@ -135,7 +135,6 @@ impl Engine {
         all: bool,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ImageSummary>> {
-        let _ = all;
         for key in filters.keys() {
             if !matches!(
                 key.as_str(),
@@ -154,8 +153,17 @@ impl Engine {
             }
         };
         let (before, since) = (anchor("before")?, anchor("since")?);
+        // The classic builder's intermediate images, as dockerd hides images with children.
+        let intermediate = if all {
+            Default::default()
+        } else {
+            self.build_cache_parents()
+        };
         let mut out = Vec::new();
         for img in images {
+            if img.repo_tags.is_empty() && intermediate.contains(img.id.as_str()) {
+                continue;
+            }
             let labels = labels(&img);
             if let Some(d) = filters.get("dangling").and_then(|v| v.first()) {
                 if (d == "true" || d == "1") != img.repo_tags.is_empty() {

@@ -166,7 +166,10 @@ impl Engine {
 
     /// Removes one unused image with its unshared layers; returns the delete items and the
     /// bytes freed (layer directories, layer blobs and the config blob that really went).
-    async fn prune_one_image(&self, id: &str) -> Result<(Vec<ImageDeleteResponseItem>, u64)> {
+    pub(crate) async fn prune_one_image(
+        &self,
+        id: &str,
+    ) -> Result<(Vec<ImageDeleteResponseItem>, u64)> {
         let img = self.image_by_name(id).await?;
         let layer_sizes = self.layer_sizes(img.layers.clone()).await?;
         let images = self.images.clone();

@@ -61,6 +61,17 @@ CREATE TABLE volumes (
     record TEXT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE build_cache (
+    key       TEXT PRIMARY KEY,
+    image_id  TEXT NOT NULL,
+    parent_id TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    last_used INTEGER NOT NULL
+);
+CREATE INDEX build_cache_image ON build_cache(image_id);
+CREATE INDEX build_cache_parent ON build_cache(parent_id);
+"#,
 ];
 
 /// An image: its config digest and the layers it stacks.
@@ -336,6 +347,81 @@ impl MetadataDb {
         let conn = self.conn();
         let mut st = conn.prepare("SELECT name, record FROM volumes ORDER BY name")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// One step result of the classic builder: the image a build step produced from `parent_id`,
+/// found again by its cache key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildCacheRecord {
+    pub key: String,
+    pub image_id: String,
+    pub parent_id: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub last_used: i64,
+}
+
+impl MetadataDb {
+    /// Looks a step up and marks it used.
+    pub fn build_cache_get(&self, key: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let conn = self.conn();
+        let id: Option<String> = conn
+            .query_row(
+                "SELECT image_id FROM build_cache WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if id.is_some() {
+            conn.execute(
+                "UPDATE build_cache SET last_used = ?2 WHERE key = ?1",
+                params![key, now],
+            )?;
+        }
+        Ok(id)
+    }
+
+    pub fn build_cache_put(&self, r: &BuildCacheRecord) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO build_cache (key, image_id, parent_id, created, last_used)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(key) DO UPDATE SET image_id = excluded.image_id,
+               parent_id = excluded.parent_id, last_used = excluded.last_used",
+            params![r.key, r.image_id, r.parent_id, r.created, r.last_used],
+        )?;
+        Ok(())
+    }
+
+    pub fn build_cache_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM build_cache WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
+    pub fn build_cache_list(&self) -> Result<Vec<BuildCacheRecord>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT key, image_id, parent_id, created, last_used FROM build_cache ORDER BY created",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(BuildCacheRecord {
+                key: r.get(0)?,
+                image_id: r.get(1)?,
+                parent_id: r.get(2)?,
+                created: r.get(3)?,
+                last_used: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Images that are the parent of a cached step: the build's intermediate images.
+    pub fn build_cache_parents(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT DISTINCT parent_id FROM build_cache")?;
+        let rows = st.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -627,6 +713,28 @@ mod tests {
         );
         db.delete_container("c1").unwrap();
         assert_eq!(db.list_containers().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn build_cache_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = MetadataDb::open(&dir.path().join("t.db")).unwrap();
+        let r = BuildCacheRecord {
+            key: "k".into(),
+            image_id: "sha256:b".into(),
+            parent_id: "sha256:a".into(),
+            created: 1,
+            last_used: 1,
+        };
+        db.build_cache_put(&r).unwrap();
+        assert_eq!(
+            db.build_cache_get("k", 5).unwrap().as_deref(),
+            Some("sha256:b")
+        );
+        assert_eq!(db.build_cache_list().unwrap()[0].last_used, 5);
+        assert!(db.build_cache_parents().unwrap().contains("sha256:a"));
+        db.build_cache_delete("k").unwrap();
+        assert!(db.build_cache_get("k", 6).unwrap().is_none());
     }
 
     #[test]

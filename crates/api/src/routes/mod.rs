@@ -1,4 +1,5 @@
 mod archive;
+mod build;
 mod containers;
 mod events;
 mod exec;
@@ -39,7 +40,8 @@ pub fn routes() -> Router<AppState> {
             "/volumes/{name}",
             get(volumes::inspect).delete(volumes::remove),
         )
-        .route("/build/prune", post(prune::build_cache_nothing))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))

@@ -24,13 +24,3 @@ pub async fn system_df(State(engine): State<AppState>, p: Params) -> ApiResult<i
         .collect();
     Ok(Json(engine.disk_usage(DfTypes::parse(&types)?).await?))
 }
-
-/// `POST /build/prune`, which `docker system prune` calls too. Berth has no build cache yet,
-/// so there is nothing to free; the builder replaces this when it lands (the route must then
-/// move to it: axum refuses a route registered twice).
-pub async fn build_cache_nothing(p: Params) -> ApiResult<impl IntoResponse> {
-    p.filters()?;
-    Ok(Json(
-        serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }),
-    ))
-}

@@ -1,1 +1,371 @@
-//! The build context: the uploaded tar extracted (safely) into a private directory.
+//! The build context: the uploaded tar extracted (safely) into a private directory, and the
+//! source side of COPY/ADD: which files a source pattern names, what they hold (the cache key
+//! digest), and a tar of them laid out for the destination.
+
+use crate::error::{EngineError, Result};
+use berth_build::ignore::DockerIgnore;
+use berth_store::inroot::open_in_root;
+use rustix::fs::OFlags;
+use sha2::{Digest as _, Sha256};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+fn bad(e: impl std::fmt::Display) -> EngineError {
+    EngineError::InvalidArgument(e.to_string())
+}
+
+/// The extracted context; removed with its directory when dropped.
+pub(super) struct Context {
+    dir: tempfile::TempDir,
+}
+
+impl Context {
+    /// Extracts `file` (a tar, maybe compressed) under `tmp`. Every entry name is checked
+    /// before anything is written, so a `../` entry refuses the whole context.
+    pub(super) fn extract(mut file: File, tmp: &Path) -> Result<Context> {
+        std::fs::create_dir_all(tmp)?;
+        let dir = tempfile::Builder::new().prefix("build-").tempdir_in(tmp)?;
+        pad_plain_tar(&mut file)?;
+        file.seek(SeekFrom::Start(0))?;
+        let (_, stream) = berth_store::compression::decompress(&mut file).map_err(bad)?;
+        berth_store::check_archive_paths(&mut tar::Archive::new(stream)).map_err(bad)?;
+        file.seek(SeekFrom::Start(0))?;
+        let (_, stream) = berth_store::compression::decompress(&mut file).map_err(bad)?;
+        let root = berth_store::inroot::open_root(dir.path())?;
+        let root = open_in_root(&root, ".", OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(std::io::Error::from)?;
+        berth_store::unpack_into(
+            &mut tar::Archive::new(stream),
+            root,
+            &berth_store::UnpackOptions::default(),
+        )
+        .map_err(bad)?;
+        Ok(Context { dir })
+    }
+
+    pub(super) fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The Dockerfile's text; dockerd's error when the context has none by that name.
+    pub(super) fn dockerfile(&self, name: &str) -> Result<String> {
+        let missing =
+            || EngineError::InvalidArgument(format!("Cannot locate specified Dockerfile: {name}"));
+        let rel = clean(name).ok_or_else(missing)?;
+        let mut text = String::new();
+        let root = berth_store::inroot::open_root(self.root())?;
+        let fd = open_in_root(&root, &rel, OFlags::RDONLY).map_err(|_| missing())?;
+        File::from(fd)
+            .read_to_string(&mut text)
+            .map_err(|_| missing())?;
+        Ok(text)
+    }
+}
+
+/// The docker CLI's `-f` outside the context rewrites the tar and sends it without the last
+/// entry's padding and the end-of-archive blocks; dockerd's reader copes, so ours is given
+/// them. Zeros after a complete archive change nothing.
+fn pad_plain_tar(file: &mut File) -> Result<()> {
+    let mut head = [0u8; 8];
+    file.seek(SeekFrom::Start(0))?;
+    let n = file.read(&mut head)?;
+    if berth_store::Compression::detect(&head[..n]) != berth_store::Compression::None {
+        return Ok(());
+    }
+    let len = file.seek(SeekFrom::End(0))?;
+    let pad = (512 - len % 512) % 512 + 1024;
+    file.write_all(&vec![0u8; pad as usize])?;
+    Ok(())
+}
+
+/// Lexically cleans a context-relative path; None when it leaves the context.
+pub(super) fn clean(p: &str) -> Option<String> {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out.join("/"))
+}
+
+fn has_glob(p: &str) -> bool {
+    p.contains(['*', '?', '['])
+}
+
+/// The paths (relative to `root`, symlinks inside it resolved as the root's own) that a
+/// COPY/ADD source names. `confined`: the root is the build context, where `..` may not leave
+/// it (dockerd's "forbidden path outside the build context").
+pub(super) fn expand_source(root: &Path, src: &str, confined: bool) -> Result<Vec<String>> {
+    let rel = match clean(src) {
+        Some(r) => r,
+        None if confined => {
+            return Err(bad(format!(
+                "forbidden path outside the build context: {src} ()"
+            )))
+        }
+        None => String::new(),
+    };
+    if !has_glob(&rel) {
+        if std::fs::symlink_metadata(root.join(&rel)).is_err() && !exists_in_root(root, &rel) {
+            return Err(bad(format!(
+                "file not found in build context or excluded by .dockerignore: stat {src}: file does not exist"
+            )));
+        }
+        return Ok(vec![rel]);
+    }
+    let matcher =
+        DockerIgnore::parse(&rel).map_err(|e| bad(format!("{}: {}", e.pattern, e.message)))?;
+    let depth = rel.split('/').count();
+    let mut found = Vec::new();
+    walk(root, "", &mut |p, _| {
+        if p.split('/').count() == depth && matcher.excludes(p) {
+            found.push(p.to_string());
+        }
+        p.split('/').count() < depth
+    })?;
+    if found.is_empty() {
+        return Err(bad(format!(
+            "file not found in build context or excluded by .dockerignore: no source files were specified: {src}"
+        )));
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn exists_in_root(root: &Path, rel: &str) -> bool {
+    berth_store::inroot::open_root(root)
+        .ok()
+        .and_then(|r| open_in_root(&r, rel, OFlags::PATH).ok())
+        .is_some()
+}
+
+/// Walks `root/rel` depth first without following symlinks; `f(path, metadata)` returns
+/// whether to descend into a directory.
+fn walk(root: &Path, rel: &str, f: &mut dyn FnMut(&str, &std::fs::Metadata) -> bool) -> Result<()> {
+    let mut names: Vec<_> = std::fs::read_dir(root.join(rel))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in names {
+        let p = if rel.is_empty() {
+            n
+        } else {
+            format!("{rel}/{n}")
+        };
+        let md = std::fs::symlink_metadata(root.join(&p))?;
+        if f(&p, &md) && md.is_dir() {
+            walk(root, &p, f)?;
+        }
+    }
+    Ok(())
+}
+
+/// The host path of a source, its symlinks resolved inside `root` (a source that is a symlink
+/// is followed, as dockerd does for the named path itself).
+fn resolve(root: &Path, rel: &str) -> Result<PathBuf> {
+    let r = berth_store::inroot::open_root(root)?;
+    let fd = open_in_root(&r, rel, OFlags::PATH).map_err(|e| {
+        bad(format!(
+            "file not found in build context or excluded by .dockerignore: stat {rel}: {e}"
+        ))
+    })?;
+    let real = berth_store::inroot::fd_path(&fd)?;
+    if !real.starts_with(root.canonicalize()?) {
+        return Err(bad(format!(
+            "forbidden path outside the build context: {rel} ()"
+        )));
+    }
+    Ok(real)
+}
+
+/// How the copied entries are written.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CopyMode {
+    pub chmod: Option<u32>,
+}
+
+/// A tar of sources laid out relative to the destination directory, and the digest of what
+/// it holds (names, types, modes, link targets and contents; not times).
+pub(super) struct SourceTar {
+    pub file: File,
+    pub digest: String,
+}
+
+/// Reads through to a hasher too, so contents are read once for the tar and the digest.
+struct Hashing<'a, R> {
+    inner: R,
+    hash: &'a mut Sha256,
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+pub(super) struct TarWriter {
+    b: tar::Builder<File>,
+    hash: Sha256,
+    mode: CopyMode,
+}
+
+impl TarWriter {
+    pub(super) fn new(tmp: &Path, mode: CopyMode) -> Result<TarWriter> {
+        std::fs::create_dir_all(tmp)?;
+        Ok(TarWriter {
+            b: tar::Builder::new(tempfile::tempfile_in(tmp)?),
+            hash: Sha256::new(),
+            mode,
+        })
+    }
+
+    fn header(&mut self, name: &str, md: &std::fs::Metadata, kind: tar::EntryType) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        let mode = match (self.mode.chmod, kind) {
+            (Some(m), tar::EntryType::Regular | tar::EntryType::Directory) => m,
+            _ => md.permissions().mode() & 0o7777,
+        };
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(md.mtime().max(0) as u64);
+        h.set_size(0);
+        self.hash
+            .update(format!("{name}\0{kind:?}\0{mode:o}\0{}\0", md.len()).as_bytes());
+        h
+    }
+
+    /// Adds the source `host` (a file, a directory's contents, or a symlink) under `name`
+    /// ("" for a directory's contents go at the top).
+    pub(super) fn add(&mut self, host: &Path, name: &str) -> Result<()> {
+        let md = std::fs::symlink_metadata(host)?;
+        if md.is_dir() {
+            if !name.is_empty() {
+                let mut h = self.header(name, &md, tar::EntryType::Directory);
+                self.b
+                    .append_data(&mut h, format!("{name}/"), std::io::empty())?;
+            }
+            let mut entries = Vec::new();
+            walk(host, "", &mut |p, _| {
+                entries.push(p.to_string());
+                true
+            })?;
+            for p in entries {
+                let full = if name.is_empty() {
+                    p.clone()
+                } else {
+                    format!("{name}/{p}")
+                };
+                self.add_one(&host.join(&p), &full)?;
+            }
+            return Ok(());
+        }
+        self.add_one(host, name)
+    }
+
+    fn add_one(&mut self, host: &Path, name: &str) -> Result<()> {
+        let md = std::fs::symlink_metadata(host)?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            let mut h = self.header(name, &md, tar::EntryType::Directory);
+            self.b
+                .append_data(&mut h, format!("{name}/"), std::io::empty())?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(host)?;
+            let mut h = self.header(name, &md, tar::EntryType::Symlink);
+            self.hash.update(target.to_string_lossy().as_bytes());
+            self.b.append_link(&mut h, name, &target)?;
+        } else if ft.is_file() {
+            let mut h = self.header(name, &md, tar::EntryType::Regular);
+            h.set_size(md.len());
+            let f = File::open(host)?;
+            let r = Hashing {
+                inner: f,
+                hash: &mut self.hash,
+            };
+            self.b.append_data(&mut h, name, r)?;
+        }
+        // Sockets, fifos and devices of a context are not copied (nor by dockerd's COPY).
+        Ok(())
+    }
+
+    /// A file given inline (a heredoc).
+    pub(super) fn add_bytes(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        let mode = self.mode.chmod.unwrap_or(0o644);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        self.hash
+            .update(format!("{name}\0inline\0{mode:o}\0").as_bytes());
+        self.hash.update(data);
+        self.b.append_data(&mut h, name, data)?;
+        Ok(())
+    }
+
+    /// Mixes an outside fact (an image ID a `--from` source comes from) into the digest.
+    pub(super) fn note(&mut self, s: &str) {
+        self.hash.update(s.as_bytes());
+    }
+
+    pub(super) fn finish(self) -> Result<SourceTar> {
+        let mut file = self.b.into_inner()?;
+        file.flush()?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(SourceTar {
+            file,
+            digest: hex::encode(self.hash.finalize()),
+        })
+    }
+}
+
+/// Resolves a source (already expanded to one path) for the tar.
+pub(super) fn source_path(root: &Path, rel: &str) -> Result<PathBuf> {
+    resolve(root, rel)
+}
+
+/// Whether a local ADD source is an archive dockerd would unpack (tar, maybe compressed).
+pub(super) fn is_archive(path: &Path) -> bool {
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let Ok((_, mut r)) = berth_store::compression::decompress(f) else {
+        return false;
+    };
+    let mut head = [0u8; 512];
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n == 512 && &head[257..262] == b"ustar"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_refuses_leaving_the_context() {
+        assert_eq!(clean("./a/../b").as_deref(), Some("b"));
+        assert_eq!(clean("/x/y").as_deref(), Some("x/y"));
+        assert_eq!(clean("../x"), None);
+        assert_eq!(clean("a/../../x"), None);
+    }
+}

@@ -11,9 +11,9 @@ pub mod options;
 
 pub use options::{BuildEvent, BuildOptions};
 
-use crate::container::inspect::Filters;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::Engine;
+use berth_image::Reference;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -28,17 +28,73 @@ impl Engine {
         opts: BuildOptions,
         context: std::fs::File,
     ) -> Result<mpsc::Receiver<BuildEvent>> {
-        todo!("{opts:?} {context:?}")
-    }
-
-    /// POST /build/prune: removes build cache records (all with `all`, else those not used
-    /// in the last `until`/`keep-storage` sense dockerd's classic builder has: everything
-    /// unused); returns the removed cache IDs and the bytes freed.
-    pub async fn prune_build_cache(
-        &self,
-        filters: &Filters,
-        all: bool,
-    ) -> Result<(Vec<String>, u64)> {
-        todo!("{filters:?} {all}")
+        let mut tags = Vec::new();
+        for t in &opts.tags {
+            let r = Reference::parse_normalized(t)
+                .ok()
+                .filter(|r| r.digest().is_none())
+                .ok_or_else(|| {
+                    EngineError::InvalidArgument(format!("invalid reference format: {t}"))
+                })?;
+            tags.push(r.with_default_tag());
+        }
+        let tmp = self.cfg.data_root.join("tmp");
+        let name = if opts.dockerfile.is_empty() {
+            "Dockerfile".to_string()
+        } else {
+            opts.dockerfile.clone()
+        };
+        let (ctx, df) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let ctx = context::Context::extract(context, &tmp)?;
+            let text = ctx.dockerfile(&name)?;
+            let df = berth_build::dockerfile::parse(&text).map_err(|e| {
+                EngineError::InvalidArgument(format!(
+                    "Dockerfile parse error line {}: {}",
+                    e.line, e.message
+                ))
+            })?;
+            Ok((ctx, df))
+        })
+        .await
+        .map_err(EngineError::internal)??;
+        let stages = executor::plan(&df, opts.target.as_deref())?;
+        let (tx, rx) = mpsc::channel(256);
+        let quiet = opts.quiet;
+        let builder = executor::Builder::new(self.clone(), opts, ctx, df, stages, tx.clone());
+        let engine = self.clone();
+        tokio::spawn(async move {
+            match builder.run().await {
+                Ok(img) => {
+                    let id = img.id.to_string();
+                    let _ = tx
+                        .send(BuildEvent::Aux(serde_json::json!({ "ID": id })))
+                        .await;
+                    let say = |s: String| BuildEvent::Stream(s);
+                    if quiet {
+                        let _ = tx.send(say(format!("{id}\n"))).await;
+                    } else {
+                        let _ = tx
+                            .send(say(format!("Successfully built {}\n", img.id.short())))
+                            .await;
+                    }
+                    for t in &tags {
+                        if let Err(e) = engine.tag_image(&id, &t.full()).await {
+                            let _ = tx.send(BuildEvent::Error(e.to_string())).await;
+                            return;
+                        }
+                        if !quiet {
+                            let _ = tx
+                                .send(say(format!("Successfully tagged {}\n", t.familiar())))
+                                .await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::info!("build failed: {e}");
+                    let _ = tx.send(BuildEvent::Error(e.to_string())).await;
+                }
+            }
+        });
+        Ok(rx)
     }
 }

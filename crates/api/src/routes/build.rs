@@ -1,0 +1,143 @@
+//! `POST /build` (the classic builder's progress stream) and `POST /build/prune`.
+
+use crate::error::{ApiError, ApiResult};
+use crate::json::Json;
+use crate::query::Params;
+use crate::stream::json_line;
+use crate::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use berth_engine::build::{BuildEvent, BuildOptions};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use tokio::io::AsyncWriteExt;
+
+/// A JSON-object query value (`buildargs`, `labels`); empty means none.
+fn json_map<V: serde::de::DeserializeOwned>(
+    p: &Params,
+    key: &str,
+) -> ApiResult<HashMap<String, V>> {
+    match p.get(key).filter(|v| !v.is_empty() && *v != "null") {
+        None => Ok(HashMap::new()),
+        Some(v) => serde_json::from_str(v)
+            .map_err(|e| ApiError::bad_request(format!("invalid {key} parameter: {e}"))),
+    }
+}
+
+fn options(p: &Params) -> ApiResult<BuildOptions> {
+    let list = |key: &str| -> Vec<String> {
+        p.all(key)
+            .into_iter()
+            .flat_map(|v| {
+                // `extrahosts`/`cachefrom` come as repeated values or as one JSON array.
+                serde_json::from_str::<Vec<String>>(&v).unwrap_or_else(|_| vec![v])
+            })
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    Ok(BuildOptions {
+        tags: p.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
+        dockerfile: p.get("dockerfile").unwrap_or("").to_string(),
+        build_args: json_map(p, "buildargs")?,
+        labels: json_map(p, "labels")?,
+        target: p
+            .get("target")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        no_cache: p.bool("nocache"),
+        remove: p.bool_or("rm", true),
+        force_remove: p.bool("forcerm"),
+        pull: p.bool("pull"),
+        network_mode: p
+            .get("networkmode")
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+        extra_hosts: list("extrahosts"),
+        shm_size: p.int("shmsize")?,
+        memory: p.int("memory")?,
+        quiet: p.bool("q"),
+        platform: p
+            .get("platform")
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+        cache_from: list("cachefrom"),
+    })
+}
+
+fn event_json(e: BuildEvent) -> serde_json::Value {
+    match e {
+        BuildEvent::Stream(s) => serde_json::json!({ "stream": s }),
+        BuildEvent::Aux(v) => serde_json::json!({ "aux": v }),
+        BuildEvent::Error(m) => serde_json::json!({ "errorDetail": { "message": m }, "error": m }),
+    }
+}
+
+pub async fn build(State(engine): State<AppState>, p: Params, body: Body) -> ApiResult<Response> {
+    let opts = options(&p)?;
+    if p.get("remote").is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::bad_request(
+            "building from a remote context is not supported by this engine yet",
+        ));
+    }
+    // The whole context is spooled before anything is read: a tar is checked end to end
+    // before a byte of it is extracted.
+    let tmp = engine.cfg.data_root.join("tmp");
+    tokio::fs::create_dir_all(&tmp)
+        .await
+        .map_err(berth_engine::EngineError::from)?;
+    let file = spool_file(&tmp).map_err(berth_engine::EngineError::from)?;
+    let mut spool = tokio::fs::File::from_std(file);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading build context: {e}")))?;
+        spool
+            .write_all(&chunk)
+            .await
+            .map_err(berth_engine::EngineError::from)?;
+    }
+    spool
+        .flush()
+        .await
+        .map_err(berth_engine::EngineError::from)?;
+    let file = spool.into_std().await;
+    let rx = engine.build_image(opts, file).await?;
+    let out = futures_util::stream::unfold(rx, |mut rx| async move {
+        let e = rx.recv().await?;
+        Some((Ok::<_, std::io::Error>(json_line(&event_json(e))), rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(out),
+    )
+        .into_response())
+}
+
+/// An anonymous file under the data root (unlinked at once, so nothing is left on a crash).
+fn spool_file(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let path = dir.join(format!("build-context-{}-{nanos}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// `POST /build/prune` (`docker builder prune`, `docker system prune`).
+pub async fn prune(State(engine): State<AppState>, p: Params) -> ApiResult<impl IntoResponse> {
+    let (deleted, freed) = engine
+        .prune_build_cache(&p.filters()?, p.bool("all"))
+        .await?;
+    Ok(Json(serde_json::json!({
+        "CachesDeleted": deleted,
+        "SpaceReclaimed": freed,
+    })))
+}
