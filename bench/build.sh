@@ -57,7 +57,7 @@ bench_engine() { # name socket
   hyperfine -N --runs "$RUNS" --prepare "bash $cold" --export-json "$BENCH_DIR/$name-cold.json" "$build" >/dev/null
   echo "== $name: cached" >&2
   echo initial > "$ctx/small/late.txt"
-  $build >/dev/null
+  $build >/dev/null 2>&1
   hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$BENCH_DIR/$name-cached.json" "$build" >/dev/null
   echo "== $name: one late step" >&2
   hyperfine -N --warmup 1 --runs "$RUNS" --prepare "bash $late" --export-json "$BENCH_DIR/$name-late.json" "$build" >/dev/null
