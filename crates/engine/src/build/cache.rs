@@ -8,7 +8,8 @@
 //! images with children) and so `image prune` leaves them, until `builder prune` or the size
 //! cap drops the cache and with it the intermediate images nothing else holds.
 //!
-//! Accounting: an entry's size is the layer its step added, measured on disk, and counts as
+//! Accounting: an entry's size is the layer its step added, measured on disk (the extracted
+//! directory and the stored tar, both of which removing it frees), and counts as
 //! cache only while every image holding that layer is a cache-only image (an untagged
 //! intermediate no container uses). A layer a tagged or visible image or a container also
 //! holds is `Shared`: pruning the entry would not free it, and `system df` counts it under
@@ -167,7 +168,9 @@ impl Engine {
                 (None, None) => false,
             };
             let size = match layer {
-                Some(l) if counted.insert(l) => sizes.get(l).copied().unwrap_or(0),
+                Some(l) if counted.insert(l) => {
+                    sizes.get(l).copied().unwrap_or(0) + self.layer_blob_size(l)
+                }
                 _ => 0,
             };
             out.push(CacheEntry {
@@ -183,6 +186,18 @@ impl Engine {
             });
         }
         Ok(out)
+    }
+
+    /// The stored tar of a layer the builder committed (kept beside its extracted directory,
+    /// and freed with it).
+    fn layer_blob_size(&self, chain: &Digest) -> u64 {
+        match self.images.db().get_layer(chain) {
+            Ok(Some(l)) => l
+                .blob
+                .and_then(|b| self.images.content().size(&b).ok())
+                .unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// Bytes the cache holds that pruning it would free.
