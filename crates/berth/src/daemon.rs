@@ -42,7 +42,6 @@ fn parse_cache_size(s: &str) -> std::result::Result<u64, String> {
     berth_engine::container::create::parse_size(s).ok_or_else(|| format!("invalid size: '{s}'"))
 }
 
-
 pub fn main(args: Vec<OsString>) -> i32 {
     let parsed = match DaemonArgs::try_parse_from(
         std::iter::once(OsString::from("berth daemon")).chain(args.into_iter().skip(2)),

@@ -109,8 +109,12 @@ fn system_df_accounts_cache_only_layers_and_prune_frees_them() {
     let descs = descriptions(&list);
     assert!(descs.iter().any(|s| s.contains("/big")), "{descs:?}");
     // The second step was built on the first.
-    let small = list.iter().find(|e| e["Description"].as_str().unwrap().contains("/small"));
-    let big = list.iter().find(|e| e["Description"].as_str().unwrap().contains("/big"));
+    let small = list
+        .iter()
+        .find(|e| e["Description"].as_str().unwrap().contains("/small"));
+    let big = list
+        .iter()
+        .find(|e| e["Description"].as_str().unwrap().contains("/big"));
     assert_eq!(small.unwrap()["Parents"][0], big.unwrap()["ID"]);
     assert_eq!(df_row(&d), "Build Cache|2|0|0B|0B");
 
@@ -118,7 +122,10 @@ fn system_df_accounts_cache_only_layers_and_prune_frees_them() {
     let again = build(&d, ctx.path(), &["-t", "cached:1"]);
     assert!(again.contains("Using cache"), "{again}");
     let (_, list) = cache_usage(&d);
-    assert!(list.iter().all(|e| e["UsageCount"].as_i64() == Some(2)), "{list:#?}");
+    assert!(
+        list.iter().all(|e| e["UsageCount"].as_i64() == Some(2)),
+        "{list:#?}"
+    );
 
     // Without the tag the intermediate image with /big is the cache's alone.
     ok(&mut d.docker(&["rmi", "cached:1"]));
@@ -199,8 +206,8 @@ fn builder_prune_filters_keep_storage_and_all() {
 #[test]
 fn size_cap_evicts_least_recently_used_steps() {
     // Each build leaves about 4MB of cache (2MB extracted, 2MB as the stored tar).
-    let d = TestDaemon::with_busybox_args(BIN, &["--builder-cache-max-size", "7MB"])
-        .expect("daemon");
+    let d =
+        TestDaemon::with_busybox_args(BIN, &["--builder-cache-max-size", "7MB"]).expect("daemon");
     build_then_untag(&d, "first", 2 * MB);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     build_then_untag(&d, "second", 2 * MB);

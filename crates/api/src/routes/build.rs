@@ -145,9 +145,7 @@ pub async fn prune(State(engine): State<AppState>, p: Params) -> ApiResult<impl 
         all: p.bool("all"),
         keep_storage: keep,
     };
-    let (deleted, freed) = engine
-        .prune_build_cache_with(&p.filters()?, &opts)
-        .await?;
+    let (deleted, freed) = engine.prune_build_cache_with(&p.filters()?, &opts).await?;
     Ok(Json(serde_json::json!({
         "CachesDeleted": deleted,
         "SpaceReclaimed": freed,

@@ -285,11 +285,7 @@ impl Engine {
 
     /// Deletes the chosen records, then the images no remaining record needs that nothing
     /// else holds (untagged, no container), newest first so each removal frees its layer.
-    async fn evict(
-        &self,
-        entries: &[CacheEntry],
-        chosen: &[String],
-    ) -> Result<(Vec<String>, u64)> {
+    async fn evict(&self, entries: &[CacheEntry], chosen: &[String]) -> Result<(Vec<String>, u64)> {
         let db = self.images.db().clone();
         let chosen_set: HashSet<&str> = chosen.iter().map(String::as_str).collect();
         let mut images = Vec::new();
@@ -308,13 +304,19 @@ impl Engine {
             .collect();
         // Only images the cache hid (parents of a step) are the cache's to remove; a step's
         // final, visible image is the user's.
-        let hidden: HashSet<&str> = entries.iter().map(|e| e.record.parent_id.as_str()).collect();
+        let hidden: HashSet<&str> = entries
+            .iter()
+            .map(|e| e.record.parent_id.as_str())
+            .collect();
         let mut freed = 0u64;
         let mut seen = HashSet::new();
         // Children were stored after their parents: walk back so each removal frees what only
         // it held.
         for id in images.iter().rev() {
-            if !seen.insert(id.as_str()) || needed.contains(id.as_str()) || !hidden.contains(id.as_str()) {
+            if !seen.insert(id.as_str())
+                || needed.contains(id.as_str())
+                || !hidden.contains(id.as_str())
+            {
                 continue;
             }
             let Ok(img) = self.image_by_name(id).await else {
@@ -345,12 +347,12 @@ fn matches_filters(e: &CacheEntry, filters: &Filters) -> bool {
         })
     };
     let any = |k: &str, f: &dyn Fn(&str) -> bool| {
-        filters
-            .get(k)
-            .is_none_or(|vals| vals.iter().any(|w| f(w)))
+        filters.get(k).is_none_or(|vals| vals.iter().any(|w| f(w)))
     };
     any("id", &|w| e.record.key.starts_with(w))
-        && any("parent", &|w| e.parent.as_deref().is_some_and(|p| p.starts_with(w)))
+        && any("parent", &|w| {
+            e.parent.as_deref().is_some_and(|p| p.starts_with(w))
+        })
         && any("description", &|w| e.description.contains(w))
         && any("type", &|w| w == "regular")
         && truth("inuse", e.in_use)

@@ -2,9 +2,9 @@
 //! image the previous step gave, printed as the legacy builder prints it.
 
 use super::cache;
-use super::reproducible;
 use super::context::{self, Context, CopyMode, TarWriter};
 use super::options::{BuildEvent, BuildOptions};
+use super::reproducible;
 use crate::error::{EngineError, Result};
 use crate::{Engine, LogOptions, WaitCondition};
 use berth_build::dockerfile::{Command, Dockerfile, Healthcheck, Heredoc, Instruction, Kind};

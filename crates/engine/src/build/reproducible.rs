@@ -31,9 +31,12 @@ pub(super) fn epoch_of(opts: &BuildOptions) -> Result<Option<i64>> {
     };
     match raw.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).map(Some).ok_or_else(|| {
-            EngineError::InvalidArgument(format!("invalid SOURCE_DATE_EPOCH: {v}"))
-        }),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(|| EngineError::InvalidArgument(format!("invalid SOURCE_DATE_EPOCH: {v}"))),
     }
 }
 
@@ -107,7 +110,11 @@ pub(super) fn clamp_layer(file: &mut std::fs::File, epoch: i64) -> Result<()> {
 impl Engine {
     /// The step's image with the reproducible build's timestamps (itself for an ordinary
     /// build): its config rewritten and stored, the unstamped image record replaced.
-    pub(super) async fn reproducible_image(&self, img: Image, opts: &BuildOptions) -> Result<Image> {
+    pub(super) async fn reproducible_image(
+        &self,
+        img: Image,
+        opts: &BuildOptions,
+    ) -> Result<Image> {
         let Some(epoch) = epoch(opts) else {
             return Ok(img);
         };
