@@ -32,6 +32,14 @@ struct DaemonArgs {
     /// debug, info, warn, error, fatal
     #[arg(short = 'l', long, default_value = "info")]
     log_level: String,
+    /// Size cap of the builder's cache ("2GB", "500m", docker's size syntax; 0: no cap).
+    /// Default: 10% of the data root's filesystem, at most 20GB
+    #[arg(long, value_parser = parse_cache_size)]
+    builder_cache_max_size: Option<u64>,
+}
+
+fn parse_cache_size(s: &str) -> std::result::Result<u64, String> {
+    berth_engine::container::create::parse_size(s).ok_or_else(|| format!("invalid size: '{s}'"))
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -103,10 +111,14 @@ async fn bind(path: &std::path::Path) -> Result<UnixListener> {
 async fn run(args: DaemonArgs) -> Result<()> {
     let host = args.host.last().cloned().unwrap_or_default();
     let sock = socket_path(&host)?;
+    let cache_cap = args
+        .builder_cache_max_size
+        .unwrap_or_else(|| berth_engine::build::default_cache_cap(&args.data_root));
     let cfg = EngineConfig {
         data_root: args.data_root,
         exec_root: args.exec_root,
         self_exe: std::env::current_exe().context("cannot find the berth binary")?,
+        builder_cache_max_size: Some(cache_cap),
     };
     let listener = bind(&sock).await?;
     let engine = Engine::open(cfg.clone())

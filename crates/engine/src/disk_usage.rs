@@ -6,6 +6,8 @@
 //! `SizeRw` is everything under its directory in the data root — the rw (upper) layer, the
 //! json-file logs and the bundle files — because that is what removing it frees; `SizeRootFs`
 //! adds its image's size. The mounted rootfs is another filesystem and is not walked.
+//! `BuildCache` lists the classic builder's steps (see `build::cache` for what an entry's size
+//! is); the layers only the cache holds are counted there and left out of `LayersSize`.
 
 use crate::error::{EngineError, Result};
 use crate::Engine;
@@ -147,6 +149,11 @@ impl Engine {
     /// BuildCache), which is what the docker CLI of that range reads.
     pub async fn disk_usage(&self, types: DfTypes) -> Result<serde_json::Value> {
         let mut out = serde_json::Map::new();
+        let cache = if types.images || types.build_cache {
+            self.build_cache_entries().await?
+        } else {
+            Vec::new()
+        };
         if types.images {
             let mut images = self.list_images(false, &HashMap::new())?;
             let all = self.images.list()?;
@@ -160,7 +167,11 @@ impl Engine {
             }
             let chains: Vec<Digest> = users.keys().map(|d| (*d).clone()).collect();
             let sizes = self.layer_sizes(chains).await?;
-            let layers_size: u64 = sizes.values().sum();
+            // Layers only the build cache holds are counted under BuildCache, not twice.
+            let layers_size: u64 = sizes
+                .values()
+                .sum::<u64>()
+                .saturating_sub(Engine::build_cache_size(&cache));
             for img in images.iter_mut() {
                 let layers = layers_of.get(&img.id).cloned().unwrap_or_default();
                 let size = |shared: bool| -> i64 {
@@ -207,10 +218,37 @@ impl Engine {
             );
         }
         if types.build_cache {
-            out.insert("BuildCache".into(), serde_json::json!([]));
+            out.insert(
+                "BuildCache".into(),
+                serde_json::Value::Array(cache.iter().map(cache_record_json).collect()),
+            );
         }
         Ok(serde_json::Value::Object(out))
     }
+}
+
+fn rfc3339(secs: i64) -> serde_json::Value {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .into()
+}
+
+/// One entry of `BuildCache` as dockerd serialises BuildKit's records (`Parent` for API
+/// clients before 1.42, `Parents` after).
+fn cache_record_json(e: &crate::build::CacheEntry) -> serde_json::Value {
+    serde_json::json!({
+        "ID": e.record.key,
+        "Parent": e.parent.clone().unwrap_or_default(),
+        "Parents": e.parent.iter().collect::<Vec<_>>(),
+        "Type": "regular",
+        "Description": e.description,
+        "InUse": e.in_use,
+        "Shared": e.shared,
+        "Size": e.size,
+        "CreatedAt": rfc3339(e.record.created),
+        "LastUsedAt": rfc3339(e.record.last_used),
+        "UsageCount": e.record.usage_count,
+    })
 }
 
 #[cfg(test)]

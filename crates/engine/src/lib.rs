@@ -37,6 +37,9 @@ pub struct EngineConfig {
     pub exec_root: PathBuf,
     /// The `berth` binary, re-executed as `berth shim` for each container.
     pub self_exe: PathBuf,
+    /// `--builder-cache-max-size`: the classic builder's cache is cut back to this many
+    /// bytes (least recently used steps first) after each build; None or 0: no cap.
+    pub builder_cache_max_size: Option<u64>,
 }
 
 pub struct Engine {

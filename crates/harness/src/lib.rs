@@ -23,6 +23,8 @@ pub struct TestDaemon {
     /// The daemon's own network namespace (pinned here): its bridges, veths and nftables
     /// rules never touch the machine's network, and they vanish with the namespace.
     pub netns: PathBuf,
+    /// Extra `berth daemon` flags, kept across restarts.
+    pub daemon_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -63,9 +65,20 @@ impl TestDaemon {
         Self::start_nested(berth_bin, "")
     }
 
+    /// A daemon started with extra flags, the busybox fixture imported.
+    pub fn with_busybox_args(berth_bin: &str, args: &[&str]) -> Result<Self> {
+        let d = Self::start_with(berth_bin, "", args)?;
+        d.import_busybox()?;
+        Ok(d)
+    }
+
     /// Like `start`, with the data and exec roots under `nest` inside the temp dir: a long
     /// `nest` checks that deep paths (past the UNIX socket path limit) work.
     pub fn start_nested(berth_bin: &str, nest: &str) -> Result<Self> {
+        Self::start_with(berth_bin, nest, &[])
+    }
+
+    fn start_with(berth_bin: &str, nest: &str, args: &[&str]) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("berth-test-").tempdir()?;
         let socket = dir.path().join("berth.sock");
         let roots = dir.path().join(nest);
@@ -78,6 +91,7 @@ impl TestDaemon {
             socket,
             netns,
             dir,
+            daemon_args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         d.spawn()?;
@@ -113,6 +127,7 @@ impl TestDaemon {
             .arg(&self.data_root)
             .arg("--exec-root")
             .arg(&self.exec_root)
+            .args(&self.daemon_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -72,6 +72,10 @@ CREATE TABLE build_cache (
 CREATE INDEX build_cache_image ON build_cache(image_id);
 CREATE INDEX build_cache_parent ON build_cache(parent_id);
 "#,
+    // How often a step was reused (`system df -v`'s USAGE COUNT).
+    r#"
+ALTER TABLE build_cache ADD COLUMN usage_count INTEGER NOT NULL DEFAULT 1;
+"#,
 ];
 
 /// An image: its config digest and the layers it stacks.
@@ -361,7 +365,11 @@ pub struct BuildCacheRecord {
     /// Unix seconds.
     pub created: i64,
     pub last_used: i64,
+    /// Builds that used the step, the one that made it included.
+    pub usage_count: i64,
 }
+
+const BUILD_CACHE_COLUMNS: &str = "key, image_id, parent_id, created, last_used, usage_count";
 
 impl MetadataDb {
     /// Looks a step up and marks it used.
@@ -376,20 +384,30 @@ impl MetadataDb {
             .optional()?;
         if id.is_some() {
             conn.execute(
-                "UPDATE build_cache SET last_used = ?2 WHERE key = ?1",
+                "UPDATE build_cache SET last_used = ?2, usage_count = usage_count + 1
+                 WHERE key = ?1",
                 params![key, now],
             )?;
         }
         Ok(id)
     }
 
+    /// Records a step (a rebuild of a known key replaces its image and counts as a use).
     pub fn build_cache_put(&self, r: &BuildCacheRecord) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT INTO build_cache (key, image_id, parent_id, created, last_used)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO build_cache (key, image_id, parent_id, created, last_used, usage_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(key) DO UPDATE SET image_id = excluded.image_id,
-               parent_id = excluded.parent_id, last_used = excluded.last_used",
-            params![r.key, r.image_id, r.parent_id, r.created, r.last_used],
+               parent_id = excluded.parent_id, last_used = excluded.last_used,
+               usage_count = usage_count + 1",
+            params![
+                r.key,
+                r.image_id,
+                r.parent_id,
+                r.created,
+                r.last_used,
+                r.usage_count
+            ],
         )?;
         Ok(())
     }
@@ -400,11 +418,12 @@ impl MetadataDb {
         Ok(())
     }
 
+    /// Every step, least recently used first (the order eviction takes them in).
     pub fn build_cache_list(&self) -> Result<Vec<BuildCacheRecord>, StoreError> {
         let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT key, image_id, parent_id, created, last_used FROM build_cache ORDER BY created",
-        )?;
+        let mut st = conn.prepare(&format!(
+            "SELECT {BUILD_CACHE_COLUMNS} FROM build_cache ORDER BY last_used, created, key"
+        ))?;
         let rows = st.query_map([], |r| {
             Ok(BuildCacheRecord {
                 key: r.get(0)?,
@@ -412,6 +431,7 @@ impl MetadataDb {
                 parent_id: r.get(2)?,
                 created: r.get(3)?,
                 last_used: r.get(4)?,
+                usage_count: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -725,13 +745,15 @@ mod tests {
             parent_id: "sha256:a".into(),
             created: 1,
             last_used: 1,
+            usage_count: 1,
         };
         db.build_cache_put(&r).unwrap();
         assert_eq!(
             db.build_cache_get("k", 5).unwrap().as_deref(),
             Some("sha256:b")
         );
-        assert_eq!(db.build_cache_list().unwrap()[0].last_used, 5);
+        let listed = &db.build_cache_list().unwrap()[0];
+        assert_eq!((listed.last_used, listed.usage_count), (5, 2));
         assert!(db.build_cache_parents().unwrap().contains("sha256:a"));
         db.build_cache_delete("k").unwrap();
         assert!(db.build_cache_get("k", 6).unwrap().is_none());

@@ -133,9 +133,19 @@ fn spool_file(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
 
 /// `POST /build/prune` (`docker builder prune`, `docker system prune`).
 pub async fn prune(State(engine): State<AppState>, p: Params) -> ApiResult<impl IntoResponse> {
-    let (deleted, freed) = engine
-        .prune_build_cache(&p.filters()?, p.bool("all"))
-        .await?;
+    // `keep-storage` (API < 1.48) and `reserved-space` (1.48+) both say how much cache may
+    // stay; `max-used-space` bounds it the same way here.
+    let mut keep = None;
+    for k in ["keep-storage", "reserved-space", "max-used-space"] {
+        if let Some(v) = p.int(k)?.filter(|v| *v > 0) {
+            keep = Some(keep.map_or(v as u64, |k: u64| k.min(v as u64)));
+        }
+    }
+    let opts = berth_engine::build::PruneOptions {
+        all: p.bool("all"),
+        keep_storage: keep,
+    };
+    let (deleted, freed) = engine.prune_build_cache_with(&p.filters()?, &opts).await?;
     Ok(Json(serde_json::json!({
         "CachesDeleted": deleted,
         "SpaceReclaimed": freed,

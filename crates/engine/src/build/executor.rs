@@ -4,6 +4,7 @@
 use super::cache;
 use super::context::{self, Context, CopyMode, TarWriter};
 use super::options::{BuildEvent, BuildOptions};
+use super::reproducible;
 use crate::error::{EngineError, Result};
 use crate::{Engine, LogOptions, WaitCondition};
 use berth_build::dockerfile::{Command, Dockerfile, Healthcheck, Heredoc, Instruction, Kind};
@@ -273,6 +274,7 @@ impl Builder {
             .build_args
             .keys()
             .filter(|k| !self.used_args.contains(*k) && !is_proxy_arg(k))
+            .filter(|k| !reproducible::is_builder_arg(k)) // build-cache hook
             .collect();
         if !unused.is_empty() {
             let mut u: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
@@ -406,6 +408,7 @@ impl Builder {
             Outcome::Run(argv) => (self.run_created_by(st, argv), String::new()),
         };
         let key = cache::key(&parent, &text, &digest);
+        let key = reproducible::cache_key(key, &self.opts); // build-cache hook
         if !self.opts.no_cache {
             if let Some(img) = self.engine.cache_lookup(&key).await? {
                 self.say(" ---> Using cache\n").await;
@@ -422,6 +425,7 @@ impl Builder {
             Outcome::Layer(text, _, write) => self.commit_write(st, text, write).await?,
             Outcome::Run(argv) => self.run_step(st, argv, text).await?,
         };
+        let img = self.engine.reproducible_image(img, &self.opts).await?; // build-cache hook
         self.engine.cache_store(&key, &parent, img.id.as_str())?;
         self.adopt(st, img).await;
         Ok(())
@@ -664,6 +668,7 @@ impl Builder {
         let parent = st.image.clone();
         let req = self.commit_request(st, text, "");
         let tmp = self.engine.cfg.data_root.join("tmp");
+        let epoch = reproducible::epoch(&self.opts); // build-cache hook
         tokio::task::spawn_blocking(move || -> Result<Image> {
             let lowers = images.layer_dirs(&parent)?;
             let dir = tempfile::Builder::new()
@@ -686,7 +691,7 @@ impl Builder {
             }
             res?;
             let changes = berth_store::upper::changes(&upper, &lowers, &|_| false)?;
-            commit_upper(&images, &parent, &upper, &changes, req, &tmp)
+            commit_upper(&images, &parent, &upper, &changes, req, &tmp, epoch)
         })
         .await
         .map_err(EngineError::internal)?
@@ -893,8 +898,9 @@ impl Builder {
         let parent = st.image.clone();
         let req = self.commit_request(st, created_by, id);
         let tmp = e.cfg.data_root.join("tmp");
+        let epoch = reproducible::epoch(&self.opts); // build-cache hook
         tokio::task::spawn_blocking(move || {
-            commit_upper(&images, &parent, &upper, &changes, req, &tmp)
+            commit_upper(&images, &parent, &upper, &changes, req, &tmp, epoch)
         })
         .await
         .map_err(EngineError::internal)?
@@ -1066,11 +1072,15 @@ fn commit_upper(
     changes: &[berth_store::upper::Change],
     req: CommitRequest,
     tmp: &Path,
+    epoch: Option<i64>,
 ) -> Result<Image> {
     std::fs::create_dir_all(tmp)?;
     let file = tempfile::tempfile_in(tmp)?;
     let mut file = berth_store::upper::write_layer(upper, changes, file)?;
     file.seek(SeekFrom::Start(0))?;
+    if let Some(e) = epoch {
+        reproducible::clamp_layer(&mut file, e)?; // build-cache hook
+    }
     Ok(images.commit_layer(parent, file, req)?)
 }
 

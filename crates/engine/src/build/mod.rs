@@ -8,7 +8,9 @@ mod cache;
 mod context;
 mod executor;
 pub mod options;
+mod reproducible;
 
+pub use cache::{default_cache_cap, CacheEntry, PruneOptions};
 pub use options::{BuildEvent, BuildOptions};
 
 use crate::error::{EngineError, Result};
@@ -38,6 +40,7 @@ impl Engine {
                 })?;
             tags.push(r.with_default_tag());
         }
+        reproducible::epoch_of(&opts)?;
         let tmp = self.cfg.data_root.join("tmp");
         let name = if opts.dockerfile.is_empty() {
             "Dockerfile".to_string()
@@ -87,6 +90,11 @@ impl Engine {
                                 .send(say(format!("Successfully tagged {}\n", t.familiar())))
                                 .await;
                         }
+                    }
+                    // build-cache hook: the size cap, once the result is tagged (a tagged
+                    // image's layers are not the cache's to evict).
+                    if let Err(e) = engine.enforce_build_cache_cap().await {
+                        tracing::warn!("build cache size cap: {e}");
                     }
                 }
                 Err(e) => {

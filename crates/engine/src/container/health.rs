@@ -389,6 +389,7 @@ mod tests {
             data_root: dir.join("data"),
             exec_root: dir.join("run"),
             self_exe: "/bin/false".into(),
+            builder_cache_max_size: None,
         })
         .await
         .unwrap();
