@@ -1,0 +1,453 @@
+//! COPY, ADD and WORKDIR: files written into a fresh upper over the parent's layers.
+
+use super::*;
+
+/// What a layer step writes into the mounted root.
+pub(super) enum LayerWrite {
+    Mkdir(String),
+    Copy(CopyPlan),
+}
+
+pub(super) struct CopyPlan {
+    tar: std::fs::File,
+    dest_dir: String,
+    chown: Option<String>,
+    /// Local archives ADD unpacks into `dest_dir`.
+    archives: Vec<PathBuf>,
+}
+
+impl Builder {
+    /// COPY/ADD/WORKDIR: the parent's layers and a fresh upper mounted for the write; the
+    /// upper becomes the new layer.
+    pub(super) async fn commit_write(
+        &self,
+        st: &Stage,
+        text: String,
+        write: LayerWrite,
+    ) -> Result<Image> {
+        let images = self.engine.images.clone();
+        let parent = st.image.clone();
+        let req = self.commit_request(st, text, "");
+        let tmp = self.engine.cfg.data_root.join("tmp");
+        tokio::task::spawn_blocking(move || -> Result<Image> {
+            let lowers = images.layer_dirs(&parent)?;
+            let dir = tempfile::Builder::new()
+                .prefix("build-layer-")
+                .tempdir_in(&tmp)?;
+            let (upper, work, mnt) = (
+                dir.path().join("upper"),
+                dir.path().join("work"),
+                dir.path().join("mnt"),
+            );
+            for d in [&upper, &work, &mnt] {
+                std::fs::create_dir_all(d)?;
+            }
+            berth_store::overlay::mount_rootfs(&lowers, &upper, &work, &mnt)?;
+            let res = open_root(&mnt)
+                .map_err(EngineError::from)
+                .and_then(|root| apply(&root, write));
+            if let Err(e) = berth_store::overlay::unmount(&mnt) {
+                tracing::warn!(path = %mnt.display(), "build: unmount: {e}");
+            }
+            res?;
+            let changes = berth_store::upper::changes(&upper, &lowers, &|_| false)?;
+            commit_upper(&images, &parent, &upper, &changes, req, &tmp)
+        })
+        .await
+        .map_err(EngineError::internal)?
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn copy(
+        &mut self,
+        st: &mut Stage,
+        ins: &Instruction,
+        name: &str,
+        sources: &[String],
+        dest: &str,
+        heredocs: &[Heredoc],
+        is_add: bool,
+    ) -> Result<Outcome> {
+        let esc = self.df.directives.escape;
+        let vars = st.vars();
+        let flag = |f: &str| -> Result<Option<String>> {
+            ins.flags
+                .iter()
+                .find(|(k, _)| k == f)
+                .and_then(|(_, v)| v.as_deref())
+                .map(|v| expand(v, esc, &vars))
+                .transpose()
+        };
+        let chown = flag("chown")?.filter(|c| !c.is_empty());
+        let chmod = flag("chmod")?
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                u32::from_str_radix(&c, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| bad(format!("invalid chmod parameter: {c}")))
+            })
+            .transpose()?;
+        let from = flag("from")?;
+        let mut srcs = Vec::new();
+        for s in sources {
+            let s = expand(s, esc, &vars)?;
+            if s.contains("://") {
+                return Err(bad(format!(
+                    "{name} failed: source {s} is a URL, which this engine's builder does not fetch yet"
+                )));
+            }
+            srcs.push(s);
+        }
+        let mut dest = expand(dest, esc, &vars)?;
+        if !dest.starts_with('/') {
+            let wd = if st.config.working_dir.is_empty() {
+                "/"
+            } else {
+                st.config.working_dir.as_str()
+            };
+            let keep_slash = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
+            dest = format!("{}/{dest}", wd.trim_end_matches('/'));
+            if keep_slash && !dest.ends_with('/') {
+                dest.push('/');
+            }
+        }
+        let from_image = match &from {
+            Some(f) => Some(self.base_image(f, usize::MAX).await?),
+            None => None,
+        };
+        let lowers = self.engine.images.layer_dirs(&st.image)?;
+        let tmp = self.engine.cfg.data_root.join("tmp");
+        let ctx_root = self.ctx.root().to_path_buf();
+        let from_lowers = match &from_image {
+            Some(img) => Some((img.id.to_string(), self.engine.images.layer_dirs(img)?)),
+            None => None,
+        };
+        let docs: Vec<(String, String)> = heredocs
+            .iter()
+            .map(|h| {
+                let body = if h.expand {
+                    expand_heredoc(&h.content, esc, &vars)
+                } else {
+                    h.content.clone()
+                };
+                (h.name.clone(), body)
+            })
+            .collect();
+        let name_s = name.to_string();
+        let (plan, kind, digest) = tokio::task::spawn_blocking(move || {
+            match from_lowers {
+                Some((id, from_lowers)) => with_image_root(&from_lowers, &tmp, |root| {
+                    plan_copy(
+                        root,
+                        false,
+                        &srcs,
+                        &docs,
+                        &dest,
+                        &lowers,
+                        chmod,
+                        is_add,
+                        &tmp,
+                        Some(&id),
+                    )
+                }),
+                None => plan_copy(
+                    &ctx_root, true, &srcs, &docs, &dest, &lowers, chmod, is_add, &tmp, None,
+                ),
+            }
+            .map_err(|e| match e {
+                EngineError::InvalidArgument(m) => {
+                    EngineError::InvalidArgument(format!("{name_s} failed: {m}"))
+                }
+                e => e,
+            })
+        })
+        .await
+        .map_err(EngineError::internal)??;
+        let mut flags = String::new();
+        for (k, v) in &ins.flags {
+            flags.push_str(&format!("--{k}={} ", v.as_deref().unwrap_or("")));
+        }
+        let text = st.nop(&format!(
+            "{name} {flags}{kind}:{digest} in {} ",
+            plan.dest_dir
+        ));
+        let write = LayerWrite::Copy(CopyPlan { chown, ..plan });
+        Ok(Outcome::Layer(text.clone(), text, write))
+    }
+}
+
+/// A heredoc body with `$VAR`s expanded line by line (quotes in the body are kept).
+pub(super) fn expand_heredoc(body: &str, esc: char, vars: &HashMap<String, String>) -> String {
+    body.split_inclusive('\n')
+        .map(|line| {
+            let (text, nl) = match line.strip_suffix('\n') {
+                Some(t) => (t, "\n"),
+                None => (line, ""),
+            };
+            let protected = text.replace('"', "\u{1}").replace('\'', "\u{2}");
+            let out = expand_word(&protected, esc, &|k| vars.get(k).cloned())
+                .unwrap_or_else(|_| protected.clone());
+            format!("{}{nl}", out.replace('\u{1}', "\"").replace('\u{2}', "'"))
+        })
+        .collect()
+}
+
+/// Mounts an image's layers (with a throwaway upper) for reading, e.g. `COPY --from`.
+pub(super) fn with_image_root<T>(
+    lowers: &[PathBuf],
+    tmp: &Path,
+    f: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
+    std::fs::create_dir_all(tmp)?;
+    let dir = tempfile::Builder::new()
+        .prefix("build-from-")
+        .tempdir_in(tmp)?;
+    let (upper, work, mnt) = (
+        dir.path().join("upper"),
+        dir.path().join("work"),
+        dir.path().join("mnt"),
+    );
+    for d in [&upper, &work, &mnt] {
+        std::fs::create_dir_all(d)?;
+    }
+    berth_store::overlay::mount_rootfs(lowers, &upper, &work, &mnt)?;
+    let res = f(&mnt);
+    if let Err(e) = berth_store::overlay::unmount(&mnt) {
+        tracing::warn!(path = %mnt.display(), "build: unmount: {e}");
+    }
+    res
+}
+
+/// Whether `path` is a directory in the image made of `lowers` (base first).
+pub(super) fn dir_in_layers(lowers: &[PathBuf], path: &str) -> bool {
+    let rel = context::clean(path).unwrap_or_default();
+    if rel.is_empty() {
+        return true;
+    }
+    for l in lowers.iter().rev() {
+        if let Ok(md) = std::fs::metadata(l.join(&rel)) {
+            return md.is_dir();
+        }
+        if let Ok(md) = std::fs::symlink_metadata(l.join(&rel)) {
+            // A whiteout (0/0 char device) or a symlink: not a directory we can see here.
+            let _ = md;
+            return false;
+        }
+    }
+    false
+}
+
+pub(super) fn parent_and_base(p: &str) -> (String, String) {
+    let p = p.trim_end_matches('/');
+    match p.rsplit_once('/') {
+        Some((d, b)) => (
+            if d.is_empty() {
+                "/".into()
+            } else {
+                d.to_string()
+            },
+            b.to_string(),
+        ),
+        None => ("/".into(), p.to_string()),
+    }
+}
+
+/// Lays the sources out for the destination as dockerd's COPY does: several sources or a
+/// trailing `/` make the destination a directory; a directory source copies its contents;
+/// a single file onto a path that is not an existing directory becomes that path.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn plan_copy(
+    root: &Path,
+    confined: bool,
+    srcs: &[String],
+    docs: &[(String, String)],
+    dest: &str,
+    lowers: &[PathBuf],
+    chmod: Option<u32>,
+    is_add: bool,
+    tmp: &Path,
+    from_id: Option<&str>,
+) -> Result<(CopyPlan, &'static str, String)> {
+    let mut paths = Vec::new();
+    for s in srcs {
+        paths.extend(context::expand_source(root, s, confined)?);
+    }
+    let count = paths.len() + docs.len();
+    let dir_dest = dest.ends_with('/') || dest.ends_with("/.");
+    if count > 1 && !dir_dest {
+        return Err(bad(
+            "When using COPY with more than one source file, the destination must be a directory and end with a /",
+        ));
+    }
+    let mut w = TarWriter::new(tmp, CopyMode { chmod })?;
+    if let Some(id) = from_id {
+        w.note(id);
+    }
+    let mut archives = Vec::new();
+    let mut kind = if count > 1 { "multi" } else { "file" };
+    let dest_trim = if dest == "/" {
+        "/"
+    } else {
+        dest.trim_end_matches("/.").trim_end_matches('/')
+    };
+    // A directory or an archive always lands in (or as) the destination directory.
+    let dir_like = |rel: &String| -> Result<bool> {
+        let host = context::source_path(root, rel)?;
+        Ok(std::fs::metadata(&host)?.is_dir() || (is_add && context::is_archive(&host)))
+    };
+    let single_file_target = count == 1
+        && !dir_dest
+        && !dir_in_layers(lowers, dest_trim)
+        && match paths.first() {
+            Some(rel) => !dir_like(rel)?,
+            None => true,
+        };
+    let dest_dir = if single_file_target {
+        parent_and_base(dest_trim).0
+    } else {
+        dest_trim.to_string()
+    };
+    for rel in &paths {
+        let host = context::source_path(root, rel)?;
+        let md = std::fs::metadata(&host)?;
+        let base = rel.rsplit('/').next().unwrap_or(rel).to_string();
+        if md.is_dir() {
+            if count == 1 {
+                kind = "dir";
+            }
+            w.add(&host, "")?;
+        } else if is_add && context::is_archive(&host) {
+            let mut data = Vec::new();
+            std::fs::File::open(&host)?.read_to_end(&mut data)?;
+            w.note(&base);
+            w.note(&hex::encode(sha2::Sha256::digest(&data)));
+            archives.push(host);
+        } else if single_file_target {
+            w.add(&host, &parent_and_base(dest_trim).1)?;
+        } else {
+            w.add(&host, &base)?;
+        }
+    }
+    for (name, body) in docs {
+        let target = if single_file_target {
+            parent_and_base(dest_trim).1
+        } else {
+            name.clone()
+        };
+        w.add_bytes(&target, body.as_bytes())?;
+    }
+    let st = w.finish()?;
+    Ok((
+        CopyPlan {
+            tar: st.file,
+            dest_dir,
+            chown: None,
+            archives,
+        },
+        kind,
+        st.digest,
+    ))
+}
+
+use sha2::Digest as _;
+
+/// Looks a user (and group) up in the root's /etc/passwd and /etc/group.
+pub(super) fn resolve_chown(root: &OwnedFd, spec: &str) -> Result<(u32, u32)> {
+    let read = |p: &str| -> String {
+        open_in_root(root, p, OFlags::RDONLY)
+            .ok()
+            .and_then(|fd| {
+                let mut s = String::new();
+                std::fs::File::from(fd)
+                    .read_to_string(&mut s)
+                    .ok()
+                    .map(|_| s)
+            })
+            .unwrap_or_default()
+    };
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |file: &str, name: &str, gid_field: bool| -> Option<(u32, u32)> {
+        read(file).lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 3 && f[0] == name).then(|| {
+                let id = f[2].parse().unwrap_or(0);
+                let gid = if gid_field {
+                    f[3].parse().unwrap_or(0)
+                } else {
+                    id
+                };
+                (id, gid)
+            })
+        })
+    };
+    let (uid, primary) = match user.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) => lookup("/etc/passwd", user, true).ok_or_else(|| {
+            bad(format!(
+                "unable to find user {user}: no matching entries in passwd file"
+            ))
+        })?,
+    };
+    let gid = match group {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup("/etc/group", g, false)
+                .map(|(id, _)| id)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Performs a layer step's write inside the mounted root.
+pub(super) fn apply(root: &OwnedFd, write: LayerWrite) -> Result<()> {
+    match write {
+        LayerWrite::Mkdir(dir) => {
+            mkdir_all_in_root(root, &dir, false).map_err(std::io::Error::from)?;
+            Ok(())
+        }
+        LayerWrite::Copy(mut plan) => {
+            let chown = plan
+                .chown
+                .as_deref()
+                .map(|c| resolve_chown(root, c))
+                .transpose()?;
+            let resolved =
+                mkdir_all_in_root(root, &plan.dest_dir, false).map_err(std::io::Error::from)?;
+            let open_dest = || {
+                open_in_root(root, &resolved, OFlags::RDONLY | OFlags::DIRECTORY)
+                    .map_err(|e| bad(format!("destination {}: {e}", plan.dest_dir)))
+            };
+            let opts = berth_store::UnpackOptions {
+                chown,
+                ..Default::default()
+            };
+            plan.tar.seek(SeekFrom::Start(0))?;
+            berth_store::unpack_into(&mut tar::Archive::new(&mut plan.tar), open_dest()?, &opts)
+                .map_err(bad)?;
+            for a in &plan.archives {
+                let check = std::fs::File::open(a)?;
+                let (_, s) = berth_store::compression::decompress(check).map_err(bad)?;
+                berth_store::check_archive_paths(&mut tar::Archive::new(s)).map_err(bad)?;
+                let f = std::fs::File::open(a)?;
+                let (_, s) = berth_store::compression::decompress(f).map_err(bad)?;
+                berth_store::unpack_into(
+                    &mut tar::Archive::new(s),
+                    open_dest()?,
+                    &berth_store::UnpackOptions::default(),
+                )
+                .map_err(bad)?;
+            }
+            Ok(())
+        }
+    }
+}
