@@ -338,6 +338,55 @@ pub(super) fn source_path(root: &Path, rel: &str) -> Result<PathBuf> {
     resolve(root, rel)
 }
 
+/// The digest of what `root/rel` holds (a file, or a directory's tree): names, types, modes,
+/// link targets and contents, not times. A RUN bind mount of the context is keyed by it.
+pub(super) fn tree_digest(root: &Path, rel: &str) -> Result<String> {
+    let rel = clean(rel).ok_or_else(|| {
+        bad(format!(
+            "forbidden path outside the build context: {rel} ()"
+        ))
+    })?;
+    let top = if rel.is_empty() {
+        root.canonicalize()?
+    } else {
+        resolve(root, &rel)?
+    };
+    let mut hash = Sha256::new();
+    let mut one = |p: &str, md: &std::fs::Metadata| -> Result<()> {
+        let host = if p.is_empty() {
+            top.clone()
+        } else {
+            top.join(p)
+        };
+        hash.update(format!("{p}\0{:o}\0{}\0", md.mode(), md.len()).as_bytes());
+        if md.file_type().is_symlink() {
+            hash.update(std::fs::read_link(&host)?.to_string_lossy().as_bytes());
+        } else if md.is_file() {
+            let mut r = Hashing {
+                inner: File::open(&host)?,
+                hash: &mut hash,
+            };
+            std::io::copy(&mut r, &mut std::io::sink())?;
+        }
+        Ok(())
+    };
+    let md = std::fs::symlink_metadata(&top)?;
+    one("", &md)?;
+    if md.is_dir() {
+        let mut err = None;
+        walk(&top, "", &mut |p, md| {
+            if let Err(e) = one(p, md) {
+                err.get_or_insert(e);
+            }
+            true
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+    }
+    Ok(hex::encode(hash.finalize()))
+}
+
 /// Whether a local ADD source is an archive dockerd would unpack (tar, maybe compressed).
 pub(super) fn is_archive(path: &Path) -> bool {
     let Ok(f) = File::open(path) else {

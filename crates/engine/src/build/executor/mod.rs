@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 mod config;
 mod copy;
+mod mounts;
 mod run;
 
 use config::{command_argv, go_q, go_v, healthcheck};
@@ -80,8 +81,13 @@ pub(super) fn plan(df: &Dockerfile, target: Option<&str>) -> Result<Vec<usize>> 
             }
         }
         for ins in &s.instructions {
-            if let Some((_, Some(from))) = ins.flags.iter().find(|(k, _)| k == "from") {
-                if let Some(j) = find(from, i) {
+            for (k, v) in &ins.flags {
+                let from = match (k.as_str(), v.as_deref()) {
+                    ("from", Some(f)) => Some(f),
+                    ("mount", Some(m)) => mounts::mount_from(m),
+                    _ => None,
+                };
+                if let Some(j) = from.and_then(|f| find(f, i)) {
                     todo.push(j);
                 }
             }
@@ -163,7 +169,7 @@ enum Outcome {
     /// A new layer written on the host: history text, the expanded instruction, the digest
     /// of what it reads, and the writer.
     Layer(String, String, LayerWrite),
-    Run(Vec<String>),
+    Run(mounts::RunPlan),
 }
 
 impl Builder {
@@ -382,7 +388,10 @@ impl Builder {
                 serde_json::to_string(c).map_err(EngineError::internal)?,
             ),
             Outcome::Layer(t, expanded, _) => (t.clone(), expanded.clone()),
-            Outcome::Run(argv) => (self.run_created_by(st, argv), String::new()),
+            Outcome::Run(plan) => (
+                self.run_created_by(st, &plan.argv),
+                self.run_flags_digest(plan).await?,
+            ),
         };
         let key = cache::key(&parent, &text, &digest);
         if !self.opts.no_cache {
@@ -399,7 +408,7 @@ impl Builder {
                 self.commit_config(st, text).await?
             }
             Outcome::Layer(text, _, write) => self.commit_write(st, text, write).await?,
-            Outcome::Run(argv) => self.run_step(st, argv, text).await?,
+            Outcome::Run(plan) => self.run_step(st, plan, text).await?,
         };
         self.engine.cache_store(&key, &parent, img.id.as_str())?;
         self.adopt(st, img).await;
@@ -560,7 +569,7 @@ impl Builder {
                         a
                     }
                 };
-                Outcome::Run(argv)
+                Outcome::Run(mounts::run_plan(argv, &ins.flags, esc, &vars)?)
             }
             Kind::Copy {
                 sources,
@@ -695,5 +704,10 @@ mod tests {
         assert_eq!(plan(&df, None).unwrap(), vec![0, 2]);
         assert_eq!(plan(&df, Some("b")).unwrap(), vec![1]);
         assert!(plan(&df, Some("zz")).is_err());
+        let df = berth_build::dockerfile::parse(
+            "FROM busybox AS a\nFROM busybox AS b\nFROM busybox\nRUN --mount=target=/x,from=b true\n",
+        )
+        .unwrap();
+        assert_eq!(plan(&df, None).unwrap(), vec![1, 2]);
     }
 }

@@ -14,18 +14,25 @@ impl Builder {
     }
 
     pub(super) async fn run_step(
-        &self,
+        &mut self,
         st: &Stage,
-        argv: Vec<String>,
+        plan: mounts::RunPlan,
         created_by: String,
     ) -> Result<Image> {
+        let mounts = self.prepare_mounts(&plan).await?;
+        let argv = plan.argv;
+        let network_mode = match plan.network {
+            Some(n) => Some(n),
+            None => self.opts.network_mode.clone().filter(|n| !n.is_empty()),
+        };
         let e = &self.engine;
         let mut env = st.config.env.clone();
         for (k, v) in st.run_args() {
             env.push(format!("{k}={v}"));
         }
         let host_config = HostConfig {
-            network_mode: self.opts.network_mode.clone().filter(|n| !n.is_empty()),
+            network_mode,
+            mounts: Some(mounts.mounts.clone()).filter(|m| !m.is_empty()),
             extra_hosts: Some(self.opts.extra_hosts.clone()).filter(|h| !h.is_empty()),
             shm_size: self.opts.shm_size.filter(|s| *s > 0),
             memory: self.opts.memory.filter(|m| *m > 0),
