@@ -152,3 +152,147 @@ fn run_secret_mount_is_refused() {
         "{out}"
     );
 }
+
+#[test]
+fn copy_exclude_parents_link() {
+    let d = daemon();
+    build_ok(&d, "copy_flags", &["-t", "cf"]);
+    assert_eq!(
+        sh(&d, "cf", "cd /ex && find . | sort"),
+        ".\n./one.txt\n./sub\n./sub/three.txt\n"
+    );
+    assert_eq!(sh(&d, "cf", "ls /ex2"), "one.txt\n");
+    assert_eq!(
+        sh(&d, "cf", "cd /par && find . -type f | sort"),
+        "./a/b/file.txt\n./a/c/y.txt\n"
+    );
+    assert_eq!(cat(&d, "cf", "/piv/keep/deep.txt"), "deep\n");
+    assert_eq!(cat(&d, "cf", "/link.txt"), "one\n");
+}
+
+const HELLO: &[u8] = b"hello from http\n";
+const HELLO_SUM: &str = "sha256:";
+
+fn sha256_hex(data: &[u8]) -> String {
+    let o = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn add_url_and_checksum() {
+    let d = daemon();
+    let base = serve(
+        &d,
+        "200 OK",
+        "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n",
+        HELLO.to_vec(),
+    );
+    let sum = format!("{HELLO_SUM}{}", sha256_hex(HELLO));
+    let base_arg = format!("BASE={base}");
+    let sum_arg = format!("SUM={sum}");
+    build_ok(
+        &d,
+        "add_url",
+        &[
+            "-t",
+            "dl",
+            "--build-arg",
+            &base_arg,
+            "--build-arg",
+            &sum_arg,
+        ],
+    );
+    assert_eq!(cat(&d, "dl", "/downloads/hello.txt"), "hello from http\n");
+    // Mode 0600 and the Last-Modified time, as dockerd gives a download.
+    assert_eq!(
+        sh(
+            &d,
+            "dl",
+            "stat -c '%a %Y' /downloads/hello.txt /checked.txt /named"
+        ),
+        "600 1445412480\n600 1445412480\n644 1445412480\n"
+    );
+    // A wrong checksum fails the step.
+    let bad_sum = format!("SUM={HELLO_SUM}{}", "0".repeat(64));
+    let out = build_err(
+        &d,
+        "add_url",
+        &["--build-arg", &base_arg, "--build-arg", &bad_sum],
+    );
+    assert!(out.contains("digest mismatch"), "{out}");
+    // A server error fails the step with its status.
+    let missing = serve(&d, "404 Not Found", "", Vec::new());
+    let out = build_err(
+        &d,
+        "add_url",
+        &[
+            "--build-arg",
+            &format!("BASE={missing}"),
+            "--build-arg",
+            &sum_arg,
+        ],
+    );
+    assert!(out.contains("404"), "{out}");
+}
+
+fn api_build(d: &TestDaemon, query: &str) -> (u16, String) {
+    let (status, _, body) =
+        berth_harness::http(&d.socket, "POST", &format!("/v1.47/build?{query}"), None).unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn remote_context_url() {
+    let d = daemon();
+    // A tarball of a fixture's context.
+    let o = output(
+        Command::new("tar")
+            .arg("-C")
+            .arg(fixture("copy_flags"))
+            .args(["-czf", "-", "."]),
+    );
+    assert!(o.status.success());
+    let tarball = serve(&d, "200 OK", "", o.stdout);
+    let (status, out) = api_build(
+        &d,
+        &format!("t=remote1&remote={}", enc(&format!("{tarball}/ctx.tar.gz"))),
+    );
+    assert_eq!(status, 200, "{out}");
+    assert!(out.contains("Successfully built"), "{out}");
+    assert_eq!(cat(&d, "remote1", "/link.txt"), "one\n");
+    // A plain Dockerfile at the URL is the whole context.
+    let df = serve(
+        &d,
+        "200 OK",
+        "Content-Type: text/plain\r\n",
+        b"FROM busybox\nRUN echo remote-df > /r\n".to_vec(),
+    );
+    let (status, out) = api_build(&d, &format!("t=remote2&remote={}", enc(&df)));
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(cat(&d, "remote2", "/r"), "remote-df\n");
+    // Git repositories are refused clearly.
+    let (status, out) = api_build(&d, "remote=git%3A%2F%2Fexample.com%2Fr.git");
+    assert_eq!(status, 400, "{out}");
+    assert!(out.contains("git repository"), "{out}");
+}

@@ -190,6 +190,8 @@ fn resolve(root: &Path, rel: &str) -> Result<PathBuf> {
 #[derive(Debug, Clone, Default)]
 pub(super) struct CopyMode {
     pub chmod: Option<u32>,
+    /// `--exclude` patterns, matched against paths inside a copied directory.
+    pub exclude: Option<DockerIgnore>,
 }
 
 /// A tar of sources laid out relative to the destination directory, and the digest of what
@@ -257,7 +259,11 @@ impl TarWriter {
                     .append_data(&mut h, format!("{name}/"), std::io::empty())?;
             }
             let mut entries = Vec::new();
+            let exclude = self.mode.exclude.clone();
             walk(host, "", &mut |p, _| {
+                if exclude.as_ref().is_some_and(|x| x.excludes(p)) {
+                    return false;
+                }
                 entries.push(p.to_string());
                 true
             })?;
@@ -302,18 +308,33 @@ impl TarWriter {
 
     /// A file given inline (a heredoc).
     pub(super) fn add_bytes(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        self.add_stream(name, data, data.len() as u64, 0o644, 0)
+    }
+
+    /// A file from elsewhere (a heredoc, a download): `mode` unless `--chmod` overrides it.
+    pub(super) fn add_stream(
+        &mut self,
+        name: &str,
+        data: impl Read,
+        len: u64,
+        mode: u32,
+        mtime: u64,
+    ) -> Result<()> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
-        let mode = self.mode.chmod.unwrap_or(0o644);
+        let mode = self.mode.chmod.unwrap_or(mode);
         h.set_mode(mode);
-        h.set_size(data.len() as u64);
+        h.set_size(len);
         h.set_uid(0);
         h.set_gid(0);
-        h.set_mtime(0);
+        h.set_mtime(mtime);
         self.hash
             .update(format!("{name}\0inline\0{mode:o}\0").as_bytes());
-        self.hash.update(data);
-        self.b.append_data(&mut h, name, data)?;
+        let r = Hashing {
+            inner: data,
+            hash: &mut self.hash,
+        };
+        self.b.append_data(&mut h, name, r)?;
         Ok(())
     }
 

@@ -1,11 +1,65 @@
 //! COPY, ADD and WORKDIR: files written into a fresh upper over the parent's layers.
 
 use super::*;
+use berth_build::ignore::DockerIgnore;
 
 /// What a layer step writes into the mounted root.
 pub(super) enum LayerWrite {
     Mkdir(String),
     Copy(CopyPlan),
+}
+
+/// The flags of a COPY/ADD that shape its tar.
+pub(super) struct CopyFlags {
+    pub chmod: Option<u32>,
+    pub is_add: bool,
+    pub exclude: Option<DockerIgnore>,
+    pub parents: bool,
+}
+
+/// A source that is not a path: a heredoc or a download.
+pub(super) struct Inline {
+    name: String,
+    body: InlineBody,
+    mtime: u64,
+}
+
+enum InlineBody {
+    Text(String),
+    Download(fetch::Download),
+}
+
+impl Inline {
+    fn heredoc(name: &str, body: String) -> Inline {
+        Inline {
+            name: name.to_string(),
+            body: InlineBody::Text(body),
+            mtime: 0,
+        }
+    }
+}
+
+impl Builder {
+    /// ADD <url>: the download (verified against `--checksum`), named after the URL.
+    async fn download(&self, url: &str, checksum: Option<&str>) -> Result<Inline> {
+        let d = fetch::fetch(url, &self.engine.cfg.data_root.join("tmp")).await?;
+        if let Some(want) = checksum {
+            if !want.starts_with("sha256:") {
+                return Err(bad(format!("unsupported digest algorithm in {want}")));
+            }
+            if want != d.digest {
+                return Err(bad(format!(
+                    "digest mismatch for {url}: expected {want}, got {}",
+                    d.digest
+                )));
+            }
+        }
+        Ok(Inline {
+            name: fetch::download_name(&d.url)?,
+            mtime: d.last_modified.unwrap_or(0).max(0) as u64,
+            body: InlineBody::Download(d),
+        })
+    }
 }
 
 pub(super) struct CopyPlan {
@@ -89,15 +143,51 @@ impl Builder {
             })
             .transpose()?;
         let from = flag("from")?;
+        let checksum = flag("checksum")?.filter(|c| !c.is_empty());
+        let parents = match ins.flags.iter().rev().find(|(k, _)| k == "parents") {
+            None => false,
+            Some((_, None)) => true,
+            Some((_, Some(v))) => v == "true",
+        };
+        let mut exclude = Vec::new();
+        for (k, v) in &ins.flags {
+            if k == "exclude" {
+                exclude.push(expand(v.as_deref().unwrap_or(""), esc, &vars)?);
+            }
+        }
+        let exclude = if exclude.is_empty() {
+            None
+        } else {
+            Some(DockerIgnore::parse(&exclude.join("\n")).map_err(|e| {
+                bad(format!(
+                    "{name} failed: --exclude {}: {}",
+                    e.pattern, e.message
+                ))
+            })?)
+        };
         let mut srcs = Vec::new();
+        let mut urls = Vec::new();
         for s in sources {
             let s = expand(s, esc, &vars)?;
-            if s.contains("://") {
+            let is_url = s.starts_with("http://") || s.starts_with("https://");
+            if is_url && is_add {
+                urls.push(s);
+            } else if is_url {
                 return Err(bad(format!(
-                    "{name} failed: source {s} is a URL, which this engine's builder does not fetch yet"
+                    "{name} failed: source can't be a URL for COPY"
                 )));
+            } else if s.contains("://") || s.starts_with("git@") {
+                return Err(bad(format!(
+                    "{name} failed: source {s}: only http(s) URLs can be added by this engine's builder"
+                )));
+            } else {
+                srcs.push(s);
             }
-            srcs.push(s);
+        }
+        if checksum.is_some() && (urls.is_empty() || !srcs.is_empty()) {
+            return Err(bad(format!(
+                "{name} failed: checksum can't be specified for non-HTTP(S) sources"
+            )));
         }
         let mut dest = expand(dest, esc, &vars)?;
         if !dest.starts_with('/') {
@@ -123,7 +213,7 @@ impl Builder {
             Some(img) => Some((img.id.to_string(), self.engine.images.layer_dirs(img)?)),
             None => None,
         };
-        let docs: Vec<(String, String)> = heredocs
+        let mut inline: Vec<Inline> = heredocs
             .iter()
             .map(|h| {
                 let body = if h.expand {
@@ -131,9 +221,27 @@ impl Builder {
                 } else {
                     h.content.clone()
                 };
-                (h.name.clone(), body)
+                Inline::heredoc(&h.name, body)
             })
             .collect();
+        for u in &urls {
+            inline.push(
+                self.download(u, checksum.as_deref())
+                    .await
+                    .map_err(|e| match e {
+                        EngineError::InvalidArgument(m) => {
+                            EngineError::InvalidArgument(format!("{name} failed: {m}"))
+                        }
+                        e => e,
+                    })?,
+            );
+        }
+        let flags = CopyFlags {
+            chmod,
+            is_add,
+            exclude,
+            parents,
+        };
         let name_s = name.to_string();
         let (plan, kind, digest) = tokio::task::spawn_blocking(move || {
             match from_lowers {
@@ -142,17 +250,16 @@ impl Builder {
                         root,
                         false,
                         &srcs,
-                        &docs,
+                        inline,
                         &dest,
                         &lowers,
-                        chmod,
-                        is_add,
+                        &flags,
                         &tmp,
                         Some(&id),
                     )
                 }),
                 None => plan_copy(
-                    &ctx_root, true, &srcs, &docs, &dest, &lowers, chmod, is_add, &tmp, None,
+                    &ctx_root, true, &srcs, inline, &dest, &lowers, &flags, &tmp, None,
                 ),
             }
             .map_err(|e| match e {
@@ -261,26 +368,61 @@ pub(super) fn plan_copy(
     root: &Path,
     confined: bool,
     srcs: &[String],
-    docs: &[(String, String)],
+    inline: Vec<Inline>,
     dest: &str,
     lowers: &[PathBuf],
-    chmod: Option<u32>,
-    is_add: bool,
+    flags: &CopyFlags,
     tmp: &Path,
     from_id: Option<&str>,
 ) -> Result<(CopyPlan, &'static str, String)> {
-    let mut paths = Vec::new();
+    let is_add = flags.is_add;
+    // (context path, name under the destination) of every source.
+    let mut paths: Vec<(String, String)> = Vec::new();
     for s in srcs {
-        paths.extend(context::expand_source(root, s, confined)?);
+        // `--parents` keeps the path below a `/./` pivot, or the whole path.
+        let pivot = match s.split_once("/./") {
+            Some((p, _)) if flags.parents => context::clean(p).unwrap_or_default(),
+            _ => String::new(),
+        };
+        for rel in context::expand_source(root, s, confined)? {
+            // Matched against the context path and, as BuildKit's per-source copy does, the
+            // name the source itself has.
+            let base = rel.rsplit('/').next().unwrap_or(&rel);
+            if flags
+                .exclude
+                .as_ref()
+                .is_some_and(|x| x.excludes(&rel) || x.excludes(base))
+            {
+                continue;
+            }
+            let kept = rel
+                .strip_prefix(&pivot)
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or(&rel)
+                .to_string();
+            paths.push((rel, kept));
+        }
     }
-    let count = paths.len() + docs.len();
+    if paths.is_empty() && inline.is_empty() {
+        return Err(bad(format!(
+            "file not found in build context or excluded by .dockerignore: no source files were specified: {}",
+            srcs.join(" ")
+        )));
+    }
+    let count = paths.len() + inline.len();
     let dir_dest = dest.ends_with('/') || dest.ends_with("/.");
     if count > 1 && !dir_dest {
         return Err(bad(
             "When using COPY with more than one source file, the destination must be a directory and end with a /",
         ));
     }
-    let mut w = TarWriter::new(tmp, CopyMode { chmod })?;
+    let mut w = TarWriter::new(
+        tmp,
+        CopyMode {
+            chmod: flags.chmod,
+            exclude: flags.exclude.clone(),
+        },
+    )?;
     if let Some(id) = from_id {
         w.note(id);
     }
@@ -292,11 +434,12 @@ pub(super) fn plan_copy(
         dest.trim_end_matches("/.").trim_end_matches('/')
     };
     // A directory or an archive always lands in (or as) the destination directory.
-    let dir_like = |rel: &String| -> Result<bool> {
+    let dir_like = |(rel, _): &(String, String)| -> Result<bool> {
         let host = context::source_path(root, rel)?;
         Ok(std::fs::metadata(&host)?.is_dir() || (is_add && context::is_archive(&host)))
     };
     let single_file_target = count == 1
+        && !flags.parents
         && !dir_dest
         && !dir_in_layers(lowers, dest_trim)
         && match paths.first() {
@@ -308,11 +451,13 @@ pub(super) fn plan_copy(
     } else {
         dest_trim.to_string()
     };
-    for rel in &paths {
+    for (rel, kept) in &paths {
         let host = context::source_path(root, rel)?;
         let md = std::fs::metadata(&host)?;
         let base = rel.rsplit('/').next().unwrap_or(rel).to_string();
-        if md.is_dir() {
+        if flags.parents && !(is_add && md.is_file() && context::is_archive(&host)) {
+            w.add(&host, kept)?;
+        } else if md.is_dir() {
             if count == 1 {
                 kind = "dir";
             }
@@ -329,13 +474,19 @@ pub(super) fn plan_copy(
             w.add(&host, &base)?;
         }
     }
-    for (name, body) in docs {
+    for i in inline {
         let target = if single_file_target {
             parent_and_base(dest_trim).1
         } else {
-            name.clone()
+            i.name.clone()
         };
-        w.add_bytes(&target, body.as_bytes())?;
+        match i.body {
+            InlineBody::Text(t) => w.add_bytes(&target, t.as_bytes())?,
+            InlineBody::Download(d) => {
+                w.note(&d.digest);
+                w.add_stream(&target, d.file, d.len, 0o600, i.mtime)?
+            }
+        }
     }
     let st = w.finish()?;
     Ok((

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 mod config;
 mod copy;
+mod fetch;
 mod mounts;
 mod run;
 
