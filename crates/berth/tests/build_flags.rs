@@ -296,3 +296,72 @@ fn remote_context_url() {
     assert_eq!(status, 400, "{out}");
     assert!(out.contains("git repository"), "{out}");
 }
+
+/// The progress stream with IDs (12 hex digits) masked, from the first step on.
+fn masked(out: &str) -> String {
+    let from = out.find("Step 1/").unwrap_or(0);
+    let mut res = String::new();
+    for line in out[from..].lines() {
+        let words: Vec<String> = line
+            .split(' ')
+            .map(|w| {
+                if w.len() == 12 && w.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    "<id>".to_string()
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect();
+        res.push_str(&words.join(" "));
+        res.push('\n');
+    }
+    res
+}
+
+/// A build's standard output (the progress stream; the CLI's notices go to stderr).
+fn build_stdout(d: &TestDaemon, name: &str, args: &[&str]) -> String {
+    let ctx = context(name);
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let ctx_s = ctx.path().to_string_lossy().into_owned();
+    all.push(&ctx_s);
+    let mut cmd = d.docker(&all);
+    cmd.env("DOCKER_BUILDKIT", "0");
+    let o = output(&mut cmd);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "build of {name} failed:\n{out}");
+    out
+}
+
+/// What Docker 20.10's legacy builder printed for the same builds (IDs masked): metadata
+/// steps and ARG get an intermediate container, --label adds one LABEL step per label.
+#[test]
+fn legacy_output_matches_dockerd_20_10() {
+    let d = daemon();
+    let out = build_stdout(&d, "metadata", &["-t", "meta", "--label", "from-cli=yes"]);
+    assert_eq!(
+        masked(&out),
+        include_str!("fixtures/build/legacy_output/metadata.out")
+    );
+    let out = build_stdout(&d, "args", &["-t", "ref-args"]);
+    assert_eq!(
+        masked(&out),
+        include_str!("fixtures/build/legacy_output/args.out")
+    );
+    let out = build_stdout(&d, "args", &["-t", "ref-args"]);
+    assert_eq!(
+        masked(&out),
+        include_str!("fixtures/build/legacy_output/args-cached.out")
+    );
+    let hist = ok(&mut d.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "ref-args",
+    ]));
+    assert!(
+        hist.contains("/bin/sh -c #(nop)  ARG SECRET\n/bin/sh -c #(nop)  ARG GREETING=hi\n"),
+        "{hist}"
+    );
+}

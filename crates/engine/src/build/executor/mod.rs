@@ -39,6 +39,12 @@ fn short(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()
 }
 
+/// A container ID for a step that needs no container (see `finish_step`).
+fn phantom_container_id() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
 fn stage_name(i: &Instruction) -> Option<&str> {
     match &i.kind {
         Kind::From { name, .. } => name.as_deref(),
@@ -163,8 +169,6 @@ pub(super) struct Builder {
 
 /// What one step turns into.
 enum Outcome {
-    /// Nothing new (ARG): the current image stays.
-    Same,
     /// A config-only image: history text, new config.
     Config(String, Box<ContainerConfig>),
     /// A new layer written on the host: history text, the expanded instruction, the digest
@@ -186,7 +190,8 @@ impl Builder {
             .iter()
             .map(|i| 1 + df.stages[*i].instructions.len())
             .sum::<usize>()
-            + usize::from(!opts.labels.is_empty());
+            + df.global_args.len()
+            + opts.labels.len();
         Builder {
             engine,
             opts,
@@ -246,6 +251,16 @@ impl Builder {
     /// Runs every planned stage; returns the target's image.
     pub(super) async fn run(mut self) -> Result<Image> {
         let globals = self.global_vars()?;
+        // ARGs before the first FROM are steps too, with nothing to show (dockerd's metaArgs).
+        let metas: Vec<String> = self
+            .df
+            .global_args
+            .iter()
+            .map(|i| i.original.clone())
+            .collect();
+        for m in metas {
+            self.announce(&m).await;
+        }
         let stages = self.stages.clone();
         let mut last = None;
         for (n, i) in stages.iter().enumerate() {
@@ -341,7 +356,8 @@ impl Builder {
             self.announce(&ins.original).await;
             self.step_in(&mut st, ins, globals).await?;
         }
-        if is_target && !self.opts.labels.is_empty() {
+        if is_target {
+            // dockerd 20.10 adds one `LABEL k=v` step per --label, sorted, to the target.
             let mut labels: Vec<(String, String)> = self
                 .opts
                 .labels
@@ -349,19 +365,15 @@ impl Builder {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             labels.sort();
-            let text = labels
-                .iter()
-                .map(|(k, v)| format!("{k}={}", serde_json::Value::String(v.clone())))
-                .collect::<Vec<_>>()
-                .join(" ");
-            self.announce(&format!("LABEL {text}")).await;
             for (k, v) in labels {
+                let text = format!("LABEL {k}={v}");
+                self.announce(&text).await;
                 st.config.labels.insert(k, v);
+                let created_by = st.nop(&format!(" {text}"));
+                let cfg = st.config.clone();
+                self.finish_step(&mut st, Outcome::Config(created_by, Box::new(cfg)))
+                    .await?;
             }
-            let created_by = st.nop(&format!(" LABEL {text}"));
-            let cfg = st.config.clone();
-            self.finish_step(&mut st, Outcome::Config(created_by, Box::new(cfg)))
-                .await?;
         }
         Ok(st.image)
     }
@@ -380,10 +392,6 @@ impl Builder {
     async fn finish_step(&mut self, st: &mut Stage, outcome: Outcome) -> Result<()> {
         let parent = st.image.id.to_string();
         let (text, digest) = match &outcome {
-            Outcome::Same => {
-                self.say(format!(" ---> {}\n", short(&parent))).await;
-                return Ok(());
-            }
             Outcome::Config(t, c) => (
                 t.clone(),
                 serde_json::to_string(c).map_err(EngineError::internal)?,
@@ -402,8 +410,17 @@ impl Builder {
                 return Ok(());
             }
         }
+        // dockerd runs metadata steps and WORKDIR in a container it creates (never starts)
+        // and removes; Berth writes their result directly, and prints the same lines.
+        let phantom = match &outcome {
+            Outcome::Config(..) | Outcome::Layer(_, _, LayerWrite::Mkdir(_)) => {
+                let id = phantom_container_id();
+                self.say(format!(" ---> Running in {}\n", short(&id))).await;
+                Some(id)
+            }
+            _ => None,
+        };
         let img = match outcome {
-            Outcome::Same => unreachable!("handled above"),
             Outcome::Config(text, cfg) => {
                 st.config = *cfg;
                 self.commit_config(st, text).await?
@@ -411,6 +428,10 @@ impl Builder {
             Outcome::Layer(text, _, write) => self.commit_write(st, text, write).await?,
             Outcome::Run(plan) => self.run_step(st, plan, text).await?,
         };
+        if let Some(id) = phantom.filter(|_| self.opts.remove || self.opts.force_remove) {
+            self.say(format!("Removing intermediate container {}\n", short(&id)))
+                .await;
+        }
         self.engine.cache_store(&key, &parent, img.id.as_str())?;
         self.adopt(st, img).await;
         Ok(())
@@ -438,6 +459,7 @@ impl Builder {
         Ok(match &ins.kind {
             Kind::From { .. } => return Err(bad("unexpected FROM")),
             Kind::Arg(list) => {
+                let mut text = Vec::new();
                 for (k, default) in list {
                     self.used_args.insert(k.clone());
                     let v = match self.build_arg(k) {
@@ -451,8 +473,13 @@ impl Builder {
                     if let Some(v) = v {
                         st.args.push((k.clone(), v));
                     }
+                    // History shows the Dockerfile's default, not a --build-arg value.
+                    text.push(match default {
+                        Some(d) => format!("{k}={}", ex(d)?),
+                        None => k.clone(),
+                    });
                 }
-                Outcome::Same
+                Outcome::Config(nop(format!(" ARG {}", text.join(" "))), cfg)
             }
             Kind::Env(pairs) => {
                 let mut text = Vec::new();

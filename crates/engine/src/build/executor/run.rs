@@ -70,11 +70,8 @@ impl Builder {
         let img = self.commit_container(st, &id, created_by).await;
         if self.opts.remove || self.opts.force_remove || img.is_err() {
             e.remove_container(&id, true, true).await?;
-            self.say(format!(
-                " ---> Removed intermediate container {}\n",
-                short(&id)
-            ))
-            .await;
+            self.say(format!("Removing intermediate container {}\n", short(&id)))
+                .await;
         }
         img
     }
