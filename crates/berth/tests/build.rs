@@ -68,7 +68,7 @@ fn legacy_output_run_cmd_and_history() {
         "Step 1/3 : FROM busybox\n",
         "Step 2/3 : RUN echo hello > /hello\n",
         " ---> Running in ",
-        " ---> Removed intermediate container ",
+        "Removing intermediate container ",
         "Step 3/3 : CMD [\"cat\", \"/hello\"]\n",
         "Successfully built ",
         "Successfully tagged basic:1\n",

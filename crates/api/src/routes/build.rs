@@ -76,13 +76,26 @@ fn event_json(e: BuildEvent) -> serde_json::Value {
 
 pub async fn build(State(engine): State<AppState>, p: Params, body: Body) -> ApiResult<Response> {
     let opts = options(&p)?;
-    if p.get("remote").is_some_and(|r| !r.is_empty()) {
-        return Err(ApiError::bad_request(
-            "building from a remote context is not supported by this engine yet",
-        ));
-    }
-    // The whole context is spooled before anything is read: a tar is checked end to end
-    // before a byte of it is extracted.
+    let file = match p.get("remote").filter(|r| !r.is_empty()) {
+        // The body is empty then: the context is the tarball (or Dockerfile) at the URL.
+        Some(remote) => engine.download_build_context(remote).await?,
+        None => spool_body(&engine, body).await?,
+    };
+    let rx = engine.build_image(opts, file).await?;
+    let out = futures_util::stream::unfold(rx, |mut rx| async move {
+        let e = rx.recv().await?;
+        Some((Ok::<_, std::io::Error>(json_line(&event_json(e))), rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(out),
+    )
+        .into_response())
+}
+
+/// The request body (the context tar) spooled whole before anything reads it: a tar is
+/// checked end to end before a byte of it is extracted.
+async fn spool_body(engine: &AppState, body: Body) -> ApiResult<std::fs::File> {
     let tmp = engine.cfg.data_root.join("tmp");
     tokio::fs::create_dir_all(&tmp)
         .await
@@ -102,17 +115,7 @@ pub async fn build(State(engine): State<AppState>, p: Params, body: Body) -> Api
         .flush()
         .await
         .map_err(berth_engine::EngineError::from)?;
-    let file = spool.into_std().await;
-    let rx = engine.build_image(opts, file).await?;
-    let out = futures_util::stream::unfold(rx, |mut rx| async move {
-        let e = rx.recv().await?;
-        Some((Ok::<_, std::io::Error>(json_line(&event_json(e))), rx))
-    });
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(out),
-    )
-        .into_response())
+    Ok(spool.into_std().await)
 }
 
 /// An anonymous file under the data root (unlinked at once, so nothing is left on a crash).

@@ -190,6 +190,8 @@ fn resolve(root: &Path, rel: &str) -> Result<PathBuf> {
 #[derive(Debug, Clone, Default)]
 pub(super) struct CopyMode {
     pub chmod: Option<u32>,
+    /// `--exclude` patterns, matched against paths inside a copied directory.
+    pub exclude: Option<DockerIgnore>,
 }
 
 /// A tar of sources laid out relative to the destination directory, and the digest of what
@@ -257,7 +259,11 @@ impl TarWriter {
                     .append_data(&mut h, format!("{name}/"), std::io::empty())?;
             }
             let mut entries = Vec::new();
+            let exclude = self.mode.exclude.clone();
             walk(host, "", &mut |p, _| {
+                if exclude.as_ref().is_some_and(|x| x.excludes(p)) {
+                    return false;
+                }
                 entries.push(p.to_string());
                 true
             })?;
@@ -302,18 +308,33 @@ impl TarWriter {
 
     /// A file given inline (a heredoc).
     pub(super) fn add_bytes(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        self.add_stream(name, data, data.len() as u64, 0o644, 0)
+    }
+
+    /// A file from elsewhere (a heredoc, a download): `mode` unless `--chmod` overrides it.
+    pub(super) fn add_stream(
+        &mut self,
+        name: &str,
+        data: impl Read,
+        len: u64,
+        mode: u32,
+        mtime: u64,
+    ) -> Result<()> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
-        let mode = self.mode.chmod.unwrap_or(0o644);
+        let mode = self.mode.chmod.unwrap_or(mode);
         h.set_mode(mode);
-        h.set_size(data.len() as u64);
+        h.set_size(len);
         h.set_uid(0);
         h.set_gid(0);
-        h.set_mtime(0);
+        h.set_mtime(mtime);
         self.hash
             .update(format!("{name}\0inline\0{mode:o}\0").as_bytes());
-        self.hash.update(data);
-        self.b.append_data(&mut h, name, data)?;
+        let r = Hashing {
+            inner: data,
+            hash: &mut self.hash,
+        };
+        self.b.append_data(&mut h, name, r)?;
         Ok(())
     }
 
@@ -336,6 +357,55 @@ impl TarWriter {
 /// Resolves a source (already expanded to one path) for the tar.
 pub(super) fn source_path(root: &Path, rel: &str) -> Result<PathBuf> {
     resolve(root, rel)
+}
+
+/// The digest of what `root/rel` holds (a file, or a directory's tree): names, types, modes,
+/// link targets and contents, not times. A RUN bind mount of the context is keyed by it.
+pub(super) fn tree_digest(root: &Path, rel: &str) -> Result<String> {
+    let rel = clean(rel).ok_or_else(|| {
+        bad(format!(
+            "forbidden path outside the build context: {rel} ()"
+        ))
+    })?;
+    let top = if rel.is_empty() {
+        root.canonicalize()?
+    } else {
+        resolve(root, &rel)?
+    };
+    let mut hash = Sha256::new();
+    let mut one = |p: &str, md: &std::fs::Metadata| -> Result<()> {
+        let host = if p.is_empty() {
+            top.clone()
+        } else {
+            top.join(p)
+        };
+        hash.update(format!("{p}\0{:o}\0{}\0", md.mode(), md.len()).as_bytes());
+        if md.file_type().is_symlink() {
+            hash.update(std::fs::read_link(&host)?.to_string_lossy().as_bytes());
+        } else if md.is_file() {
+            let mut r = Hashing {
+                inner: File::open(&host)?,
+                hash: &mut hash,
+            };
+            std::io::copy(&mut r, &mut std::io::sink())?;
+        }
+        Ok(())
+    };
+    let md = std::fs::symlink_metadata(&top)?;
+    one("", &md)?;
+    if md.is_dir() {
+        let mut err = None;
+        walk(&top, "", &mut |p, md| {
+            if let Err(e) = one(p, md) {
+                err.get_or_insert(e);
+            }
+            true
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+    }
+    Ok(hex::encode(hash.finalize()))
 }
 
 /// Whether a local ADD source is an archive dockerd would unpack (tar, maybe compressed).

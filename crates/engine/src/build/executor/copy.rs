@@ -1,0 +1,605 @@
+//! COPY, ADD and WORKDIR: files written into a fresh upper over the parent's layers.
+
+use super::*;
+use berth_build::ignore::DockerIgnore;
+
+/// What a layer step writes into the mounted root.
+pub(super) enum LayerWrite {
+    Mkdir(String),
+    Copy(CopyPlan),
+}
+
+/// The flags of a COPY/ADD that shape its tar.
+pub(super) struct CopyFlags {
+    pub chmod: Option<u32>,
+    pub is_add: bool,
+    pub exclude: Option<DockerIgnore>,
+    pub parents: bool,
+}
+
+/// A source that is not a path: a heredoc or a download.
+pub(super) struct Inline {
+    name: String,
+    body: InlineBody,
+    mtime: u64,
+}
+
+enum InlineBody {
+    Text(String),
+    Download(fetch::Download),
+}
+
+impl Inline {
+    fn heredoc(name: &str, body: String) -> Inline {
+        Inline {
+            name: name.to_string(),
+            body: InlineBody::Text(body),
+            mtime: 0,
+        }
+    }
+}
+
+impl Builder {
+    /// ADD <url>: the download (verified against `--checksum`), named after the URL.
+    async fn download(&self, url: &str, checksum: Option<&str>) -> Result<Inline> {
+        let d = fetch::fetch(url, &self.engine.cfg.data_root.join("tmp")).await?;
+        if let Some(want) = checksum {
+            if !want.starts_with("sha256:") {
+                return Err(bad(format!("unsupported digest algorithm in {want}")));
+            }
+            if want != d.digest {
+                return Err(bad(format!(
+                    "digest mismatch for {url}: expected {want}, got {}",
+                    d.digest
+                )));
+            }
+        }
+        Ok(Inline {
+            name: fetch::download_name(&d.url)?,
+            mtime: d.last_modified.unwrap_or(0).max(0) as u64,
+            body: InlineBody::Download(d),
+        })
+    }
+}
+
+pub(super) struct CopyPlan {
+    tar: std::fs::File,
+    dest_dir: String,
+    chown: Option<String>,
+    /// Local archives ADD unpacks into `dest_dir`.
+    archives: Vec<PathBuf>,
+}
+
+impl Builder {
+    /// COPY/ADD/WORKDIR: the parent's layers and a fresh upper mounted for the write; the
+    /// upper becomes the new layer.
+    pub(super) async fn commit_write(
+        &self,
+        st: &Stage,
+        text: String,
+        write: LayerWrite,
+    ) -> Result<Image> {
+        let images = self.engine.images.clone();
+        let parent = st.image.clone();
+        let req = self.commit_request(st, text, "");
+        let tmp = self.engine.cfg.data_root.join("tmp");
+        let epoch = reproducible::epoch(&self.opts);
+        tokio::task::spawn_blocking(move || -> Result<Image> {
+            let lowers = images.layer_dirs(&parent)?;
+            let dir = tempfile::Builder::new()
+                .prefix("build-layer-")
+                .tempdir_in(&tmp)?;
+            let (upper, work, mnt) = (
+                dir.path().join("upper"),
+                dir.path().join("work"),
+                dir.path().join("mnt"),
+            );
+            for d in [&upper, &work, &mnt] {
+                std::fs::create_dir_all(d)?;
+            }
+            berth_store::overlay::mount_rootfs(&lowers, &upper, &work, &mnt)?;
+            let res = open_root(&mnt)
+                .map_err(EngineError::from)
+                .and_then(|root| apply(&root, write));
+            if let Err(e) = berth_store::overlay::unmount(&mnt) {
+                tracing::warn!(path = %mnt.display(), "build: unmount: {e}");
+            }
+            res?;
+            let changes = berth_store::upper::changes(&upper, &lowers, &|_| false)?;
+            commit_upper(&images, &parent, &upper, &changes, req, &tmp, epoch)
+        })
+        .await
+        .map_err(EngineError::internal)?
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn copy(
+        &mut self,
+        st: &mut Stage,
+        ins: &Instruction,
+        name: &str,
+        sources: &[String],
+        dest: &str,
+        heredocs: &[Heredoc],
+        is_add: bool,
+    ) -> Result<Outcome> {
+        let esc = self.df.directives.escape;
+        let vars = st.vars();
+        let flag = |f: &str| -> Result<Option<String>> {
+            ins.flags
+                .iter()
+                .find(|(k, _)| k == f)
+                .and_then(|(_, v)| v.as_deref())
+                .map(|v| expand(v, esc, &vars))
+                .transpose()
+        };
+        let chown = flag("chown")?.filter(|c| !c.is_empty());
+        let chmod = flag("chmod")?
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                u32::from_str_radix(&c, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| bad(format!("invalid chmod parameter: {c}")))
+            })
+            .transpose()?;
+        let from = flag("from")?;
+        let checksum = flag("checksum")?.filter(|c| !c.is_empty());
+        let parents = match ins.flags.iter().rev().find(|(k, _)| k == "parents") {
+            None => false,
+            Some((_, None)) => true,
+            Some((_, Some(v))) => v == "true",
+        };
+        let mut exclude = Vec::new();
+        for (k, v) in &ins.flags {
+            if k == "exclude" {
+                exclude.push(expand(v.as_deref().unwrap_or(""), esc, &vars)?);
+            }
+        }
+        let exclude = if exclude.is_empty() {
+            None
+        } else {
+            Some(DockerIgnore::parse(&exclude.join("\n")).map_err(|e| {
+                bad(format!(
+                    "{name} failed: --exclude {}: {}",
+                    e.pattern, e.message
+                ))
+            })?)
+        };
+        let mut srcs = Vec::new();
+        let mut urls = Vec::new();
+        for s in sources {
+            let s = expand(s, esc, &vars)?;
+            let is_url = s.starts_with("http://") || s.starts_with("https://");
+            if is_url && is_add {
+                urls.push(s);
+            } else if is_url {
+                return Err(bad(format!(
+                    "{name} failed: source can't be a URL for COPY"
+                )));
+            } else if s.contains("://") || s.starts_with("git@") {
+                return Err(bad(format!(
+                    "{name} failed: source {s}: only http(s) URLs can be added by this engine's builder"
+                )));
+            } else {
+                srcs.push(s);
+            }
+        }
+        if checksum.is_some() && (urls.is_empty() || !srcs.is_empty()) {
+            return Err(bad(format!(
+                "{name} failed: checksum can't be specified for non-HTTP(S) sources"
+            )));
+        }
+        let mut dest = expand(dest, esc, &vars)?;
+        if !dest.starts_with('/') {
+            let wd = if st.config.working_dir.is_empty() {
+                "/"
+            } else {
+                st.config.working_dir.as_str()
+            };
+            let keep_slash = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
+            dest = format!("{}/{dest}", wd.trim_end_matches('/'));
+            if keep_slash && !dest.ends_with('/') {
+                dest.push('/');
+            }
+        }
+        let from_image = match &from {
+            Some(f) => Some(self.base_image(f, usize::MAX).await?),
+            None => None,
+        };
+        let lowers = self.engine.images.layer_dirs(&st.image)?;
+        let tmp = self.engine.cfg.data_root.join("tmp");
+        let ctx_root = self.ctx.root().to_path_buf();
+        let from_lowers = match &from_image {
+            Some(img) => Some((img.id.to_string(), self.engine.images.layer_dirs(img)?)),
+            None => None,
+        };
+        let mut inline: Vec<Inline> = heredocs
+            .iter()
+            .map(|h| {
+                let body = if h.expand {
+                    expand_heredoc(&h.content, esc, &vars)
+                } else {
+                    h.content.clone()
+                };
+                Inline::heredoc(&h.name, body)
+            })
+            .collect();
+        for u in &urls {
+            inline.push(
+                self.download(u, checksum.as_deref())
+                    .await
+                    .map_err(|e| match e {
+                        EngineError::InvalidArgument(m) => {
+                            EngineError::InvalidArgument(format!("{name} failed: {m}"))
+                        }
+                        e => e,
+                    })?,
+            );
+        }
+        let flags = CopyFlags {
+            chmod,
+            is_add,
+            exclude,
+            parents,
+        };
+        let name_s = name.to_string();
+        let (plan, kind, digest) = tokio::task::spawn_blocking(move || {
+            match from_lowers {
+                Some((id, from_lowers)) => with_image_root(&from_lowers, &tmp, |root| {
+                    plan_copy(
+                        root,
+                        false,
+                        &srcs,
+                        inline,
+                        &dest,
+                        &lowers,
+                        &flags,
+                        &tmp,
+                        Some(&id),
+                    )
+                }),
+                None => plan_copy(
+                    &ctx_root, true, &srcs, inline, &dest, &lowers, &flags, &tmp, None,
+                ),
+            }
+            .map_err(|e| match e {
+                EngineError::InvalidArgument(m) => {
+                    EngineError::InvalidArgument(format!("{name_s} failed: {m}"))
+                }
+                e => e,
+            })
+        })
+        .await
+        .map_err(EngineError::internal)??;
+        let mut flags = String::new();
+        for (k, v) in &ins.flags {
+            flags.push_str(&format!("--{k}={} ", v.as_deref().unwrap_or("")));
+        }
+        let text = st.nop(&format!(
+            "{name} {flags}{kind}:{digest} in {} ",
+            plan.dest_dir
+        ));
+        let write = LayerWrite::Copy(CopyPlan { chown, ..plan });
+        Ok(Outcome::Layer(text.clone(), text, write))
+    }
+}
+
+/// A heredoc body with `$VAR`s expanded line by line (quotes in the body are kept).
+pub(super) fn expand_heredoc(body: &str, esc: char, vars: &HashMap<String, String>) -> String {
+    body.split_inclusive('\n')
+        .map(|line| {
+            let (text, nl) = match line.strip_suffix('\n') {
+                Some(t) => (t, "\n"),
+                None => (line, ""),
+            };
+            let protected = text.replace('"', "\u{1}").replace('\'', "\u{2}");
+            let out = expand_word(&protected, esc, &|k| vars.get(k).cloned())
+                .unwrap_or_else(|_| protected.clone());
+            format!("{}{nl}", out.replace('\u{1}', "\"").replace('\u{2}', "'"))
+        })
+        .collect()
+}
+
+/// Mounts an image's layers (with a throwaway upper) for reading, e.g. `COPY --from`.
+pub(super) fn with_image_root<T>(
+    lowers: &[PathBuf],
+    tmp: &Path,
+    f: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
+    std::fs::create_dir_all(tmp)?;
+    let dir = tempfile::Builder::new()
+        .prefix("build-from-")
+        .tempdir_in(tmp)?;
+    let (upper, work, mnt) = (
+        dir.path().join("upper"),
+        dir.path().join("work"),
+        dir.path().join("mnt"),
+    );
+    for d in [&upper, &work, &mnt] {
+        std::fs::create_dir_all(d)?;
+    }
+    berth_store::overlay::mount_rootfs(lowers, &upper, &work, &mnt)?;
+    let res = f(&mnt);
+    if let Err(e) = berth_store::overlay::unmount(&mnt) {
+        tracing::warn!(path = %mnt.display(), "build: unmount: {e}");
+    }
+    res
+}
+
+/// Whether `path` is a directory in the image made of `lowers` (base first).
+pub(super) fn dir_in_layers(lowers: &[PathBuf], path: &str) -> bool {
+    let rel = context::clean(path).unwrap_or_default();
+    if rel.is_empty() {
+        return true;
+    }
+    for l in lowers.iter().rev() {
+        if let Ok(md) = std::fs::metadata(l.join(&rel)) {
+            return md.is_dir();
+        }
+        if let Ok(md) = std::fs::symlink_metadata(l.join(&rel)) {
+            // A whiteout (0/0 char device) or a symlink: not a directory we can see here.
+            let _ = md;
+            return false;
+        }
+    }
+    false
+}
+
+pub(super) fn parent_and_base(p: &str) -> (String, String) {
+    let p = p.trim_end_matches('/');
+    match p.rsplit_once('/') {
+        Some((d, b)) => (
+            if d.is_empty() {
+                "/".into()
+            } else {
+                d.to_string()
+            },
+            b.to_string(),
+        ),
+        None => ("/".into(), p.to_string()),
+    }
+}
+
+/// Lays the sources out for the destination as dockerd's COPY does: several sources or a
+/// trailing `/` make the destination a directory; a directory source copies its contents;
+/// a single file onto a path that is not an existing directory becomes that path.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn plan_copy(
+    root: &Path,
+    confined: bool,
+    srcs: &[String],
+    inline: Vec<Inline>,
+    dest: &str,
+    lowers: &[PathBuf],
+    flags: &CopyFlags,
+    tmp: &Path,
+    from_id: Option<&str>,
+) -> Result<(CopyPlan, &'static str, String)> {
+    let is_add = flags.is_add;
+    // (context path, name under the destination) of every source.
+    let mut paths: Vec<(String, String)> = Vec::new();
+    for s in srcs {
+        // `--parents` keeps the path below a `/./` pivot, or the whole path.
+        let pivot = match s.split_once("/./") {
+            Some((p, _)) if flags.parents => context::clean(p).unwrap_or_default(),
+            _ => String::new(),
+        };
+        for rel in context::expand_source(root, s, confined)? {
+            // Matched against the context path and, as BuildKit's per-source copy does, the
+            // name the source itself has.
+            let base = rel.rsplit('/').next().unwrap_or(&rel);
+            if flags
+                .exclude
+                .as_ref()
+                .is_some_and(|x| x.excludes(&rel) || x.excludes(base))
+            {
+                continue;
+            }
+            let kept = rel
+                .strip_prefix(&pivot)
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or(&rel)
+                .to_string();
+            paths.push((rel, kept));
+        }
+    }
+    if paths.is_empty() && inline.is_empty() {
+        return Err(bad(format!(
+            "file not found in build context or excluded by .dockerignore: no source files were specified: {}",
+            srcs.join(" ")
+        )));
+    }
+    let count = paths.len() + inline.len();
+    let dir_dest = dest.ends_with('/') || dest.ends_with("/.");
+    if count > 1 && !dir_dest {
+        return Err(bad(
+            "When using COPY with more than one source file, the destination must be a directory and end with a /",
+        ));
+    }
+    let mut w = TarWriter::new(
+        tmp,
+        CopyMode {
+            chmod: flags.chmod,
+            exclude: flags.exclude.clone(),
+        },
+    )?;
+    if let Some(id) = from_id {
+        w.note(id);
+    }
+    let mut archives = Vec::new();
+    let mut kind = if count > 1 { "multi" } else { "file" };
+    let dest_trim = if dest == "/" {
+        "/"
+    } else {
+        dest.trim_end_matches("/.").trim_end_matches('/')
+    };
+    // A directory or an archive always lands in (or as) the destination directory.
+    let dir_like = |(rel, _): &(String, String)| -> Result<bool> {
+        let host = context::source_path(root, rel)?;
+        Ok(std::fs::metadata(&host)?.is_dir() || (is_add && context::is_archive(&host)))
+    };
+    let single_file_target = count == 1
+        && !flags.parents
+        && !dir_dest
+        && !dir_in_layers(lowers, dest_trim)
+        && match paths.first() {
+            Some(rel) => !dir_like(rel)?,
+            None => true,
+        };
+    let dest_dir = if single_file_target {
+        parent_and_base(dest_trim).0
+    } else {
+        dest_trim.to_string()
+    };
+    for (rel, kept) in &paths {
+        let host = context::source_path(root, rel)?;
+        let md = std::fs::metadata(&host)?;
+        let base = rel.rsplit('/').next().unwrap_or(rel).to_string();
+        if flags.parents && !(is_add && md.is_file() && context::is_archive(&host)) {
+            w.add(&host, kept)?;
+        } else if md.is_dir() {
+            if count == 1 {
+                kind = "dir";
+            }
+            w.add(&host, "")?;
+        } else if is_add && context::is_archive(&host) {
+            let mut data = Vec::new();
+            std::fs::File::open(&host)?.read_to_end(&mut data)?;
+            w.note(&base);
+            w.note(&hex::encode(sha2::Sha256::digest(&data)));
+            archives.push(host);
+        } else if single_file_target {
+            w.add(&host, &parent_and_base(dest_trim).1)?;
+        } else {
+            w.add(&host, &base)?;
+        }
+    }
+    for i in inline {
+        let target = if single_file_target {
+            parent_and_base(dest_trim).1
+        } else {
+            i.name.clone()
+        };
+        match i.body {
+            InlineBody::Text(t) => w.add_bytes(&target, t.as_bytes())?,
+            InlineBody::Download(d) => {
+                w.note(&d.digest);
+                w.add_stream(&target, d.file, d.len, 0o600, i.mtime)?
+            }
+        }
+    }
+    let st = w.finish()?;
+    Ok((
+        CopyPlan {
+            tar: st.file,
+            dest_dir,
+            chown: None,
+            archives,
+        },
+        kind,
+        st.digest,
+    ))
+}
+
+use sha2::Digest as _;
+
+/// Looks a user (and group) up in the root's /etc/passwd and /etc/group.
+pub(super) fn resolve_chown(root: &OwnedFd, spec: &str) -> Result<(u32, u32)> {
+    let read = |p: &str| -> String {
+        open_in_root(root, p, OFlags::RDONLY)
+            .ok()
+            .and_then(|fd| {
+                let mut s = String::new();
+                std::fs::File::from(fd)
+                    .read_to_string(&mut s)
+                    .ok()
+                    .map(|_| s)
+            })
+            .unwrap_or_default()
+    };
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |file: &str, name: &str, gid_field: bool| -> Option<(u32, u32)> {
+        read(file).lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 3 && f[0] == name).then(|| {
+                let id = f[2].parse().unwrap_or(0);
+                let gid = if gid_field {
+                    f[3].parse().unwrap_or(0)
+                } else {
+                    id
+                };
+                (id, gid)
+            })
+        })
+    };
+    let (uid, primary) = match user.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) => lookup("/etc/passwd", user, true).ok_or_else(|| {
+            bad(format!(
+                "unable to find user {user}: no matching entries in passwd file"
+            ))
+        })?,
+    };
+    let gid = match group {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup("/etc/group", g, false)
+                .map(|(id, _)| id)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Performs a layer step's write inside the mounted root.
+pub(super) fn apply(root: &OwnedFd, write: LayerWrite) -> Result<()> {
+    match write {
+        LayerWrite::Mkdir(dir) => {
+            mkdir_all_in_root(root, &dir, false).map_err(std::io::Error::from)?;
+            Ok(())
+        }
+        LayerWrite::Copy(mut plan) => {
+            let chown = plan
+                .chown
+                .as_deref()
+                .map(|c| resolve_chown(root, c))
+                .transpose()?;
+            let resolved =
+                mkdir_all_in_root(root, &plan.dest_dir, false).map_err(std::io::Error::from)?;
+            let open_dest = || {
+                open_in_root(root, &resolved, OFlags::RDONLY | OFlags::DIRECTORY)
+                    .map_err(|e| bad(format!("destination {}: {e}", plan.dest_dir)))
+            };
+            let opts = berth_store::UnpackOptions {
+                chown,
+                ..Default::default()
+            };
+            plan.tar.seek(SeekFrom::Start(0))?;
+            berth_store::unpack_into(&mut tar::Archive::new(&mut plan.tar), open_dest()?, &opts)
+                .map_err(bad)?;
+            for a in &plan.archives {
+                let check = std::fs::File::open(a)?;
+                let (_, s) = berth_store::compression::decompress(check).map_err(bad)?;
+                berth_store::check_archive_paths(&mut tar::Archive::new(s)).map_err(bad)?;
+                let f = std::fs::File::open(a)?;
+                let (_, s) = berth_store::compression::decompress(f).map_err(bad)?;
+                berth_store::unpack_into(
+                    &mut tar::Archive::new(s),
+                    open_dest()?,
+                    &berth_store::UnpackOptions::default(),
+                )
+                .map_err(bad)?;
+            }
+            Ok(())
+        }
+    }
+}

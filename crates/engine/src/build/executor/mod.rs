@@ -1,0 +1,750 @@
+//! Stages and steps: each instruction of the stages the target needs, in order, on top of the
+//! image the previous step gave, printed as the legacy builder prints it.
+
+use super::cache;
+use super::context::{self, Context, CopyMode, TarWriter};
+use super::options::{BuildEvent, BuildOptions};
+use super::reproducible;
+use crate::error::{EngineError, Result};
+use crate::{Engine, LogOptions, WaitCondition};
+use berth_build::dockerfile::{Command, Dockerfile, Healthcheck, Heredoc, Instruction, Kind};
+use berth_build::expand::{expand_word, expand_words};
+use berth_image::config::{ContainerConfig, History};
+use berth_image::{CommitRequest, Image};
+use berth_store::inroot::{mkdir_all_in_root, open_in_root, open_root};
+use berth_store::ImageRecord;
+use bollard_stubs::models::{ContainerCreateBody, HostConfig};
+use rustix::fs::OFlags;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+mod config;
+mod copy;
+mod fetch;
+mod mounts;
+mod run;
+
+use config::{command_argv, go_q, go_v, healthcheck};
+use copy::LayerWrite;
+use run::run_script;
+
+fn bad(e: impl std::fmt::Display) -> EngineError {
+    EngineError::InvalidArgument(e.to_string())
+}
+
+fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+/// A container ID for a step that needs no container (see `finish_step`).
+fn phantom_container_id() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+fn stage_name(i: &Instruction) -> Option<&str> {
+    match &i.kind {
+        Kind::From { name, .. } => name.as_deref(),
+        _ => None,
+    }
+}
+
+/// Which stages to build, in order: the target and what it reads (`FROM <stage>`,
+/// `COPY --from=<stage>`), nothing else.
+pub(super) fn plan(df: &Dockerfile, target: Option<&str>) -> Result<Vec<usize>> {
+    let last = df
+        .stages
+        .len()
+        .checked_sub(1)
+        .ok_or_else(|| bad("the Dockerfile (Dockerfile) cannot be empty"))?;
+    let target = match target.filter(|t| !t.is_empty()) {
+        None => last,
+        Some(t) => df
+            .stages
+            .iter()
+            .position(|s| stage_name(&s.from) == Some(&t.to_lowercase()))
+            .ok_or_else(|| bad(format!("failed to reach build target {t} in Dockerfile")))?,
+    };
+    let find = |name: &str, before: usize| -> Option<usize> {
+        let lower = name.to_lowercase();
+        df.stages[..before]
+            .iter()
+            .position(|s| stage_name(&s.from) == Some(&lower))
+            .or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
+    };
+    let mut need = vec![false; df.stages.len()];
+    let mut todo = vec![target];
+    while let Some(i) = todo.pop() {
+        if std::mem::replace(&mut need[i], true) {
+            continue;
+        }
+        let s = &df.stages[i];
+        if let Kind::From { image, .. } = &s.from.kind {
+            if let Some(j) = find(image, i) {
+                todo.push(j);
+            }
+        }
+        for ins in &s.instructions {
+            for (k, v) in &ins.flags {
+                let from = match (k.as_str(), v.as_deref()) {
+                    ("from", Some(f)) => Some(f),
+                    ("mount", Some(m)) => mounts::mount_from(m),
+                    _ => None,
+                };
+                if let Some(j) = from.and_then(|f| find(f, i)) {
+                    todo.push(j);
+                }
+            }
+        }
+    }
+    Ok((0..=target).filter(|i| need[*i]).collect())
+}
+
+/// The state of the stage being built.
+struct Stage {
+    image: Image,
+    config: ContainerConfig,
+    author: String,
+    /// Declared ARGs with a value, in declaration order.
+    args: Vec<(String, String)>,
+    /// CMD was set in this stage (an ENTRYPOINT then keeps it).
+    cmd_set: bool,
+}
+
+impl Stage {
+    fn vars(&self) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = self.args.iter().cloned().collect();
+        for e in &self.config.env {
+            let (k, v) = e.split_once('=').unwrap_or((e, ""));
+            m.insert(k.to_string(), v.to_string());
+        }
+        m
+    }
+
+    fn shell(&self) -> Vec<String> {
+        if self.config.shell.is_empty() {
+            vec!["/bin/sh".into(), "-c".into()]
+        } else {
+            self.config.shell.clone()
+        }
+    }
+
+    fn nop(&self, text: &str) -> String {
+        format!("{} #(nop) {text}", self.shell().join(" "))
+    }
+
+    /// Build args a RUN sees: declared ones not shadowed by ENV, sorted (dockerd's order).
+    fn run_args(&self) -> Vec<(String, String)> {
+        let env: HashSet<&str> = self
+            .config
+            .env
+            .iter()
+            .map(|e| e.split('=').next().unwrap_or(e))
+            .collect();
+        let mut m: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in &self.args {
+            if !env.contains(k.as_str()) {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        m.into_iter().collect()
+    }
+}
+
+pub(super) struct Builder {
+    pub engine: Arc<Engine>,
+    pub opts: BuildOptions,
+    pub ctx: Context,
+    pub df: Dockerfile,
+    pub stages: Vec<usize>,
+    pub tx: mpsc::Sender<BuildEvent>,
+    step: usize,
+    total: usize,
+    built: HashMap<usize, Image>,
+    used_args: HashSet<String>,
+}
+
+/// What one step turns into.
+enum Outcome {
+    /// A config-only image: history text, new config.
+    Config(String, Box<ContainerConfig>),
+    /// A new layer written on the host: history text, the expanded instruction, the digest
+    /// of what it reads, and the writer.
+    Layer(String, String, LayerWrite),
+    Run(mounts::RunPlan),
+}
+
+impl Builder {
+    pub(super) fn new(
+        engine: Arc<Engine>,
+        opts: BuildOptions,
+        ctx: Context,
+        df: Dockerfile,
+        stages: Vec<usize>,
+        tx: mpsc::Sender<BuildEvent>,
+    ) -> Builder {
+        let total = stages
+            .iter()
+            .map(|i| 1 + df.stages[*i].instructions.len())
+            .sum::<usize>()
+            + df.global_args.len()
+            + opts.labels.len();
+        Builder {
+            engine,
+            opts,
+            ctx,
+            df,
+            stages,
+            tx,
+            step: 0,
+            total,
+            built: HashMap::new(),
+            used_args: HashSet::new(),
+        }
+    }
+
+    async fn say(&self, s: impl Into<String>) {
+        if !self.opts.quiet {
+            let _ = self.tx.send(BuildEvent::Stream(s.into())).await;
+        }
+    }
+
+    async fn announce(&mut self, original: &str) {
+        self.step += 1;
+        let line = format!("Step {}/{} : {original}\n", self.step, self.total);
+        self.say(line).await;
+    }
+
+    fn build_arg(&self, name: &str) -> Option<Option<String>> {
+        self.opts
+            .build_args
+            .get(name)
+            .map(|v| v.clone().or_else(|| std::env::var(name).ok()))
+    }
+
+    fn global_vars(&mut self) -> Result<HashMap<String, String>> {
+        let mut m = HashMap::new();
+        for ins in &self.df.global_args {
+            if let Kind::Arg(list) = &ins.kind {
+                for (k, default) in list {
+                    self.used_args.insert(k.clone());
+                    let vars = m.clone();
+                    let v = match self.build_arg(k) {
+                        Some(Some(v)) => Some(v),
+                        _ => default
+                            .as_deref()
+                            .map(|d| expand(d, self.df.directives.escape, &vars))
+                            .transpose()?,
+                    };
+                    if let Some(v) = v {
+                        m.insert(k.clone(), v);
+                    }
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// Runs every planned stage; returns the target's image.
+    pub(super) async fn run(mut self) -> Result<Image> {
+        let globals = self.global_vars()?;
+        // ARGs before the first FROM are steps too, with nothing to show (dockerd's metaArgs).
+        let metas: Vec<String> = self
+            .df
+            .global_args
+            .iter()
+            .map(|i| i.original.clone())
+            .collect();
+        for m in metas {
+            self.announce(&m).await;
+        }
+        let stages = self.stages.clone();
+        let mut last = None;
+        for (n, i) in stages.iter().enumerate() {
+            let img = self.run_stage(*i, &globals, n + 1 == stages.len()).await?;
+            self.built.insert(*i, img.clone());
+            last = Some(img);
+        }
+        let img = last.ok_or_else(|| bad("no stage to build"))?;
+        let unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| !self.used_args.contains(*k) && !is_proxy_arg(k))
+            .filter(|k| !reproducible::is_builder_arg(k))
+            .collect();
+        if !unused.is_empty() {
+            let mut u: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+            u.sort();
+            self.say(format!(
+                "[Warning] One or more build-args [{}] were not consumed\n",
+                u.join(" ")
+            ))
+            .await;
+        }
+        Ok(img)
+    }
+
+    async fn base_image(&mut self, name: &str, index: usize) -> Result<Image> {
+        let lower = name.to_lowercase();
+        for j in self.stages.iter().copied().filter(|j| *j < index) {
+            if stage_name(&self.df.stages[j].from) == Some(&lower) || name == j.to_string() {
+                return self
+                    .built
+                    .get(&j)
+                    .cloned()
+                    .ok_or_else(|| bad(format!("stage {name} was not built")));
+            }
+        }
+        if lower == "scratch" {
+            return Ok(scratch());
+        }
+        self.engine.image_by_name(name).await.map_err(|e| match e {
+            EngineError::NotFound(_) => EngineError::NotFound(format!(
+                "pull access denied for {name}, repository does not exist or may require 'docker login': this engine does not pull during builds; load the image first"
+            )),
+            e => e,
+        })
+    }
+
+    async fn run_stage(
+        &mut self,
+        index: usize,
+        globals: &HashMap<String, String>,
+        is_target: bool,
+    ) -> Result<Image> {
+        let stage = self.df.stages[index].clone();
+        self.announce(&stage.from.original).await;
+        let Kind::From { image, .. } = &stage.from.kind else {
+            return Err(bad("a stage must start with FROM"));
+        };
+        let name = expand(image, self.df.directives.escape, globals)?;
+        let base = self.base_image(&name, index).await?;
+        let id_line = if base.layers.is_empty() && base.config.history.is_empty() {
+            " ---> \n".to_string()
+        } else {
+            format!(" ---> {}\n", short(base.id.as_str()))
+        };
+        self.say(id_line).await;
+        let mut config = base.config.config.clone().unwrap_or_default();
+        let triggers = std::mem::take(&mut config.on_build);
+        let mut st = Stage {
+            author: base.config.author.clone().unwrap_or_default(),
+            image: base,
+            config,
+            args: Vec::new(),
+            cmd_set: false,
+        };
+        if !triggers.is_empty() {
+            self.say(format!(
+                "# Executing {} build trigger{}\n",
+                triggers.len(),
+                if triggers.len() == 1 { "" } else { "s" }
+            ))
+            .await;
+            for t in &triggers {
+                let df = berth_build::dockerfile::parse(&format!("FROM scratch\n{t}\n"))
+                    .map_err(|e| bad(format!("invalid ONBUILD trigger {t:?}: {}", e.message)))?;
+                for ins in df.stages.into_iter().flat_map(|s| s.instructions) {
+                    self.step_in(&mut st, &ins, globals).await?;
+                }
+            }
+        }
+        for ins in &stage.instructions {
+            self.announce(&ins.original).await;
+            self.step_in(&mut st, ins, globals).await?;
+        }
+        if is_target {
+            // dockerd 20.10 adds one `LABEL k=v` step per --label, sorted, to the target.
+            let mut labels: Vec<(String, String)> = self
+                .opts
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            labels.sort();
+            for (k, v) in labels {
+                let text = format!("LABEL {k}={v}");
+                self.announce(&text).await;
+                st.config.labels.insert(k, v);
+                let created_by = st.nop(&format!(" {text}"));
+                let cfg = st.config.clone();
+                self.finish_step(&mut st, Outcome::Config(created_by, Box::new(cfg)))
+                    .await?;
+            }
+        }
+        Ok(st.image)
+    }
+
+    async fn step_in(
+        &mut self,
+        st: &mut Stage,
+        ins: &Instruction,
+        globals: &HashMap<String, String>,
+    ) -> Result<()> {
+        let outcome = self.dispatch(st, ins, globals).await?;
+        self.finish_step(st, outcome).await
+    }
+
+    /// Looks the step up in the cache, else executes it; prints the resulting image.
+    async fn finish_step(&mut self, st: &mut Stage, outcome: Outcome) -> Result<()> {
+        let parent = st.image.id.to_string();
+        let (text, digest) = match &outcome {
+            Outcome::Config(t, c) => (
+                t.clone(),
+                serde_json::to_string(c).map_err(EngineError::internal)?,
+            ),
+            Outcome::Layer(t, expanded, _) => (t.clone(), expanded.clone()),
+            Outcome::Run(plan) => (
+                self.run_created_by(st, &plan.argv),
+                self.run_flags_digest(plan).await?,
+            ),
+        };
+        let key = cache::key(&parent, &text, &digest);
+        let key = reproducible::cache_key(key, &self.opts);
+        if !self.opts.no_cache {
+            if let Some(img) = self.engine.cache_lookup(&key).await? {
+                self.say(" ---> Using cache\n").await;
+                self.adopt(st, img).await;
+                return Ok(());
+            }
+        }
+        // dockerd runs metadata steps and WORKDIR in a container it creates (never starts)
+        // and removes; Berth writes their result directly, and prints the same lines.
+        let phantom = match &outcome {
+            Outcome::Config(..) | Outcome::Layer(_, _, LayerWrite::Mkdir(_)) => {
+                let id = phantom_container_id();
+                self.say(format!(" ---> Running in {}\n", short(&id))).await;
+                Some(id)
+            }
+            _ => None,
+        };
+        let img = match outcome {
+            Outcome::Config(text, cfg) => {
+                st.config = *cfg;
+                self.commit_config(st, text).await?
+            }
+            Outcome::Layer(text, _, write) => self.commit_write(st, text, write).await?,
+            Outcome::Run(plan) => self.run_step(st, plan, text).await?,
+        };
+        if let Some(id) = phantom.filter(|_| self.opts.remove || self.opts.force_remove) {
+            self.say(format!("Removing intermediate container {}\n", short(&id)))
+                .await;
+        }
+        let img = self.engine.reproducible_image(img, &self.opts).await?;
+        self.engine.cache_store(&key, &parent, img.id.as_str())?;
+        self.adopt(st, img).await;
+        Ok(())
+    }
+
+    async fn adopt(&self, st: &mut Stage, img: Image) {
+        st.config = img.config.config.clone().unwrap_or_default();
+        st.image = img;
+        self.say(format!(" ---> {}\n", short(st.image.id.as_str())))
+            .await;
+    }
+
+    async fn dispatch(
+        &mut self,
+        st: &mut Stage,
+        ins: &Instruction,
+        globals: &HashMap<String, String>,
+    ) -> Result<Outcome> {
+        let esc = self.df.directives.escape;
+        let vars = st.vars();
+        let ex = |w: &str| expand(w, esc, &vars);
+        let mut cfg = Box::new(st.config.clone());
+        let sh = st.shell().join(" ");
+        let nop = |t: String| format!("{sh} #(nop) {t}");
+        Ok(match &ins.kind {
+            Kind::From { .. } => return Err(bad("unexpected FROM")),
+            Kind::Arg(list) => {
+                let mut text = Vec::new();
+                for (k, default) in list {
+                    self.used_args.insert(k.clone());
+                    let v = match self.build_arg(k) {
+                        Some(Some(v)) => Some(v),
+                        _ => match default {
+                            Some(d) => Some(ex(d)?),
+                            None => globals.get(k).cloned(),
+                        },
+                    };
+                    st.args.retain(|(n, _)| n != k);
+                    if let Some(v) = v {
+                        st.args.push((k.clone(), v));
+                    }
+                    // History shows the Dockerfile's default, not a --build-arg value.
+                    text.push(match default {
+                        Some(d) => format!("{k}={}", ex(d)?),
+                        None => k.clone(),
+                    });
+                }
+                Outcome::Config(nop(format!(" ARG {}", text.join(" "))), cfg)
+            }
+            Kind::Env(pairs) => {
+                let mut text = Vec::new();
+                let mut vars = vars.clone();
+                for (k, v) in pairs {
+                    let k = expand(k, esc, &vars)?;
+                    let v = expand(v, esc, &vars)?;
+                    cfg.env.retain(|e| e.split('=').next() != Some(k.as_str()));
+                    cfg.env.push(format!("{k}={v}"));
+                    vars.insert(k.clone(), v.clone());
+                    text.push(format!("{k}={v}"));
+                }
+                Outcome::Config(nop(format!(" ENV {}", text.join(" "))), cfg)
+            }
+            Kind::Label(pairs) => {
+                let mut text = Vec::new();
+                for (k, v) in pairs {
+                    let (k, v) = (ex(k)?, ex(v)?);
+                    text.push(format!("{k}={v}"));
+                    cfg.labels.insert(k, v);
+                }
+                Outcome::Config(nop(format!(" LABEL {}", text.join(" "))), cfg)
+            }
+            Kind::Maintainer(m) => {
+                st.author = m.clone();
+                Outcome::Config(nop(format!(" MAINTAINER {m}")), cfg)
+            }
+            Kind::Cmd(c) => {
+                cfg.cmd = Some(command_argv(c, st));
+                st.cmd_set = true;
+                let t = go_q(cfg.cmd.as_deref().unwrap_or_default());
+                Outcome::Config(nop(format!(" CMD {t}")), cfg)
+            }
+            Kind::Entrypoint(c) => {
+                cfg.entrypoint = Some(command_argv(c, st));
+                if !st.cmd_set {
+                    cfg.cmd = None;
+                }
+                let t = go_q(cfg.entrypoint.as_deref().unwrap_or_default());
+                Outcome::Config(nop(format!(" ENTRYPOINT {t}")), cfg)
+            }
+            Kind::Shell(v) => {
+                cfg.shell = v.clone();
+                Outcome::Config(nop(format!(" SHELL {}", go_v(v))), cfg)
+            }
+            Kind::Expose(ports) => {
+                let mut text = Vec::new();
+                for p in ports {
+                    for p in words(p, esc, &vars)? {
+                        let p = if p.contains('/') {
+                            p.to_lowercase()
+                        } else {
+                            format!("{p}/tcp")
+                        };
+                        text.push(p.clone());
+                        cfg.exposed_ports.insert(p, serde_json::json!({}));
+                    }
+                }
+                Outcome::Config(nop(format!(" EXPOSE {}", text.join(" "))), cfg)
+            }
+            Kind::Volume(list) => {
+                let mut text = Vec::new();
+                for v in list {
+                    let v = ex(v)?;
+                    if v.is_empty() {
+                        return Err(bad("VOLUME specified can not be an empty string"));
+                    }
+                    text.push(v.clone());
+                    cfg.volumes.insert(v, serde_json::json!({}));
+                }
+                Outcome::Config(nop(format!(" VOLUME {}", go_v(&text))), cfg)
+            }
+            Kind::User(u) => {
+                cfg.user = ex(u)?;
+                Outcome::Config(nop(format!(" USER {}", cfg.user)), cfg)
+            }
+            Kind::Stopsignal(s) => {
+                cfg.stop_signal = ex(s)?;
+                Outcome::Config(nop(format!(" STOPSIGNAL {}", cfg.stop_signal)), cfg)
+            }
+            Kind::Onbuild(inner) => {
+                cfg.on_build.push(inner.original.clone());
+                Outcome::Config(nop(format!(" ONBUILD {}", inner.original)), cfg)
+            }
+            Kind::Healthcheck(h) => {
+                let v = healthcheck(h, &ins.flags, st)?;
+                let text = format!(" HEALTHCHECK {v}");
+                cfg.healthcheck = Some(v);
+                Outcome::Config(nop(text), cfg)
+            }
+            Kind::Workdir(w) => {
+                let w = ex(w)?;
+                let dir = if w.starts_with('/') {
+                    w
+                } else {
+                    let base = if cfg.working_dir.is_empty() {
+                        "/".to_string()
+                    } else {
+                        cfg.working_dir.clone()
+                    };
+                    format!("{}/{w}", base.trim_end_matches('/'))
+                };
+                let dir = format!("/{}", context::clean(&dir).unwrap_or_default());
+                cfg.working_dir = dir.clone();
+                st.config = *cfg;
+                let text = st.nop(&format!("WORKDIR {dir}"));
+                Outcome::Layer(text.clone(), text, LayerWrite::Mkdir(dir))
+            }
+            Kind::Run { command, heredocs } => {
+                let argv = match command {
+                    Command::Exec(v) => v.clone(),
+                    Command::Shell(s) => {
+                        let mut a = st.shell();
+                        a.push(run_script(s, heredocs));
+                        a
+                    }
+                };
+                Outcome::Run(mounts::run_plan(argv, &ins.flags, esc, &vars)?)
+            }
+            Kind::Copy {
+                sources,
+                dest,
+                heredocs,
+            } => {
+                self.copy(st, ins, "COPY", sources, dest, heredocs, false)
+                    .await?
+            }
+            Kind::Add {
+                sources,
+                dest,
+                heredocs,
+            } => {
+                self.copy(st, ins, "ADD", sources, dest, heredocs, true)
+                    .await?
+            }
+        })
+    }
+
+    async fn commit_config(&self, st: &Stage, created_by: String) -> Result<Image> {
+        let images = self.engine.images.clone();
+        let parent = st.image.clone();
+        let cfg = st.config.clone();
+        let author = st.author.clone();
+        tokio::task::spawn_blocking(move || -> Result<Image> {
+            let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            let mut config = parent.config.clone();
+            config.created = Some(created.clone());
+            config.author = Some(author).filter(|a| !a.is_empty());
+            config.config = Some(cfg);
+            config.history.push(History {
+                created: Some(created),
+                created_by: Some(created_by),
+                empty_layer: true,
+                ..Default::default()
+            });
+            let bytes = serde_json::to_vec(&config).map_err(EngineError::internal)?;
+            let id = images.content().put_bytes(&bytes)?;
+            let record = ImageRecord {
+                id: id.clone(),
+                layers: parent.layers.clone(),
+                manifest_digest: None,
+                size: parent.size,
+                added_at: chrono::Utc::now().timestamp(),
+            };
+            images.db().transaction(|tx| tx.put_image(&record))?;
+            Ok(images.resolve(id.as_str())?)
+        })
+        .await
+        .map_err(EngineError::internal)?
+    }
+
+    fn commit_request(&self, st: &Stage, created_by: String, container: &str) -> CommitRequest {
+        CommitRequest {
+            config: st.config.clone(),
+            author: st.author.clone(),
+            comment: String::new(),
+            created_by,
+            container_id: container.to_string(),
+            container_config: serde_json::to_value(&st.config).unwrap_or_default(),
+            reference: None,
+        }
+    }
+}
+
+fn is_proxy_arg(k: &str) -> bool {
+    matches!(
+        k.to_uppercase().as_str(),
+        "HTTP_PROXY" | "HTTPS_PROXY" | "FTP_PROXY" | "NO_PROXY" | "ALL_PROXY"
+    )
+}
+
+fn expand(w: &str, esc: char, vars: &HashMap<String, String>) -> Result<String> {
+    expand_word(w, esc, &|k| vars.get(k).cloned()).map_err(bad)
+}
+
+fn words(w: &str, esc: char, vars: &HashMap<String, String>) -> Result<Vec<String>> {
+    expand_words(w, esc, &|k| vars.get(k).cloned()).map_err(bad)
+}
+
+/// The empty base of `FROM scratch`.
+fn scratch() -> Image {
+    Image {
+        id: berth_store::Digest::from_sha256_bytes(b"scratch"),
+        config: berth_image::config::ImageConfig {
+            architecture: berth_image::config::host_architecture().to_string(),
+            os: "linux".to_string(),
+            config: Some(ContainerConfig {
+                env: vec![
+                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        repo_tags: Vec::new(),
+        repo_digests: Vec::new(),
+        layers: Vec::new(),
+        size: 0,
+        added_at: 0,
+        manifest_digest: None,
+    }
+}
+
+/// Writes `upper` (with its `changes`) as one layer on `parent`, its times clamped to `epoch`.
+fn commit_upper(
+    images: &berth_image::ImageService,
+    parent: &Image,
+    upper: &Path,
+    changes: &[berth_store::upper::Change],
+    req: CommitRequest,
+    tmp: &Path,
+    epoch: Option<i64>,
+) -> Result<Image> {
+    std::fs::create_dir_all(tmp)?;
+    let file = tempfile::tempfile_in(tmp)?;
+    let mut file = berth_store::upper::write_layer(upper, changes, file)?;
+    file.seek(SeekFrom::Start(0))?;
+    if let Some(e) = epoch {
+        // SOURCE_DATE_EPOCH: the same context gives the same layer digest.
+        reproducible::clamp_layer(&mut file, e)?;
+    }
+    Ok(images.commit_layer(parent, file, req)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_keeps_only_needed_stages() {
+        let df = berth_build::dockerfile::parse(
+            "FROM busybox AS a\nFROM busybox AS b\nRUN x\nFROM busybox\nCOPY --from=a /x /x\n",
+        )
+        .unwrap();
+        assert_eq!(plan(&df, None).unwrap(), vec![0, 2]);
+        assert_eq!(plan(&df, Some("b")).unwrap(), vec![1]);
+        assert!(plan(&df, Some("zz")).is_err());
+        let df = berth_build::dockerfile::parse(
+            "FROM busybox AS a\nFROM busybox AS b\nFROM busybox\nRUN --mount=target=/x,from=b true\n",
+        )
+        .unwrap();
+        assert_eq!(plan(&df, None).unwrap(), vec![1, 2]);
+    }
+}
