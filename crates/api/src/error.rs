@@ -29,7 +29,9 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
             EngineError::NotModified => StatusCode::NOT_MODIFIED,
-            EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            EngineError::Internal(_) | EngineError::CommandFailed { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         ApiError::new(status, e.to_string())
     }

@@ -534,7 +534,6 @@ fn dockerignore_drops_dockerfile() {
 }
 
 #[test]
-#[ignore = "Berth: the CLI exits 1, not with the failing RUN's code (the error message lacks errorDetail.code)"]
 fn failing_run_exit_code() {
     let d = daemon();
     let (code, text) = build(&d, "fail_stage2", &[]);

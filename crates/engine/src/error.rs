@@ -23,6 +23,10 @@ pub enum EngineError {
     /// 500: everything the user cannot fix by changing the request.
     #[error("{0}")]
     Internal(String),
+    /// 500: a command the daemon ran on the user's behalf (a build's RUN) exited non-zero;
+    /// the code travels to the client (`errorDetail.code`, the docker CLI's exit status).
+    #[error("{message}")]
+    CommandFailed { message: String, code: i64 },
 }
 
 impl EngineError {

@@ -70,7 +70,13 @@ fn event_json(e: BuildEvent) -> serde_json::Value {
     match e {
         BuildEvent::Stream(s) => serde_json::json!({ "stream": s }),
         BuildEvent::Aux(v) => serde_json::json!({ "aux": v }),
-        BuildEvent::Error(m) => serde_json::json!({ "errorDetail": { "message": m }, "error": m }),
+        BuildEvent::Error { message, code } => {
+            let mut detail = serde_json::json!({ "message": message });
+            if let Some(c) = code {
+                detail["code"] = c.into();
+            }
+            serde_json::json!({ "errorDetail": detail, "error": message })
+        }
     }
 }
 

@@ -82,7 +82,7 @@ impl Engine {
                     }
                     for t in &tags {
                         if let Err(e) = engine.tag_image(&id, &t.full()).await {
-                            let _ = tx.send(BuildEvent::Error(e.to_string())).await;
+                            let _ = tx.send(BuildEvent::error(&e)).await;
                             return;
                         }
                         if !quiet {
@@ -99,7 +99,7 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::info!("build failed: {e}");
-                    let _ = tx.send(BuildEvent::Error(e.to_string())).await;
+                    let _ = tx.send(BuildEvent::error(&e)).await;
                 }
             }
         });

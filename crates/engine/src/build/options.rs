@@ -38,5 +38,21 @@ pub struct BuildOptions {
 pub enum BuildEvent {
     Stream(String),
     Aux(serde_json::Value),
-    Error(String),
+    /// The failure, with the failing RUN's exit code when there is one.
+    Error {
+        message: String,
+        code: Option<i64>,
+    },
+}
+
+impl BuildEvent {
+    pub(crate) fn error(e: &crate::EngineError) -> BuildEvent {
+        BuildEvent::Error {
+            message: e.to_string(),
+            code: match e {
+                crate::EngineError::CommandFailed { code, .. } => Some(*code),
+                _ => None,
+            },
+        }
+    }
 }

@@ -62,10 +62,13 @@ impl Builder {
             if self.opts.remove || self.opts.force_remove {
                 let _ = e.remove_container(&id, true, true).await;
             }
-            return Err(EngineError::Internal(format!(
-                "The command '{}' returned a non-zero code: {code}",
-                argv.join(" ")
-            )));
+            return Err(EngineError::CommandFailed {
+                message: format!(
+                    "The command '{}' returned a non-zero code: {code}",
+                    argv.join(" ")
+                ),
+                code,
+            });
         }
         let img = self.commit_container(st, &id, created_by).await;
         if self.opts.remove || self.opts.force_remove || img.is_err() {
