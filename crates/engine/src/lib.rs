@@ -230,6 +230,28 @@ impl Engine {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
+    /// Writes a request body to an anonymous file under the data root (gone on a crash), so an
+    /// upload can be checked end to end before any of it is used.
+    pub async fn spool_upload<S, E>(&self, body: S, what: &str) -> Result<std::fs::File>
+    where
+        S: futures_util::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let tmp = self.cfg.data_root.join("tmp");
+        tokio::fs::create_dir_all(&tmp).await?;
+        let mut spool = tokio::fs::File::from_std(tempfile::tempfile_in(&tmp)?);
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| EngineError::InvalidArgument(format!("reading {what}: {e}")))?;
+            spool.write_all(&chunk).await?;
+        }
+        spool.flush().await?;
+        Ok(spool.into_std().await)
+    }
+
     pub(crate) fn persist(&self, h: &Handle) -> Result<()> {
         let rec = h.snapshot();
         let json = serde_json::to_string(&rec).map_err(EngineError::internal)?;

@@ -10,9 +10,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use berth_engine::build::{BuildEvent, BuildOptions};
-use futures_util::StreamExt;
 use std::collections::HashMap;
-use tokio::io::AsyncWriteExt;
 
 /// A JSON-object query value (`buildargs`, `labels`); empty means none.
 fn json_map<V: serde::de::DeserializeOwned>(
@@ -85,7 +83,11 @@ pub async fn build(State(engine): State<AppState>, p: Params, body: Body) -> Api
     let file = match p.get("remote").filter(|r| !r.is_empty()) {
         // The body is empty then: the context is the tarball (or Dockerfile) at the URL.
         Some(remote) => engine.download_build_context(remote).await?,
-        None => spool_body(&engine, body).await?,
+        None => {
+            engine
+                .spool_upload(body.into_data_stream(), "build context")
+                .await?
+        }
     };
     let rx = engine.build_image(opts, file).await?;
     let out = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -97,47 +99,6 @@ pub async fn build(State(engine): State<AppState>, p: Params, body: Body) -> Api
         Body::from_stream(out),
     )
         .into_response())
-}
-
-/// The request body (the context tar) spooled whole before anything reads it: a tar is
-/// checked end to end before a byte of it is extracted.
-async fn spool_body(engine: &AppState, body: Body) -> ApiResult<std::fs::File> {
-    let tmp = engine.cfg.data_root.join("tmp");
-    tokio::fs::create_dir_all(&tmp)
-        .await
-        .map_err(berth_engine::EngineError::from)?;
-    let file = spool_file(&tmp).map_err(berth_engine::EngineError::from)?;
-    let mut spool = tokio::fs::File::from_std(file);
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("reading build context: {e}")))?;
-        spool
-            .write_all(&chunk)
-            .await
-            .map_err(berth_engine::EngineError::from)?;
-    }
-    spool
-        .flush()
-        .await
-        .map_err(berth_engine::EngineError::from)?;
-    Ok(spool.into_std().await)
-}
-
-/// An anonymous file under the data root (unlinked at once, so nothing is left on a crash).
-fn spool_file(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let path = dir.join(format!("build-context-{}-{nanos}", std::process::id()));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
 }
 
 /// `POST /build/prune` (`docker builder prune`, `docker system prune`).

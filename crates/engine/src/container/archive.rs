@@ -12,7 +12,7 @@ use crate::Engine;
 use berth_store::inroot::{fd_path, go_file_mode, lstat_at, open_in_root, open_root};
 use berth_store::pack::Packer;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
 use serde::Serialize;
@@ -411,18 +411,7 @@ impl Engine {
                 "container rootfs is marked read-only".into(),
             ));
         }
-        let tmp_dir = self.cfg.data_root.join("tmp");
-        tokio::fs::create_dir_all(&tmp_dir).await?;
-        let file = tempfile::tempfile_in(&tmp_dir)?;
-        let mut spool = tokio::fs::File::from_std(file);
-        let mut body = body;
-        while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| EngineError::InvalidArgument(format!("reading upload: {e}")))?;
-            tokio::io::AsyncWriteExt::write_all(&mut spool, &chunk).await?;
-        }
-        tokio::io::AsyncWriteExt::flush(&mut spool).await?;
-        let mut file = spool.into_std().await;
+        let mut file = self.spool_upload(body, "upload").await?;
         self.with_rootfs(&h, true, move |root, root_path, rec| {
             let dir =
                 open_in_root(root, &req.path, OFlags::RDONLY | OFlags::DIRECTORY).map_err(|e| {
