@@ -2,45 +2,16 @@
 //! instruction's effect on the image, multi-stage builds, build args, failures, the step cache
 //! and hostile contexts. Dockerfiles live in tests/fixtures/build/.
 
+use berth_harness::build::{context, fixture};
 use berth_harness::{http, ok, output, TestDaemon};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/build")
-        .join(name)
-}
-
-/// A private copy of a fixture's context (tests change files in it).
-fn context(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", fixture(name).display()))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    dir
-}
-
 fn docker_build(d: &TestDaemon, ctx: &Path, args: &[&str]) -> (bool, String) {
-    let mut all = vec!["build"];
-    all.extend_from_slice(args);
-    let ctx_s = ctx.to_string_lossy().into_owned();
-    all.push(&ctx_s);
-    let mut cmd = d.docker(&all);
-    cmd.env("DOCKER_BUILDKIT", "0");
-    let o = output(&mut cmd);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text)
+    let (code, text) = d.legacy_build(ctx, args);
+    (code == Some(0), text)
 }
 
 fn build_ok(d: &TestDaemon, name: &str, args: &[&str]) -> String {
@@ -51,9 +22,7 @@ fn build_ok(d: &TestDaemon, name: &str, args: &[&str]) -> String {
 }
 
 fn run(d: &TestDaemon, args: &[&str]) -> String {
-    let mut all = vec!["run", "--rm"];
-    all.extend_from_slice(args);
-    ok(&mut d.docker(&all))
+    d.run_rm(args)
 }
 
 fn daemon() -> TestDaemon {

@@ -19,19 +19,8 @@ fn context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 fn build(d: &TestDaemon, ctx: &Path, args: &[&str]) -> String {
-    let ctx_s = ctx.to_string_lossy().into_owned();
-    let mut all = vec!["build"];
-    all.extend_from_slice(args);
-    all.push(&ctx_s);
-    let mut cmd = d.docker(&all);
-    cmd.env("DOCKER_BUILDKIT", "0");
-    let o = output(&mut cmd);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "build failed:\n{text}");
+    let (code, text) = d.legacy_build(ctx, args);
+    assert_eq!(code, Some(0), "build failed:\n{text}");
     text
 }
 

@@ -5,37 +5,18 @@
 //! still differs from Docker, the test asserts Docker's behaviour and is `#[ignore]`d with the
 //! reason. Dockerfiles live in tests/fixtures/build/.
 
+use berth_harness::build::fixture;
 use berth_harness::{ok, output, TestDaemon};
-use std::path::{Path, PathBuf};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/build")
-        .join(name)
-}
 
 fn daemon() -> TestDaemon {
     TestDaemon::with_busybox(BIN).expect("daemon")
 }
 
-/// Builds a fixture (read-only, so no copy is needed); returns success, the exit code and the
-/// CLI's stdout+stderr.
+/// Builds a fixture in place (read-only, so no copy is needed).
 fn build(d: &TestDaemon, name: &str, args: &[&str]) -> (Option<i32>, String) {
-    let ctx = fixture(name).to_string_lossy().into_owned();
-    let mut all = vec!["build"];
-    all.extend_from_slice(args);
-    all.push(&ctx);
-    let mut cmd = d.docker(&all);
-    cmd.env("DOCKER_BUILDKIT", "0");
-    let o = output(&mut cmd);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.code(), text)
+    d.legacy_build(&fixture(name), args)
 }
 
 fn build_ok(d: &TestDaemon, name: &str, args: &[&str]) -> String {
@@ -55,9 +36,7 @@ fn build_err(d: &TestDaemon, name: &str) -> String {
 }
 
 fn run(d: &TestDaemon, args: &[&str]) -> String {
-    let mut all = vec!["run", "--rm"];
-    all.extend_from_slice(args);
-    ok(&mut d.docker(&all))
+    d.run_rm(args)
 }
 
 fn sh(d: &TestDaemon, image: &str, script: &str) -> String {

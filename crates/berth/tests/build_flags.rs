@@ -2,45 +2,18 @@
 //! build`: `RUN --mount` / `--network`, `COPY --exclude/--parents/--link`, `ADD --checksum`,
 //! ADD of a URL and a remote (URL) build context. Fixtures live in tests/fixtures/build/.
 
+use berth_harness::build::{context, fixture};
 use berth_harness::{ok, output, TestDaemon};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/build")
-        .join(name)
-}
-
-fn context(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", fixture(name).display()))
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    dir
-}
-
 fn docker_build(d: &TestDaemon, ctx: &str, args: &[&str]) -> (bool, String) {
-    let mut all = vec!["build"];
-    all.extend_from_slice(args);
-    all.push(ctx);
-    let mut cmd = d.docker(&all);
-    cmd.env("DOCKER_BUILDKIT", "0");
-    let o = output(&mut cmd);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text)
+    let (code, text) = d.legacy_build(Path::new(ctx), args);
+    (code == Some(0), text)
 }
 
 fn build_ok(d: &TestDaemon, name: &str, args: &[&str]) -> String {

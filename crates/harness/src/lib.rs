@@ -544,3 +544,57 @@ impl PtySession {
         String::from_utf8_lossy(&self.seen).into_owned()
     }
 }
+
+/// Dockerfile builds in tests: the fixtures under crates/berth/tests/fixtures/build/ and
+/// `DOCKER_BUILDKIT=0 docker build` against a test daemon.
+pub mod build {
+    use super::{ok, output, TestDaemon};
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// A fixture's directory (read-only: copy it with `context` to change files).
+    pub fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../berth/tests/fixtures/build")
+            .join(name)
+    }
+
+    /// A private copy of a fixture's context.
+    pub fn context(name: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", fixture(name).display()))
+            .arg(dir.path())
+            .status()
+            .expect("cp");
+        assert!(st.success(), "copying fixture {name}");
+        dir
+    }
+
+    impl TestDaemon {
+        /// `DOCKER_BUILDKIT=0 docker build ARGS CTX`: the exit code and stdout+stderr.
+        pub fn legacy_build(&self, ctx: &Path, args: &[&str]) -> (Option<i32>, String) {
+            let ctx = ctx.to_string_lossy().into_owned();
+            let mut all = vec!["build"];
+            all.extend_from_slice(args);
+            all.push(&ctx);
+            let mut cmd = self.docker(&all);
+            cmd.env("DOCKER_BUILDKIT", "0");
+            let o = output(&mut cmd);
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            (o.status.code(), text)
+        }
+
+        /// `docker run --rm ARGS`, its stdout (panics on failure).
+        pub fn run_rm(&self, args: &[&str]) -> String {
+            let mut all = vec!["run", "--rm"];
+            all.extend_from_slice(args);
+            ok(&mut self.docker(&all))
+        }
+    }
+}
