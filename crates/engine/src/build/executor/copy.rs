@@ -86,18 +86,7 @@ impl Builder {
         let epoch = reproducible::epoch(&self.opts);
         tokio::task::spawn_blocking(move || -> Result<Image> {
             let lowers = images.layer_dirs(&parent)?;
-            let dir = tempfile::Builder::new()
-                .prefix("build-layer-")
-                .tempdir_in(&tmp)?;
-            let (upper, work, mnt) = (
-                dir.path().join("upper"),
-                dir.path().join("work"),
-                dir.path().join("mnt"),
-            );
-            for d in [&upper, &work, &mnt] {
-                std::fs::create_dir_all(d)?;
-            }
-            berth_store::overlay::mount_rootfs(&lowers, &upper, &work, &mnt)?;
+            let (_dir, upper, mnt) = scratch_overlay(&lowers, &tmp, "build-layer-")?;
             let res = open_root(&mnt)
                 .map_err(EngineError::from)
                 .and_then(|root| apply(&root, write));
@@ -307,19 +296,7 @@ pub(super) fn with_image_root<T>(
     tmp: &Path,
     f: impl FnOnce(&Path) -> Result<T>,
 ) -> Result<T> {
-    std::fs::create_dir_all(tmp)?;
-    let dir = tempfile::Builder::new()
-        .prefix("build-from-")
-        .tempdir_in(tmp)?;
-    let (upper, work, mnt) = (
-        dir.path().join("upper"),
-        dir.path().join("work"),
-        dir.path().join("mnt"),
-    );
-    for d in [&upper, &work, &mnt] {
-        std::fs::create_dir_all(d)?;
-    }
-    berth_store::overlay::mount_rootfs(lowers, &upper, &work, &mnt)?;
+    let (_dir, _, mnt) = scratch_overlay(lowers, tmp, "build-from-")?;
     let res = f(&mnt);
     if let Err(e) = berth_store::overlay::unmount(&mnt) {
         tracing::warn!(path = %mnt.display(), "build: unmount: {e}");

@@ -707,6 +707,27 @@ fn scratch() -> Image {
     }
 }
 
+/// A throwaway overlay of `lowers` under `tmp`: its directory (removed on drop, once the
+/// caller has unmounted), the upper and the mount point.
+pub(super) fn scratch_overlay(
+    lowers: &[PathBuf],
+    tmp: &Path,
+    prefix: &str,
+) -> Result<(tempfile::TempDir, PathBuf, PathBuf)> {
+    std::fs::create_dir_all(tmp)?;
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(tmp)?;
+    let (upper, work, mnt) = (
+        dir.path().join("upper"),
+        dir.path().join("work"),
+        dir.path().join("mnt"),
+    );
+    for d in [&upper, &work, &mnt] {
+        std::fs::create_dir_all(d)?;
+    }
+    berth_store::overlay::mount_rootfs(lowers, &upper, &work, &mnt)?;
+    Ok((dir, upper, mnt))
+}
+
 /// Writes `upper` (with its `changes`) as one layer on `parent`, its times clamped to `epoch`.
 fn commit_upper(
     images: &berth_image::ImageService,

@@ -312,20 +312,7 @@ fn bind(source: &Path, target: &str, read_only: bool) -> Mount {
 /// A root made of `lowers` (base first) with a throwaway upper: what a bind mount reads,
 /// and where an `rw` bind's writes go to be discarded.
 fn overlay_root(lowers: &[PathBuf], tmp: &Path) -> Result<tempfile::TempDir> {
-    std::fs::create_dir_all(tmp)?;
-    let dir = tempfile::Builder::new()
-        .prefix("build-bind-")
-        .tempdir_in(tmp)?;
-    let (upper, work, mnt) = (
-        dir.path().join("upper"),
-        dir.path().join("work"),
-        dir.path().join("mnt"),
-    );
-    for d in [&upper, &work, &mnt] {
-        std::fs::create_dir_all(d)?;
-    }
-    berth_store::overlay::mount_rootfs(lowers, &upper, &work, &mnt)?;
-    Ok(dir)
+    Ok(scratch_overlay(lowers, tmp, "build-bind-")?.0)
 }
 
 impl Builder {
