@@ -2,28 +2,12 @@
 //! `/.` contents, `-` tar streams) on running and stopped containers, symlinks that must not
 //! reach the host, hostile uploads, export, diff and commit.
 
-use berth_harness::{http, ok, output, TestDaemon};
+use berth_harness::{fails, http, ok, output, TestDaemon};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
-fn cli<'a>(d: &'a TestDaemon, which: &'a str) -> impl Fn(&[&str]) -> Command + 'a {
-    move |args: &[&str]| {
-        if which == "docker" {
-            d.docker(args)
-        } else {
-            d.berth(args)
-        }
-    }
-}
-
-fn fails(cmd: &mut Command) -> String {
-    let o = output(cmd);
-    assert!(!o.status.success(), "{cmd:?} should have failed");
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
     let mut child = cmd
@@ -72,7 +56,7 @@ fn cp_files_dirs_contents_and_streams_on_running_and_stopped() {
     std::fs::write(src.join("d/.hidden"), b"H").unwrap();
     std::fs::write(src.join("d/sub/b"), b"B").unwrap();
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         let running = format!("run-{which}");
         let stopped = format!("stopped-{which}");
         ok(&mut c(&[
@@ -178,7 +162,7 @@ fn symlinks_in_the_container_never_reach_the_host() {
         String::from_utf8_lossy(&body).contains("Could not find the file /nope in container links")
     );
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         let out = host.path().join(format!("out-{which}"));
         std::fs::create_dir_all(&out).unwrap();
         let o = |p: &str| out.join(p).to_string_lossy().into_owned();
@@ -307,11 +291,7 @@ fn hostile_uploads_are_refused_or_confined() {
     let f = host.path().join("f");
     std::fs::write(&f, b"f").unwrap();
     for which in ["docker", "berth"] {
-        let e = fails(&mut cli(&d, which)(&[
-            "cp",
-            &f.to_string_lossy(),
-            "ro:/tmp/",
-        ]));
+        let e = fails(&mut d.cli(which)(&["cp", &f.to_string_lossy(), "ro:/tmp/"]));
         assert!(e.contains("marked read-only"), "{which}: {e}");
     }
 }
@@ -331,7 +311,7 @@ fn export_diff_and_commit() {
     ]));
     std::thread::sleep(std::time::Duration::from_millis(500));
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         let diff = ok(&mut c(&["diff", "ww"]));
         for line in ["A /newfile", "D /bin/vi", "C /bin", "C /etc/group"] {
             assert!(

@@ -3,27 +3,10 @@
 //! `--volumes-from`, data surviving container removal and a daemon restart, cp through
 //! mounts, hostile symlinks at mount targets, and bad input.
 
-use berth_harness::{http, ok, output, TestDaemon};
+use berth_harness::{fails, http, ok, output, TestDaemon};
 use std::path::Path;
-use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
-fn cli<'a>(d: &'a TestDaemon, which: &'a str) -> impl Fn(&[&str]) -> Command + 'a {
-    move |args: &[&str]| {
-        if which == "docker" {
-            d.docker(args)
-        } else {
-            d.berth(args)
-        }
-    }
-}
-
-fn fails(cmd: &mut Command) -> String {
-    let o = output(cmd);
-    assert!(!o.status.success(), "{cmd:?} should have failed");
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn lines(s: &str) -> Vec<String> {
     let mut v: Vec<String> = s.lines().map(str::to_string).collect();
@@ -66,7 +49,7 @@ fn mount_tmpfs(at: &Path) -> HostMount {
 fn volume_commands_behave_as_docker() {
     let d = TestDaemon::with_busybox(BIN).unwrap();
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         let name = format!("data-{which}");
         assert_eq!(
             ok(&mut c(&["volume", "create", "--label", "team=a", &name])).trim(),
@@ -150,7 +133,7 @@ fn volume_commands_behave_as_docker() {
 fn prune_and_remove_anonymous_volumes() {
     let d = TestDaemon::with_busybox(BIN).unwrap();
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         let named = format!("keep-{which}");
         ok(&mut c(&["volume", "create", &named]));
         // -v /path and the image's VOLUME give anonymous volumes; rm -v removes them.
@@ -303,7 +286,7 @@ fn copy_up_fills_new_volumes_with_owners_and_modes() {
     let listing = "stat -c '%n %u:%g %a' /data /data/f /data/sub; readlink /data/link; cat /data/f";
     let want = "/data 0:0 711\n/data/f 1000:1001 640\n/data/sub 33:33 1750\n/etc/passwd\nhi\n";
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         // The image's VOLUME: an anonymous volume, filled from the image.
         assert_eq!(
             ok(&mut c(&["run", "--rm", "withdata:1", "sh", "-c", listing])),
@@ -379,7 +362,7 @@ fn binds_tmpfs_readonly_and_volumes_from() {
     std::fs::write(host.join("in"), "from host\n").unwrap();
     let hs = host.to_string_lossy().into_owned();
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         // A bind: both ways.
         let out = ok(&mut c(&[
             "run",
@@ -546,7 +529,7 @@ fn binds_tmpfs_readonly_and_volumes_from() {
     ]));
     std::thread::sleep(std::time::Duration::from_millis(300));
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         let out = ok(&mut c(&[
             "run",
             "--rm",
@@ -688,7 +671,7 @@ fn mount_targets_are_resolved_inside_the_container() {
     ok(&mut d.docker(&["run", "--name", "evilprep", "busybox", "sh", "-c", &script]));
     ok(&mut d.docker(&["commit", "evilprep", "evil:1"]));
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         ok(&mut c(&[
             "run",
             "--rm",
@@ -755,7 +738,7 @@ fn cp_sees_through_mounts_and_export_does_not() {
     let upload = d.dir.path().join("up.txt");
     std::fs::write(&upload, "uploaded\n").unwrap();
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         for state in ["running", "stopped"] {
             if state == "stopped" {
                 ok(&mut c(&["stop", "-t", "0", "cc"]));
@@ -827,7 +810,7 @@ fn cp_sees_through_mounts_and_export_does_not() {
 fn bad_mount_requests_are_refused_and_change_nothing() {
     let d = TestDaemon::with_busybox(BIN).unwrap();
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         for (args, want) in [
             (vec!["-v", "bad@name:/d"], "includes invalid characters"),
             (vec!["-v", "/tmp:/d:bogus"], "invalid mode"),
@@ -898,7 +881,7 @@ fn volume_subpaths_stay_inside_the_volume() {
         "mkdir -p /v/sub && echo inside > /v/sub/x && ln -s /etc /v/evil && ln -s sub /v/rel",
     ]));
     for which in ["docker", "berth"] {
-        let c = cli(&d, which);
+        let c = d.cli(which);
         let m = |sub: &str| format!("type=volume,src=sp,dst=/m,volume-subpath={sub}");
         for good in ["sub", "rel"] {
             let args = ["run", "--rm", "--mount", &m(good), "busybox", "cat", "/m/x"];

@@ -199,6 +199,18 @@ impl TestDaemon {
         self.spawn()
     }
 
+    /// The real docker CLI (`which` = "docker") or ours, for tests that run the same steps
+    /// through both.
+    pub fn cli<'a>(&'a self, which: &'a str) -> impl Fn(&[&str]) -> Command + 'a {
+        move |args: &[&str]| {
+            if which == "docker" {
+                self.docker(args)
+            } else {
+                self.berth(args)
+            }
+        }
+    }
+
     /// Our CLI, pointed at this daemon.
     pub fn berth(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.berth_bin);
@@ -378,6 +390,13 @@ pub fn reap_leftovers(root: &Path, exec_root: &Path) {
             }
         }
     }
+}
+
+/// The stderr of a command that must fail (panics if it succeeded).
+pub fn fails(cmd: &mut Command) -> String {
+    let o = output(cmd);
+    assert!(!o.status.success(), "{cmd:?} should have failed");
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Output as text, with the command's stderr in the panic message when it failed.
