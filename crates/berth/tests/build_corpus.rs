@@ -419,7 +419,6 @@ fn env_same_instruction_uses_previous_values() {
 }
 
 #[test]
-#[ignore = "Berth: the image config gets no default PATH when the base image has no Env"]
 fn default_path_env() {
     let d = daemon();
     build_ok(&d, "stopsignal", &["-t", "withpath"]);
@@ -430,7 +429,6 @@ fn default_path_env() {
 }
 
 #[test]
-#[ignore = "Berth: ARG leaves no history entry"]
 fn arg_history_entries() {
     let d = daemon();
     build_ok(&d, "arg_from", &["-t", "arghist"]);
@@ -445,7 +443,6 @@ fn arg_history_entries() {
 }
 
 #[test]
-#[ignore = "Berth: EXPOSE keeps a port range as one key instead of one port per number"]
 fn expose_port_ranges() {
     let d = daemon();
     build_ok(&d, "expose_forms", &["-t", "expose"]);

@@ -332,6 +332,12 @@ impl Builder {
         self.say(id_line).await;
         let mut config = base.config.config.clone().unwrap_or_default();
         let triggers = std::mem::take(&mut config.on_build);
+        // dockerd's dispatchFrom: a base without PATH builds with (and keeps) the default one.
+        if !config.env.iter().any(|e| e.starts_with("PATH=")) {
+            config
+                .env
+                .push(berth_runtime::spec::DEFAULT_PATH_ENV.to_string());
+        }
         let mut st = Stage {
             author: base.config.author.clone().unwrap_or_default(),
             image: base,
@@ -533,15 +539,14 @@ impl Builder {
                 let mut text = Vec::new();
                 for p in ports {
                     for p in words(p, esc, &vars)? {
-                        let p = if p.contains('/') {
-                            p.to_lowercase()
-                        } else {
-                            format!("{p}/tcp")
-                        };
-                        text.push(p.clone());
-                        cfg.exposed_ports.insert(p, serde_json::json!({}));
+                        for key in port_keys(&p)? {
+                            cfg.exposed_ports.insert(key, serde_json::json!({}));
+                        }
+                        text.push(p);
                     }
                 }
+                // dockerd's history has the ports as written, sorted as its parser leaves them.
+                text.sort();
                 Outcome::Config(nop(format!(" EXPOSE {}", text.join(" "))), cfg)
             }
             Kind::Volume(list) => {
@@ -666,6 +671,25 @@ impl Builder {
             reference: None,
         }
     }
+}
+
+/// `ExposedPorts` keys for one EXPOSE word (nat.ParsePortSpecs): `80` → `80/tcp`,
+/// `53/UDP` → `53/udp`, a range `8000-8002` → one key per port.
+fn port_keys(word: &str) -> Result<Vec<String>> {
+    let (ports, proto) = match word.split_once('/') {
+        Some((p, proto)) => (p, proto.to_lowercase()),
+        None => (word, "tcp".to_string()),
+    };
+    let invalid = || bad(format!("invalid containerPort: {ports}"));
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (a.parse::<u16>(), b.parse::<u16>()),
+        None => (ports.parse::<u16>(), ports.parse::<u16>()),
+    };
+    let (lo, hi) = (lo.map_err(|_| invalid())?, hi.map_err(|_| invalid())?);
+    if hi < lo {
+        return Err(invalid());
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
 fn is_proxy_arg(k: &str) -> bool {
