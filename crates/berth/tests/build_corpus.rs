@@ -479,7 +479,6 @@ fn healthcheck_inherits_unset_fields() {
 }
 
 #[test]
-#[ignore = "Berth: COPY --chown does not own the destination directory created for a directory source"]
 fn copy_chown_owns_created_directory() {
     let d = daemon();
     build_ok(&d, "copy_chown_names", &["-t", "chdir"]);

@@ -550,8 +550,20 @@ pub(super) fn apply(root: &OwnedFd, write: LayerWrite) -> Result<()> {
                 .as_deref()
                 .map(|c| resolve_chown(root, c))
                 .transpose()?;
+            let existed = open_in_root(root, &plan.dest_dir, OFlags::PATH).is_ok();
             let resolved =
                 mkdir_all_in_root(root, &plan.dest_dir, false).map_err(std::io::Error::from)?;
+            if let (Some((uid, gid)), false) = (chown, existed) {
+                // dockerd's fixPermissions: a destination the copy created is the new owner's.
+                let dir = open_in_root(root, &resolved, OFlags::RDONLY | OFlags::DIRECTORY)
+                    .map_err(std::io::Error::from)?;
+                rustix::fs::fchown(
+                    &dir,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                )
+                .map_err(std::io::Error::from)?;
+            }
             let open_dest = || {
                 open_in_root(root, &resolved, OFlags::RDONLY | OFlags::DIRECTORY)
                     .map_err(|e| bad(format!("destination {}: {e}", plan.dest_dir)))
