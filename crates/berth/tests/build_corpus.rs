@@ -500,7 +500,6 @@ fn add_extracts_bzip2_and_xz() {
 }
 
 #[test]
-#[ignore = "Berth: a Dockerfile matched by .dockerignore stays in the context (dockerd removes it)"]
 fn dockerignore_drops_dockerfile() {
     let d = daemon();
     build_ok(&d, "dockerignore_rules", &["-t", "igndf"]);

@@ -62,6 +62,32 @@ impl Context {
             .map_err(|_| missing())?;
         Ok(text)
     }
+
+    /// dockerd's `removeDockerfile`: once the Dockerfile is read, it and `.dockerignore` leave
+    /// the context if `.dockerignore` excludes them (the CLI sends them regardless).
+    pub(super) fn drop_ignored_build_files(&self, dockerfile: &str) -> Result<()> {
+        let root = berth_store::inroot::open_root(self.root())?;
+        let Ok(fd) = open_in_root(&root, ".dockerignore", OFlags::RDONLY) else {
+            return Ok(());
+        };
+        let mut text = String::new();
+        File::from(fd).read_to_string(&mut text)?;
+        let ignore = berth_build::ignore::DockerIgnore::parse(&text).map_err(bad)?;
+        for name in [".dockerignore".to_string()]
+            .into_iter()
+            .chain(clean(dockerfile))
+        {
+            if !ignore.excludes(&name) {
+                continue;
+            }
+            // The parent is resolved inside the context (its symlinks are the client's).
+            let (parent, base) = name.rsplit_once('/').unwrap_or((".", name.as_str()));
+            if let Ok(dir) = open_in_root(&root, parent, OFlags::RDONLY | OFlags::DIRECTORY) {
+                let _ = rustix::fs::unlinkat(&dir, base, rustix::fs::AtFlags::empty());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The docker CLI's `-f` outside the context rewrites the tar and sends it without the last

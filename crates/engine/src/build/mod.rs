@@ -50,6 +50,7 @@ impl Engine {
         let (ctx, df) = tokio::task::spawn_blocking(move || -> Result<_> {
             let ctx = context::Context::extract(context, &tmp)?;
             let text = ctx.dockerfile(&name)?;
+            ctx.drop_ignored_build_files(&name)?;
             let df = berth_build::dockerfile::parse(&text).map_err(|e| {
                 EngineError::InvalidArgument(format!(
                     "Dockerfile parse error line {}: {}",
