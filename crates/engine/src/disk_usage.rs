@@ -200,6 +200,7 @@ impl Engine {
         }
         if types.volumes {
             let mut list = Vec::new();
+            let users = self.volume_users_all();
             for rec in self.volumes.all() {
                 let mut v = self.volume_api(&rec);
                 let data = self.volume_data(&rec.name);
@@ -208,7 +209,7 @@ impl Engine {
                     .unwrap_or(0);
                 v.usage_data = Some(bollard_stubs::models::VolumeUsageData {
                     size: size as i64,
-                    ref_count: self.volume_users(&rec.name).len() as i64,
+                    ref_count: users.get(&rec.name).map_or(0, Vec::len) as i64,
                 });
                 list.push(v);
             }

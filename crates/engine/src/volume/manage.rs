@@ -134,6 +134,7 @@ impl Engine {
         let any = |key: &str, f: &dyn Fn(&str) -> bool| {
             filters.get(key).is_none_or(|v| v.iter().any(|x| f(x)))
         };
+        let users = self.volume_users_all();
         let volumes = self
             .volumes
             .all()
@@ -141,7 +142,7 @@ impl Engine {
             .filter(|r| any("name", &|n| r.name.contains(n)))
             .filter(|r| any("driver", &|d| r.driver == d))
             .filter(|r| labels_pass(filters, &r.labels))
-            .filter(|r| dangling.is_none_or(|d| d == self.volume_users(&r.name).is_empty()))
+            .filter(|r| dangling.is_none_or(|d| d != users.contains_key(&r.name)))
             .map(|r| self.volume_api(&r))
             .collect();
         Ok(VolumeListResponse {
@@ -200,9 +201,10 @@ impl Engine {
     /// (`rm -v`, `--rm`). Failures are logged: the container is gone either way.
     pub(crate) async fn remove_anonymous_volumes(&self, names: &[String]) {
         let _g = self.volumes.lock.lock().await;
+        let users = self.volume_users_all();
         for name in names {
             let anonymous = self.volumes.get(name).is_some_and(|v| v.anonymous);
-            if !anonymous || !self.volume_users(name).is_empty() {
+            if !anonymous || users.contains_key(name) {
                 continue;
             }
             if let Err(e) = self.delete_volume_locked(name).await {
@@ -222,10 +224,11 @@ impl Engine {
         let _g = self.volumes.lock.lock().await;
         let mut deleted = Vec::new();
         let mut reclaimed: u64 = 0;
+        let users = self.volume_users_all();
         for rec in self.volumes.all() {
             if (!all && !rec.labels.contains_key(ANONYMOUS_LABEL))
                 || !labels_pass(filters, &rec.labels)
-                || !self.volume_users(&rec.name).is_empty()
+                || users.contains_key(&rec.name)
             {
                 continue;
             }

@@ -109,19 +109,29 @@ impl Engine {
         Ok(())
     }
 
+    /// For each volume in use, the IDs of the containers (running or not) whose mount points
+    /// use it: one pass over the containers for callers that look at every volume.
+    pub(crate) fn volume_users_all(&self) -> HashMap<String, Vec<String>> {
+        let mut users: HashMap<String, Vec<String>> = HashMap::new();
+        for h in self.containers.all() {
+            let mut names: Vec<String> = h
+                .snapshot()
+                .mounts
+                .into_iter()
+                .filter_map(|m| m.volume)
+                .collect();
+            names.sort();
+            names.dedup();
+            for n in names {
+                users.entry(n).or_default().push(h.id.clone());
+            }
+        }
+        users
+    }
+
     /// IDs of the containers (running or not) whose mount points use volume `name`.
     pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
-        self.containers
-            .all()
-            .iter()
-            .filter(|h| {
-                h.snapshot()
-                    .mounts
-                    .iter()
-                    .any(|m| m.volume.as_deref() == Some(name))
-            })
-            .map(|h| h.id.clone())
-            .collect()
+        self.volume_users_all().remove(name).unwrap_or_default()
     }
 
     fn persist_volume(&self, rec: &VolumeRecord) -> Result<()> {
