@@ -30,6 +30,9 @@ pub struct BuildOptions {
     pub platform: Option<String>,
     /// `cachefrom`: images whose history may satisfy cache lookups.
     pub cache_from: Vec<String>,
+    /// Secrets a `RUN --mount=type=secret` may read, by id (Berth's CLI sends them; the
+    /// classic API has no channel for them). Never written to a layer, history or cache key.
+    pub secrets: HashMap<String, Vec<u8>>,
 }
 
 /// One message of the progress stream (`{"stream":…}`, `{"aux":{"ID":…}}`,
