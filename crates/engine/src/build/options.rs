@@ -2,7 +2,17 @@
 
 use std::collections::HashMap;
 
-#[derive(Debug, Clone, Default)]
+/// The request header that carries `BuildOptions::secrets` on `POST /build` (the classic
+/// API has no field for them): base64 of a JSON object, id -> base64 of the value.
+pub const SECRETS_HEADER: &str = "X-Berth-Build-Secrets";
+
+/// The most secret bytes one build may carry, all secrets together. BuildKit allows 500 KB
+/// per secret, but the header that carries them grows to about 16/9 of their size (base64
+/// twice) and hyper refuses a request head over ~408 KiB: 128 KiB keeps the header near
+/// 230 KB, with room left for the query and the other headers.
+pub const MAX_SECRETS_BYTES: usize = 128 * 1024;
+
+#[derive(Clone, Default)]
 pub struct BuildOptions {
     /// `t`, repeatable: references to tag the result with.
     pub tags: Vec<String>,
@@ -35,6 +45,33 @@ pub struct BuildOptions {
     pub secrets: HashMap<String, Vec<u8>>,
 }
 
+/// Written out by hand so that a `{:?}` of the options never prints a secret's value.
+impl std::fmt::Debug for BuildOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut secret_ids: Vec<&String> = self.secrets.keys().collect();
+        secret_ids.sort();
+        f.debug_struct("BuildOptions")
+            .field("tags", &self.tags)
+            .field("dockerfile", &self.dockerfile)
+            .field("build_args", &self.build_args)
+            .field("labels", &self.labels)
+            .field("target", &self.target)
+            .field("no_cache", &self.no_cache)
+            .field("remove", &self.remove)
+            .field("force_remove", &self.force_remove)
+            .field("pull", &self.pull)
+            .field("network_mode", &self.network_mode)
+            .field("extra_hosts", &self.extra_hosts)
+            .field("shm_size", &self.shm_size)
+            .field("memory", &self.memory)
+            .field("quiet", &self.quiet)
+            .field("platform", &self.platform)
+            .field("cache_from", &self.cache_from)
+            .field("secrets", &secret_ids)
+            .finish()
+    }
+}
+
 /// One message of the progress stream (`{"stream":…}`, `{"aux":{"ID":…}}`,
 /// `{"errorDetail":{"message":…},"error":…}`).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,5 +94,22 @@ impl BuildEvent {
                 _ => None,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_secret_ids_not_values() {
+        let mut o = BuildOptions::default();
+        o.secrets.insert("tok".into(), b"s3cr3t-value".to_vec());
+        let text = format!("{o:?}");
+        assert!(text.contains("\"tok\""), "{text}");
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("115, 51"),
+            "{text}"
+        );
     }
 }

@@ -30,6 +30,15 @@ impl Builder {
         for (k, v) in st.run_args() {
             env.push(format!("{k}={v}"));
         }
+        // A secret given as a variable lives in this container's config: the container goes
+        // with the step even when intermediate containers are kept (`--rm=false`).
+        let secret_env = !mounts.env.is_empty();
+        let remove = self.opts.remove || self.opts.force_remove || secret_env;
+        for var in &mounts.env {
+            let name = var.split('=').next();
+            env.retain(|e| e.split('=').next() != name);
+            env.push(var.clone());
+        }
         let host_config = HostConfig {
             network_mode,
             mounts: Some(mounts.mounts.clone()).filter(|m| !m.is_empty()),
@@ -59,7 +68,7 @@ impl Builder {
             }
         };
         if code != 0 {
-            if self.opts.remove || self.opts.force_remove {
+            if remove {
                 let _ = e.remove_container(&id, true, true).await;
             }
             return Err(EngineError::CommandFailed {
@@ -70,13 +79,29 @@ impl Builder {
                 code,
             });
         }
-        let img = self.commit_container(st, &id, created_by).await;
-        if self.opts.remove || self.opts.force_remove || img.is_err() {
+        let img = match self.remove_secret_stubs(st, &id, &mounts.stubs).await {
+            Ok(()) => self.commit_container(st, &id, created_by).await,
+            Err(e) => Err(e),
+        };
+        if remove || img.is_err() {
             e.remove_container(&id, true, true).await?;
             self.say(format!("Removing intermediate container {}\n", short(&id)))
                 .await;
         }
         img
+    }
+
+    /// Removes what the runtime made in the container's upper for the secrets' mount points.
+    async fn remove_secret_stubs(&self, st: &Stage, id: &str, targets: &[String]) -> Result<()> {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let lowers = self.engine.images.layer_dirs(&st.image)?;
+        let upper = self.engine.container_dir(id).join("upper");
+        let targets = targets.to_vec();
+        tokio::task::spawn_blocking(move || mounts::remove_stubs(&upper, &lowers, &targets))
+            .await
+            .map_err(EngineError::internal)?
     }
 
     /// Starts the container, streams its output, returns its exit code.
