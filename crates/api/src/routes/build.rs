@@ -7,8 +7,10 @@ use crate::stream::json_line;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use berth_engine::build::options::{MAX_SECRETS_BYTES, SECRETS_HEADER};
 use berth_engine::build::{BuildEvent, BuildOptions};
 use std::collections::HashMap;
 
@@ -22,6 +24,54 @@ fn json_map<V: serde::de::DeserializeOwned>(
         Some(v) => serde_json::from_str(v)
             .map_err(|e| ApiError::bad_request(format!("invalid {key} parameter: {e}"))),
     }
+}
+
+/// Base64 as clients write it: standard or URL-safe alphabet, padded or not.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    let cfg = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let url_safe = s.contains(['-', '_']);
+    let alphabet = if url_safe {
+        &base64::alphabet::URL_SAFE
+    } else {
+        &base64::alphabet::STANDARD
+    };
+    GeneralPurpose::new(alphabet, cfg).decode(s.trim()).ok()
+}
+
+/// The build's secrets from `X-Berth-Build-Secrets` (Berth's CLI sends it; the classic API
+/// has no field for secrets): base64 of a JSON object, id -> base64 of the value. Errors
+/// never quote the header or a value.
+fn secrets(headers: &HeaderMap) -> ApiResult<HashMap<String, Vec<u8>>> {
+    let Some(raw) = headers.get(SECRETS_HEADER) else {
+        return Ok(HashMap::new());
+    };
+    let bad = |why: &str| ApiError::bad_request(format!("invalid {SECRETS_HEADER} header: {why}"));
+    let json = raw
+        .to_str()
+        .ok()
+        .and_then(base64_decode)
+        .ok_or_else(|| bad("not base64"))?;
+    let map: HashMap<String, String> = serde_json::from_slice(&json)
+        .map_err(|_| bad("not a JSON object of secret ids to base64 values"))?;
+    let mut out = HashMap::with_capacity(map.len());
+    let mut total = 0usize;
+    for (id, value) in map {
+        if id.is_empty() {
+            return Err(bad("a secret has an empty id"));
+        }
+        let value = base64_decode(&value)
+            .ok_or_else(|| bad(&format!("the value of secret {id:?} is not base64")))?;
+        total += value.len();
+        out.insert(id, value);
+    }
+    if total > MAX_SECRETS_BYTES {
+        return Err(bad(&format!(
+            "the secrets total {total} bytes; a build may carry at most {MAX_SECRETS_BYTES} bytes of secrets (they travel in a request header)"
+        )));
+    }
+    Ok(out)
 }
 
 fn options(p: &Params) -> ApiResult<BuildOptions> {
@@ -61,6 +111,7 @@ fn options(p: &Params) -> ApiResult<BuildOptions> {
             .filter(|n| !n.is_empty())
             .map(str::to_string),
         cache_from: list("cachefrom"),
+        secrets: HashMap::new(),
     })
 }
 
@@ -78,8 +129,16 @@ fn event_json(e: BuildEvent) -> serde_json::Value {
     }
 }
 
-pub async fn build(State(engine): State<AppState>, p: Params, body: Body) -> ApiResult<Response> {
-    let opts = options(&p)?;
+pub async fn build(
+    State(engine): State<AppState>,
+    p: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let opts = BuildOptions {
+        secrets: secrets(&headers)?,
+        ..options(&p)?
+    };
     let file = match p.get("remote").filter(|r| !r.is_empty()) {
         // The body is empty then: the context is the tarball (or Dockerfile) at the URL.
         Some(remote) => engine.download_build_context(remote).await?,
@@ -120,4 +179,60 @@ pub async fn prune(State(engine): State<AppState>, p: Params) -> ApiResult<impl 
         "CachesDeleted": deleted,
         "SpaceReclaimed": freed,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+    fn header(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(SECRETS_HEADER, value.parse().unwrap());
+        h
+    }
+
+    fn encode(json: &str) -> String {
+        STANDARD.encode(json)
+    }
+
+    #[test]
+    fn secrets_header_decodes() {
+        assert!(secrets(&HeaderMap::new()).unwrap().is_empty());
+        let v = STANDARD.encode(b"s3cr3t\n\0bin");
+        let s = secrets(&header(&encode(&format!(r#"{{"tok":"{v}","e":""}}"#)))).unwrap();
+        assert_eq!(s["tok"], b"s3cr3t\n\0bin");
+        assert_eq!(s["e"], b"");
+        // URL-safe, unpadded base64 is read too.
+        let v = URL_SAFE_NO_PAD.encode([0xfbu8, 0xff]);
+        let s = secrets(&header(
+            &URL_SAFE_NO_PAD.encode(format!(r#"{{"k":"{v}"}}"#)),
+        ))
+        .unwrap();
+        assert_eq!(s["k"], [0xfb, 0xff]);
+    }
+
+    #[test]
+    fn bad_secrets_header_is_a_400_that_quotes_nothing() {
+        let too_big = STANDARD.encode(vec![b'x'; MAX_SECRETS_BYTES + 1]);
+        for (value, why) in [
+            ("%%%".to_string(), "not base64"),
+            (encode("[1]"), "not a JSON object"),
+            (encode(r#"{"a":1}"#), "not a JSON object"),
+            (
+                encode(r#"{"a":"@@@ s3cr3t"}"#),
+                "the value of secret \"a\" is not base64",
+            ),
+            (encode(r#"{"":"eA=="}"#), "empty id"),
+            (
+                encode(&format!(r#"{{"a":"{too_big}"}}"#)),
+                "a build may carry at most 131072 bytes",
+            ),
+        ] {
+            let e = secrets(&header(&value)).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+            assert!(e.message.contains(why), "{}: {}", why, e.message);
+            assert!(!e.message.contains("s3cr3t"), "{}", e.message);
+        }
+    }
 }
