@@ -142,7 +142,7 @@ fn go_clean(p: &str) -> String {
 
 /// Go's `encoding/csv` reading one record, with its error texts ("parse error on line 1,
 /// column N: …"; columns are 1-based byte positions).
-fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn csv_fields(s: &str) -> Result<Vec<String>, String> {
     let line = s.split(['\n', '\r']).next().unwrap_or("");
     if line.is_empty() {
         return Err("EOF".into());

@@ -4,14 +4,17 @@
 //! The context is prepared as the docker CLI's legacy path does (see [`context`]), sent as a
 //! streamed tar to `POST /build` with the query docker sends (see [`query`]), and the JSON
 //! stream is printed as docker prints it. Docker's "legacy builder is deprecated" warning is
-//! not printed: this is Berth's builder, not a legacy one.
+//! not printed: this is Berth's builder, not a legacy one. Two additions of our own: build
+//! secrets (`--secret`, see [`secrets`]), and on a terminal each step's elapsed time.
 
 mod context;
 mod query;
+mod secrets;
 
 use crate::client::{anyhow_api, status};
 use crate::commands::container::parse_filters;
 use crate::output::human_size_prec;
+use crate::stream::isatty;
 use anyhow::{anyhow, Result};
 use bollard::query_parameters as qp;
 use bollard::Docker;
@@ -106,6 +109,9 @@ pub struct BuildArgs {
     /// Images to consider as cache sources
     #[arg(long = "cache-from", action = ArgAction::Append)]
     pub cache_from: Vec<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")
+    #[arg(long, action = ArgAction::Append)]
+    pub secret: Vec<String>,
     /// Skip image verification (content trust is not implemented; accepted for scripts)
     #[arg(long = "disable-content-trust", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true")]
     pub disable_content_trust: bool,
@@ -298,6 +304,47 @@ fn exit_code_of_message(msg: &str) -> i32 {
         .unwrap_or(1)
 }
 
+/// On a terminal, each step's elapsed time, printed when the next step starts or the build
+/// ends (the "steps with live output and timings"); docker prints none.
+#[derive(Default)]
+struct StepTimer {
+    started: Option<std::time::Instant>,
+}
+
+impl StepTimer {
+    /// The line to print before `text`: the previous step's time when `text` starts a step.
+    fn before(&mut self, text: &str) -> Option<String> {
+        if !is_step_line(text) {
+            return None;
+        }
+        let done = self.finish();
+        self.started = Some(std::time::Instant::now());
+        done
+    }
+
+    /// The running step's time, once.
+    fn finish(&mut self) -> Option<String> {
+        self.started.take().map(|t| step_time_line(t.elapsed()))
+    }
+}
+
+/// The legacy builder's `Step N/M : …` line.
+fn is_step_line(text: &str) -> bool {
+    let Some((counts, _)) = text.strip_prefix("Step ").and_then(|r| r.split_once(" : ")) else {
+        return false;
+    };
+    counts.split_once('/').is_some_and(|(n, m)| {
+        [n, m]
+            .iter()
+            .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// In the style of the builder's own step lines (` ---> <id>`).
+fn step_time_line(d: std::time::Duration) -> String {
+    format!(" ---> Done in {:.1}s\n", d.as_secs_f64())
+}
+
 /// One non-error message of the stream, as jsonmessage.Display prints it on a non-terminal.
 fn display(info: &bollard::models::BuildInfo) -> Option<String> {
     if let Some(s) = &info.stream {
@@ -343,6 +390,9 @@ pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
         remote.as_deref(),
         |k| std::env::var(k).ok(),
     )?);
+    let secrets = secrets::header_value(&secrets::load(&a.secret, |k| {
+        std::env::var_os(k).map(std::os::unix::ffi::OsStringExt::into_vec)
+    })?)?;
     let out = Arc::new(Out::new(a.quiet));
     let failed = Arc::new(Mutex::new(None));
     let body = if remote.is_some() {
@@ -368,6 +418,12 @@ pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
                     headers.insert("x-registry-config", v);
                 }
             }
+            if let Some(Ok(v)) = secrets.as_deref().map(str::parse) {
+                headers.insert(secrets::HEADER, v);
+                if let Some(v) = headers.get_mut(secrets::HEADER) {
+                    v.set_sensitive(true);
+                }
+            }
             req
         });
     let opts = qp::BuildImageOptions {
@@ -376,11 +432,19 @@ pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
         ..Default::default()
     };
     let mut image_id = String::new();
+    // As pull and load decide: nothing extra when the output is not a terminal.
+    let mut timer = (!a.quiet && isatty(1)).then(StepTimer::default);
+    let finish_step = |timer: &mut Option<StepTimer>| {
+        if let Some(line) = timer.as_mut().and_then(StepTimer::finish) {
+            out.build(&line);
+        }
+    };
     let mut stream = d.build_image(opts, None, Some(body));
     while let Some(item) = stream.next().await {
         let info = match item {
             Ok(info) => info,
             Err(e) => {
+                finish_step(&mut timer);
                 if a.quiet {
                     eprint!("{}", out.held());
                 }
@@ -388,13 +452,18 @@ pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
             }
         };
         if let Some(id) = info.aux.as_ref().and_then(|x| x.id.clone()) {
+            finish_step(&mut timer);
             image_id = id;
             continue;
         }
         if let Some(text) = display(&info) {
+            if let Some(line) = timer.as_mut().and_then(|t| t.before(&text)) {
+                out.build(&line);
+            }
             out.build(&text);
         }
     }
+    finish_step(&mut timer);
     if a.quiet {
         // With `q=1` the daemon's only output is the image ID.
         image_id = Out::take(&out.build);

@@ -460,3 +460,112 @@ fn quiet_output_is_held_apart() {
         "Sending build context to Docker daemon  2.048kB\r\r\nStep 1/1 : FROM x\n"
     );
 }
+
+#[test]
+fn secret_flags_parse_as_buildx() {
+    use super::secrets::{parse, Source, Spec};
+    let set = |k: &str| k == "SET";
+    let spec = |id: &str, source: Source| Spec {
+        id: id.into(),
+        source,
+    };
+    let file = |p: &str| Source::File(p.into());
+    let var = |v: &str| Source::Env(v.into());
+    for (value, want) in [
+        ("id=a,src=/p", spec("a", file("/p"))),
+        ("id=a,source=/p,type=file", spec("a", file("/p"))),
+        ("ID=a,ENV=V", spec("a", var("V"))),
+        // type=env takes src as the variable's name.
+        ("id=a,src=V,type=env", spec("a", var("V"))),
+        // id alone: the variable when it is set, else the file of that name.
+        ("id=SET", spec("SET", var("SET"))),
+        ("id=unset", spec("unset", file("unset"))),
+        ("\"id=a,b\",src=x", spec("a,b", file("x"))),
+    ] {
+        assert_eq!(parse(value, set).unwrap(), want, "{value}");
+    }
+    for (value, why) in [
+        ("src=/p", "secret missing ID"),
+        ("id", "invalid field 'id' must be a key=value pair"),
+        ("id=a,type=ssh", "unsupported secret type \"ssh\""),
+        ("id=a,mode=0400", "unexpected key 'mode' in 'mode=0400'"),
+    ] {
+        let e = parse(value, set).unwrap_err();
+        assert_eq!(crate::client::exit_code_of(&e), 125, "{value}");
+        let msg = crate::client::error_message(&e);
+        assert!(
+            msg.starts_with(&format!(
+                "invalid argument \"{value}\" for \"--secret\" flag: {why}"
+            )),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn secrets_load_and_travel_in_one_header() {
+    use super::secrets::{header_value, load, MAX_BYTES};
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("tok");
+    std::fs::write(&f, b"from file\n").unwrap();
+    let env = |k: &str| (k == "TOKEN").then(|| b"from env".to_vec());
+    let values = vec![
+        format!("id=f,src={}", f.display()),
+        "id=e,env=TOKEN".to_string(),
+        "id=TOKEN".to_string(),
+        "id=none,env=UNSET".to_string(),
+    ];
+    let s = load(&values, env).unwrap();
+    assert_eq!(s["f"], b"from file\n");
+    assert_eq!(s["e"], b"from env");
+    assert_eq!(s["TOKEN"], b"from env");
+    assert_eq!(s["none"], b"");
+    let h = header_value(&s).unwrap().unwrap();
+    let json: BTreeMap<String, String> =
+        serde_json::from_slice(&STANDARD.decode(h).unwrap()).unwrap();
+    assert_eq!(STANDARD.decode(&json["f"]).unwrap(), b"from file\n");
+    assert_eq!(json.len(), 4);
+    assert_eq!(header_value(&BTreeMap::new()).unwrap(), None);
+    // A file that is not there, and more than the header may carry.
+    let e = load(&["id=x,src=/nonexistent/secret".to_string()], env).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("failed to read secret x: /nonexistent/secret: "),
+        "{e}"
+    );
+    let big = BTreeMap::from([("a".to_string(), vec![0u8; MAX_BYTES + 1])]);
+    let e = header_value(&big).unwrap_err().to_string();
+    assert!(e.contains("at most") || e.contains("more than"), "{e}");
+    assert!(!e.contains("\0"));
+}
+
+#[test]
+fn step_timer_reports_a_step_when_the_next_begins_and_at_the_end() {
+    assert!(is_step_line("Step 1/3 : FROM busybox\n"));
+    assert!(is_step_line("Step 12/120 : RUN echo ' : '\n"));
+    for not in [
+        " ---> Running in abc\n",
+        "Step x/3 : y\n",
+        "Step 1/ : y\n",
+        "Steps 1/2 : y\n",
+    ] {
+        assert!(!is_step_line(not), "{not}");
+    }
+    let mut t = StepTimer::default();
+    assert_eq!(t.finish(), None);
+    assert_eq!(t.before("Step 1/2 : FROM busybox\n"), None);
+    assert_eq!(t.before(" ---> 0123456789ab\n"), None);
+    let line = t.before("Step 2/2 : RUN true\n").unwrap();
+    assert!(
+        line.starts_with(" ---> Done in ") && line.ends_with("s\n"),
+        "{line}"
+    );
+    assert!(t.finish().is_some());
+    assert_eq!(t.finish(), None);
+    assert_eq!(
+        step_time_line(std::time::Duration::from_millis(1250)),
+        " ---> Done in 1.2s\n"
+    );
+}
