@@ -115,13 +115,15 @@ fn run_mounts_and_network() {
 }
 
 #[test]
-fn run_secret_mount_is_refused() {
+fn run_secret_mount_without_the_secret_is_skipped() {
+    // The docker CLI has no way to send secrets to the classic builder: a secret mount that
+    // is not `required` is left out (BuildKit's rule), so the RUN finds no file.
+    // crates/berth/tests/build_secrets.rs builds with secrets through our CLI.
     let d = daemon();
     let out = build_err(&d, "run_secret", &[]);
     assert!(
-        out.contains(
-            "RUN --mount=type=secret needs BuildKit secrets, not supported by the classic builder yet"
-        ),
+        out.contains("cat: can't open '/run/secrets/token': No such file or directory")
+            && out.contains("returned a non-zero code: 1"),
         "{out}"
     );
 }
