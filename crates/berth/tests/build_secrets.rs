@@ -274,3 +274,51 @@ fn step_times_show_on_a_terminal_only() {
     let (okay, text) = build(&d, ctx.path(), &["-t", "timed"], "");
     assert!(okay && !text.contains("Done in"), "{text}");
 }
+
+#[test]
+fn the_largest_secrets_allowed_fit_the_request_header() {
+    let d = daemon();
+    let ctx = context(
+        "FROM busybox\nRUN --mount=type=secret,id=a --mount=type=secret,id=b,required wc -c /run/secrets/a /run/secrets/b > /sizes\n",
+    );
+    // 128 KiB in all, incompressible as base64 would see it.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let noise: Vec<u8> = (0..128 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&a, &noise[..100 * 1024]).unwrap();
+    std::fs::write(&b, &noise[100 * 1024..]).unwrap();
+    let (sa, sb) = (
+        format!("id=a,src={}", a.display()),
+        format!("id=b,src={}", b.display()),
+    );
+    let (okay, text) = build(
+        &d,
+        ctx.path(),
+        &["-t", "big", "--secret", &sa, "--secret", &sb],
+        "",
+    );
+    assert!(okay, "{text}");
+    let sizes = d.run_rm(&["big", "cat", "/sizes"]);
+    let sizes: Vec<&str> = sizes.split_whitespace().collect();
+    assert_eq!(
+        sizes,
+        [
+            "102400",
+            "/run/secrets/a",
+            "28672",
+            "/run/secrets/b",
+            "131072",
+            "total"
+        ]
+    );
+    // One byte more is refused by the CLI, saying why.
+    std::fs::write(&b, &noise[100 * 1024 - 1..]).unwrap();
+    let (okay, text) = build(&d, ctx.path(), &["--secret", &sa, "--secret", &sb], "");
+    assert!(!okay, "{text}");
+    assert!(
+        text.contains("the build secrets total 131073 bytes"),
+        "{text}"
+    );
+}
