@@ -18,6 +18,7 @@ use rustix::fs::{
     AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
+use sha2::{Digest as _, Sha256};
 
 use crate::error::StoreError;
 use crate::layers::ExtractOptions;
@@ -55,6 +56,7 @@ pub(crate) fn extract(
         dirs: Vec::new(),
         dir_index: HashMap::new(),
         copy: None,
+        digests: None,
     };
     let entries = archive.entries().map_err(bad_archive)?;
     for entry in entries {
@@ -82,6 +84,30 @@ pub fn unpack_into(
     dir: OwnedFd,
     opts: &UnpackOptions,
 ) -> Result<(), StoreError> {
+    unpack(archive, dir, opts, None)
+}
+
+/// The SHA-256 of each regular file's content, by inode (hard links share theirs).
+pub type ContentDigests = HashMap<u64, [u8; 32]>;
+
+/// `unpack_into`, hashing each regular file while it is written, so a caller that needs the
+/// contents' digests (the build context's cache keys) does not read them again.
+pub fn unpack_into_hashed(
+    archive: &mut tar::Archive<impl Read>,
+    dir: OwnedFd,
+    opts: &UnpackOptions,
+) -> Result<ContentDigests, StoreError> {
+    let mut digests = ContentDigests::new();
+    unpack(archive, dir, opts, Some(&mut digests))?;
+    Ok(digests)
+}
+
+fn unpack(
+    archive: &mut tar::Archive<impl Read>,
+    dir: OwnedFd,
+    opts: &UnpackOptions,
+    digests: Option<&mut ContentDigests>,
+) -> Result<(), StoreError> {
     let layer_opts = ExtractOptions {
         allow_devices: opts.allow_devices,
         ..ExtractOptions::default()
@@ -92,6 +118,7 @@ pub fn unpack_into(
         dirs: Vec::new(),
         dir_index: HashMap::new(),
         copy: Some(opts),
+        digests,
     };
     let entries = archive.entries().map_err(bad_archive)?;
     for entry in entries {
@@ -135,6 +162,8 @@ struct Extractor<'a> {
     dir_index: HashMap<Vec<Vec<u8>>, usize>,
     /// Set when unpacking a `docker cp` upload rather than a layer.
     copy: Option<&'a UnpackOptions>,
+    /// Filled with each regular file's content digest when asked for.
+    digests: Option<&'a mut ContentDigests>,
 }
 
 fn bad_archive(e: io::Error) -> StoreError {
@@ -298,7 +327,18 @@ impl Extractor<'_> {
                     ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
                 )?;
                 let mut file = File::from(fd);
-                copy_entry(entry, &mut file)?;
+                match self.digests.as_deref_mut() {
+                    None => copy_entry(entry, &mut file)?,
+                    Some(digests) => {
+                        let mut hashing = HashingReader {
+                            inner: entry,
+                            hash: Sha256::new(),
+                        };
+                        copy_entry(&mut hashing, &mut file)?;
+                        let ino = rustix::fs::fstat(&file)?.st_ino;
+                        digests.insert(ino, hashing.hash.finalize().into());
+                    }
+                }
                 apply_fd_meta(&file, &meta)?;
             }
             T::Symlink => {
@@ -508,6 +548,19 @@ fn remove_entry(parent: &OwnedFd, name: &[u8]) -> Result<(), StoreError> {
 }
 
 /// Copies the entry's data, telling archive read errors from disk write errors.
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 fn copy_entry(r: &mut impl Read, w: &mut File) -> Result<(), StoreError> {
     let mut buf = vec![0u8; 128 * 1024];
     loop {

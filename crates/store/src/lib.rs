@@ -22,5 +22,7 @@ pub use compression::Compression;
 pub use db::{ImageRecord, LayerRecord, MetadataDb};
 pub use digest::Digest;
 pub use error::StoreError;
-pub use extract::{check_archive_paths, unpack_into, UnpackOptions};
+pub use extract::{
+    check_archive_paths, unpack_into, unpack_into_hashed, ContentDigests, UnpackOptions,
+};
 pub use layers::{AppliedLayer, ExtractOptions, LayerStore};

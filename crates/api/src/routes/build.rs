@@ -1,5 +1,6 @@
 //! `POST /build` (the classic builder's progress stream) and `POST /build/prune`.
 
+use super::images::blocking_reader;
 use crate::error::{ApiError, ApiResult};
 use crate::json::Json;
 use crate::query::Params;
@@ -139,16 +140,15 @@ pub async fn build(
         secrets: secrets(&headers)?,
         ..options(&p)?
     };
-    let file = match p.get("remote").filter(|r| !r.is_empty()) {
+    let rx = match p.get("remote").filter(|r| !r.is_empty()) {
         // The body is empty then: the context is the tarball (or Dockerfile) at the URL.
-        Some(remote) => engine.download_build_context(remote).await?,
-        None => {
-            engine
-                .spool_upload(body.into_data_stream(), "build context")
-                .await?
+        Some(remote) => {
+            let file = engine.download_build_context(remote).await?;
+            engine.build_image(opts, file).await?
         }
+        // Extracted while it streams in: no spool file, one pass over the bytes.
+        None => engine.build_image(opts, blocking_reader(body)).await?,
     };
-    let rx = engine.build_image(opts, file).await?;
     let out = futures_util::stream::unfold(rx, |mut rx| async move {
         let e = rx.recv().await?;
         Some((Ok::<_, std::io::Error>(json_line(&event_json(e))), rx))

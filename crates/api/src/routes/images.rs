@@ -18,8 +18,8 @@ pub async fn list(State(engine): State<AppState>, p: Params) -> ApiResult<impl I
     Ok(Json(engine.list_images(p.bool("all"), &p.filters()?)?))
 }
 
-/// A request body as a blocking reader, for the synchronous image store.
-fn blocking_reader(body: Body) -> SyncIoBridge<impl tokio::io::AsyncRead + Unpin> {
+/// A request body as a blocking reader, for the synchronous image store and the builder.
+pub(super) fn blocking_reader(body: Body) -> SyncIoBridge<impl tokio::io::AsyncRead + Unpin> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     SyncIoBridge::new(StreamReader::new(stream))
 }

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 fn bad(e: impl std::fmt::Display) -> EngineError {
     EngineError::InvalidArgument(e.to_string())
@@ -19,30 +20,44 @@ fn bad(e: impl std::fmt::Display) -> EngineError {
 /// The extracted context; removed with its directory when dropped.
 pub(super) struct Context {
     dir: tempfile::TempDir,
+    /// Each file's content digest, taken while it was written: COPY's cache key needs no
+    /// second read of the context.
+    digests: Arc<berth_store::ContentDigests>,
 }
 
 impl Context {
-    /// Extracts `file` (a tar, maybe compressed) under `tmp`. Every entry name is checked
-    /// before anything is written, so a `../` entry refuses the whole context.
-    pub(super) fn extract(mut file: File, tmp: &Path) -> Result<Context> {
+    /// Extracts the context tar (maybe compressed) under `tmp` while it streams in, hashing
+    /// each file on the way. An entry that would leave the directory refuses the whole
+    /// context: the directory is removed and nothing outside it was touched.
+    pub(super) fn extract(stream: impl Read, tmp: &Path) -> Result<Context> {
         std::fs::create_dir_all(tmp)?;
         let dir = tempfile::Builder::new().prefix("build-").tempdir_in(tmp)?;
-        pad_plain_tar(&mut file)?;
-        file.seek(SeekFrom::Start(0))?;
-        let (_, stream) = berth_store::compression::decompress(&mut file).map_err(bad)?;
-        berth_store::check_archive_paths(&mut tar::Archive::new(stream)).map_err(bad)?;
-        file.seek(SeekFrom::Start(0))?;
-        let (_, stream) = berth_store::compression::decompress(&mut file).map_err(bad)?;
+        let (_, plain) = berth_store::compression::decompress(stream).map_err(bad)?;
+        let mut plain = PadTail::new(plain);
         let root = berth_store::inroot::open_root(dir.path())?;
         let root = open_in_root(&root, ".", OFlags::RDONLY | OFlags::DIRECTORY)
             .map_err(std::io::Error::from)?;
-        berth_store::unpack_into(
-            &mut tar::Archive::new(stream),
+        let digests = berth_store::unpack_into_hashed(
+            &mut tar::Archive::new(&mut plain),
             root,
             &berth_store::UnpackOptions::default(),
         )
         .map_err(bad)?;
-        Ok(Context { dir })
+        // Whatever follows the end-of-archive blocks is read too: the client is still
+        // writing it and must not see its upload cut off.
+        std::io::copy(&mut plain, &mut std::io::sink())?;
+        Ok(Context {
+            dir,
+            digests: Arc::new(digests),
+        })
+    }
+
+    /// The digests taken on extraction, for the blocking code that reads the context.
+    pub(super) fn known(&self) -> KnownDigests {
+        KnownDigests {
+            dev: std::fs::metadata(self.dir.path()).map_or(u64::MAX, |m| m.dev()),
+            map: self.digests.clone(),
+        }
     }
 
     pub(super) fn root(&self) -> &Path {
@@ -92,18 +107,74 @@ impl Context {
 
 /// The docker CLI's `-f` outside the context rewrites the tar and sends it without the last
 /// entry's padding and the end-of-archive blocks; dockerd's reader copes, so ours is given
-/// them. Zeros after a complete archive change nothing.
-fn pad_plain_tar(file: &mut File) -> Result<()> {
-    let mut head = [0u8; 8];
-    file.seek(SeekFrom::Start(0))?;
-    let n = file.read(&mut head)?;
-    if berth_store::Compression::detect(&head[..n]) != berth_store::Compression::None {
-        return Ok(());
+/// them: after the stream ends, zeros up to the next block and two zero blocks. Zeros after a
+/// complete archive change nothing.
+struct PadTail<R> {
+    inner: R,
+    read: u64,
+    /// Zeros still to give once `inner` is exhausted; None until then.
+    pad: Option<u64>,
+}
+
+impl<R: Read> PadTail<R> {
+    fn new(inner: R) -> Self {
+        PadTail {
+            inner,
+            read: 0,
+            pad: None,
+        }
     }
-    let len = file.seek(SeekFrom::End(0))?;
-    let pad = (512 - len % 512) % 512 + 1024;
-    file.write_all(&vec![0u8; pad as usize])?;
-    Ok(())
+}
+
+impl<R: Read> Read for PadTail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pad.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            self.pad = Some((512 - self.read % 512) % 512 + 1024);
+        }
+        let Some(left) = self.pad.as_mut() else {
+            return Ok(0);
+        };
+        let n = (*left).min(buf.len() as u64) as usize;
+        buf[..n].fill(0);
+        *left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Content digests of the context's files, by inode (see `Context::known`).
+#[derive(Clone, Default)]
+pub(super) struct KnownDigests {
+    dev: u64,
+    map: Arc<berth_store::ContentDigests>,
+}
+
+impl KnownDigests {
+    fn get(&self, md: &std::fs::Metadata) -> Option<[u8; 32]> {
+        if md.is_file() && md.dev() == self.dev {
+            self.map.get(&md.ino()).copied()
+        } else {
+            None
+        }
+    }
+
+    /// The SHA-256 of a file's content: the one taken on extraction, else read now.
+    fn content_digest(&self, host: &Path, md: &std::fs::Metadata) -> Result<[u8; 32]> {
+        if let Some(d) = self.get(md) {
+            return Ok(d);
+        }
+        let mut hash = Sha256::new();
+        let mut r = Hashing {
+            inner: File::open(host)?,
+            hash: &mut hash,
+        };
+        std::io::copy(&mut r, &mut std::io::sink())?;
+        Ok(hash.finalize().into())
+    }
 }
 
 /// Lexically cleans a context-relative path; None when it leaves the context.
@@ -220,13 +291,6 @@ pub(super) struct CopyMode {
     pub exclude: Option<DockerIgnore>,
 }
 
-/// A tar of sources laid out relative to the destination directory, and the digest of what
-/// it holds (names, types, modes, link targets and contents; not times).
-pub(super) struct SourceTar {
-    pub file: File,
-    pub digest: String,
-}
-
 /// Reads through to a hasher too, so contents are read once for the tar and the digest.
 struct Hashing<'a, R> {
     inner: R,
@@ -241,19 +305,33 @@ impl<R: Read> Read for Hashing<'_, R> {
     }
 }
 
+/// The tar of a COPY/ADD and its digest. Without a tar (`write` false) only the digest is
+/// taken, from the contents' digests: a cache hit then reads nothing of the context again.
 pub(super) struct TarWriter {
-    b: tar::Builder<File>,
+    b: Option<tar::Builder<File>>,
     hash: Sha256,
     mode: CopyMode,
+    known: KnownDigests,
 }
 
 impl TarWriter {
-    pub(super) fn new(tmp: &Path, mode: CopyMode) -> Result<TarWriter> {
-        std::fs::create_dir_all(tmp)?;
+    pub(super) fn new(
+        tmp: &Path,
+        mode: CopyMode,
+        write: bool,
+        known: KnownDigests,
+    ) -> Result<TarWriter> {
+        let b = if write {
+            std::fs::create_dir_all(tmp)?;
+            Some(tar::Builder::new(tempfile::tempfile_in(tmp)?))
+        } else {
+            None
+        };
         Ok(TarWriter {
-            b: tar::Builder::new(tempfile::tempfile_in(tmp)?),
+            b,
             hash: Sha256::new(),
             mode,
+            known,
         })
     }
 
@@ -280,9 +358,7 @@ impl TarWriter {
         let md = std::fs::symlink_metadata(host)?;
         if md.is_dir() {
             if !name.is_empty() {
-                let mut h = self.header(name, &md, tar::EntryType::Directory);
-                self.b
-                    .append_data(&mut h, format!("{name}/"), std::io::empty())?;
+                self.add_dir(name, &md)?;
             }
             let mut entries = Vec::new();
             let exclude = self.mode.exclude.clone();
@@ -306,27 +382,51 @@ impl TarWriter {
         self.add_one(host, name)
     }
 
+    fn add_dir(&mut self, name: &str, md: &std::fs::Metadata) -> Result<()> {
+        let mut h = self.header(name, md, tar::EntryType::Directory);
+        if let Some(b) = &mut self.b {
+            b.append_data(&mut h, format!("{name}/"), std::io::empty())?;
+        }
+        Ok(())
+    }
+
     fn add_one(&mut self, host: &Path, name: &str) -> Result<()> {
         let md = std::fs::symlink_metadata(host)?;
         let ft = md.file_type();
         if ft.is_dir() {
-            let mut h = self.header(name, &md, tar::EntryType::Directory);
-            self.b
-                .append_data(&mut h, format!("{name}/"), std::io::empty())?;
+            self.add_dir(name, &md)?;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(host)?;
             let mut h = self.header(name, &md, tar::EntryType::Symlink);
             self.hash.update(target.to_string_lossy().as_bytes());
-            self.b.append_link(&mut h, name, &target)?;
+            if let Some(b) = &mut self.b {
+                b.append_link(&mut h, name, &target)?;
+            }
         } else if ft.is_file() {
             let mut h = self.header(name, &md, tar::EntryType::Regular);
             h.set_size(md.len());
-            let f = File::open(host)?;
-            let r = Hashing {
-                inner: f,
-                hash: &mut self.hash,
-            };
-            self.b.append_data(&mut h, name, r)?;
+            match &mut self.b {
+                // Known: written as it is. Unknown (an image's file): hashed on the way.
+                Some(b) => match self.known.get(&md) {
+                    Some(d) => {
+                        b.append_data(&mut h, name, File::open(host)?)?;
+                        self.hash.update(d);
+                    }
+                    None => {
+                        let mut content = Sha256::new();
+                        let r = Hashing {
+                            inner: File::open(host)?,
+                            hash: &mut content,
+                        };
+                        b.append_data(&mut h, name, r)?;
+                        self.hash.update(content.finalize());
+                    }
+                },
+                None => {
+                    let d = self.known.content_digest(host, &md)?;
+                    self.hash.update(d);
+                }
+            }
         }
         // Sockets, fifos and devices of a context are not copied (nor by dockerd's COPY).
         Ok(())
@@ -356,11 +456,26 @@ impl TarWriter {
         h.set_mtime(mtime);
         self.hash
             .update(format!("{name}\0inline\0{mode:o}\0").as_bytes());
-        let r = Hashing {
+        let mut content = Sha256::new();
+        let mut r = Hashing {
             inner: data,
-            hash: &mut self.hash,
+            hash: &mut content,
         };
-        self.b.append_data(&mut h, name, r)?;
+        match &mut self.b {
+            Some(b) => b.append_data(&mut h, name, r)?,
+            None => {
+                std::io::copy(&mut r, &mut std::io::sink())?;
+            }
+        }
+        self.hash.update(content.finalize());
+        Ok(())
+    }
+
+    /// Mixes a file's content digest (an archive ADD unpacks) into the digest.
+    pub(super) fn note_content(&mut self, host: &Path) -> Result<()> {
+        let md = std::fs::metadata(host)?;
+        let d = self.known.content_digest(host, &md)?;
+        self.hash.update(d);
         Ok(())
     }
 
@@ -369,14 +484,18 @@ impl TarWriter {
         self.hash.update(s.as_bytes());
     }
 
-    pub(super) fn finish(self) -> Result<SourceTar> {
-        let mut file = self.b.into_inner()?;
-        file.flush()?;
-        file.seek(SeekFrom::Start(0))?;
-        Ok(SourceTar {
-            file,
-            digest: hex::encode(self.hash.finalize()),
-        })
+    /// The tar (when written) and the digest.
+    pub(super) fn finish(self) -> Result<(Option<File>, String)> {
+        let file = match self.b {
+            Some(b) => {
+                let mut file = b.into_inner()?;
+                file.flush()?;
+                file.seek(SeekFrom::Start(0))?;
+                Some(file)
+            }
+            None => None,
+        };
+        Ok((file, hex::encode(self.hash.finalize())))
     }
 }
 
@@ -387,7 +506,7 @@ pub(super) fn source_path(root: &Path, rel: &str) -> Result<PathBuf> {
 
 /// The digest of what `root/rel` holds (a file, or a directory's tree): names, types, modes,
 /// link targets and contents, not times. A RUN bind mount of the context is keyed by it.
-pub(super) fn tree_digest(root: &Path, rel: &str) -> Result<String> {
+pub(super) fn tree_digest(root: &Path, rel: &str, known: &KnownDigests) -> Result<String> {
     let rel = clean(rel).ok_or_else(|| {
         bad(format!(
             "forbidden path outside the build context: {rel} ()"
@@ -409,11 +528,7 @@ pub(super) fn tree_digest(root: &Path, rel: &str) -> Result<String> {
         if md.file_type().is_symlink() {
             hash.update(std::fs::read_link(&host)?.to_string_lossy().as_bytes());
         } else if md.is_file() {
-            let mut r = Hashing {
-                inner: File::open(&host)?,
-                hash: &mut hash,
-            };
-            std::io::copy(&mut r, &mut std::io::sink())?;
+            hash.update(known.content_digest(&host, md)?);
         }
         Ok(())
     };

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 impl Engine {
-    /// Starts a build from a context tar (plain or compressed, already spooled to `context`).
+    /// Starts a build from a context tar (plain or compressed), extracted as it is read from
+    /// `context` (a blocking reader: the request body, or a downloaded remote context).
     /// The channel carries the progress stream as the legacy builder writes it and ends with
     /// `Aux` (the image ID) then nothing, or with `Error`. Bad requests (an invalid tag, a
     /// context that is not a tar, a missing Dockerfile, a Dockerfile syntax error) are
@@ -28,7 +29,7 @@ impl Engine {
     pub async fn build_image(
         self: &Arc<Self>,
         opts: BuildOptions,
-        context: std::fs::File,
+        context: impl std::io::Read + Send + 'static,
     ) -> Result<mpsc::Receiver<BuildEvent>> {
         let mut tags = Vec::new();
         for t in &opts.tags {

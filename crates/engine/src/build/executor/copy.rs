@@ -6,7 +6,13 @@ use berth_build::ignore::DockerIgnore;
 /// What a layer step writes into the mounted root.
 pub(super) enum LayerWrite {
     Mkdir(String),
-    Copy(CopyPlan),
+    Copy(CopyWrite),
+}
+
+/// A COPY/ADD whose digest is known; its tar is written when the step runs.
+pub(super) struct CopyWrite {
+    input: CopyInput,
+    chown: Option<String>,
 }
 
 /// The flags of a COPY/ADD that shape its tar.
@@ -62,10 +68,65 @@ impl Builder {
     }
 }
 
+/// Everything a COPY/ADD reads: enough to take its digest first and, only on a cache
+/// miss, to write its tar.
+pub(super) struct CopyInput {
+    /// `--from`: the image's ID and layers; None: the build context.
+    from: Option<(String, Vec<PathBuf>)>,
+    ctx_root: PathBuf,
+    known: context::KnownDigests,
+    srcs: Vec<String>,
+    inline: Vec<Inline>,
+    dest: String,
+    /// The layers of the image the step writes on.
+    lowers: Vec<PathBuf>,
+    flags: CopyFlags,
+    tmp: PathBuf,
+    /// COPY or ADD, for error texts.
+    name: String,
+}
+
+impl CopyInput {
+    /// Lays the sources out (`write`: into a tar) and digests them.
+    fn plan(&self, write: bool) -> Result<(CopyPlan, &'static str, String)> {
+        let known = match self.from {
+            Some(_) => context::KnownDigests::default(),
+            None => self.known.clone(),
+        };
+        let plan = |root: &Path, from_id: Option<&str>| {
+            plan_copy(
+                root,
+                from_id.is_none(),
+                &self.srcs,
+                &self.inline,
+                &self.dest,
+                &self.lowers,
+                &self.flags,
+                &self.tmp,
+                from_id,
+                write,
+                known.clone(),
+            )
+        };
+        match &self.from {
+            Some((id, from_lowers)) => {
+                with_image_root(from_lowers, &self.tmp, |root| plan(root, Some(id)))
+            }
+            None => plan(&self.ctx_root, None),
+        }
+        .map_err(|e| match e {
+            EngineError::InvalidArgument(m) => {
+                EngineError::InvalidArgument(format!("{} failed: {m}", self.name))
+            }
+            e => e,
+        })
+    }
+}
+
 pub(super) struct CopyPlan {
-    tar: std::fs::File,
+    /// None when only the digest was taken.
+    tar: Option<std::fs::File>,
     dest_dir: String,
-    chown: Option<String>,
     /// Local archives ADD unpacks into `dest_dir`.
     archives: Vec<PathBuf>,
 }
@@ -198,7 +259,6 @@ impl Builder {
         };
         let lowers = self.engine.images.layer_dirs(&st.image)?;
         let tmp = self.engine.cfg.data_root.join("tmp");
-        let ctx_root = self.ctx.root().to_path_buf();
         let from_lowers = match &from_image {
             Some(img) => Some((img.id.to_string(), self.engine.images.layer_dirs(img)?)),
             None => None,
@@ -226,38 +286,27 @@ impl Builder {
                     })?,
             );
         }
-        let flags = CopyFlags {
-            chmod,
-            is_add,
-            exclude,
-            parents,
+        let input = CopyInput {
+            from: from_lowers,
+            ctx_root: self.ctx.root().to_path_buf(),
+            known: self.ctx.known(),
+            srcs,
+            inline,
+            dest,
+            lowers,
+            flags: CopyFlags {
+                chmod,
+                is_add,
+                exclude,
+                parents,
+            },
+            tmp,
+            name: name.to_string(),
         };
-        let name_s = name.to_string();
-        let (plan, kind, digest) = tokio::task::spawn_blocking(move || {
-            match from_lowers {
-                Some((id, from_lowers)) => with_image_root(&from_lowers, &tmp, |root| {
-                    plan_copy(
-                        root,
-                        false,
-                        &srcs,
-                        inline,
-                        &dest,
-                        &lowers,
-                        &flags,
-                        &tmp,
-                        Some(&id),
-                    )
-                }),
-                None => plan_copy(
-                    &ctx_root, true, &srcs, inline, &dest, &lowers, &flags, &tmp, None,
-                ),
-            }
-            .map_err(|e| match e {
-                EngineError::InvalidArgument(m) => {
-                    EngineError::InvalidArgument(format!("{name_s} failed: {m}"))
-                }
-                e => e,
-            })
+        let (input, plan, kind, digest) = tokio::task::spawn_blocking(move || {
+            input
+                .plan(false)
+                .map(|(plan, kind, digest)| (input, plan, kind, digest))
         })
         .await
         .map_err(EngineError::internal)??;
@@ -269,7 +318,7 @@ impl Builder {
             "{name} {flags}{kind}:{digest} in {} ",
             plan.dest_dir
         ));
-        let write = LayerWrite::Copy(CopyPlan { chown, ..plan });
+        let write = LayerWrite::Copy(CopyWrite { input, chown });
         Ok(Outcome::Layer(text.clone(), text, write))
     }
 }
@@ -346,12 +395,14 @@ pub(super) fn plan_copy(
     root: &Path,
     confined: bool,
     srcs: &[String],
-    inline: Vec<Inline>,
+    inline: &[Inline],
     dest: &str,
     lowers: &[PathBuf],
     flags: &CopyFlags,
     tmp: &Path,
     from_id: Option<&str>,
+    write: bool,
+    known: context::KnownDigests,
 ) -> Result<(CopyPlan, &'static str, String)> {
     let is_add = flags.is_add;
     // (context path, name under the destination) of every source.
@@ -400,6 +451,8 @@ pub(super) fn plan_copy(
             chmod: flags.chmod,
             exclude: flags.exclude.clone(),
         },
+        write,
+        known,
     )?;
     if let Some(id) = from_id {
         w.note(id);
@@ -441,10 +494,8 @@ pub(super) fn plan_copy(
             }
             w.add(&host, "")?;
         } else if is_add && context::is_archive(&host) {
-            let mut data = Vec::new();
-            std::fs::File::open(&host)?.read_to_end(&mut data)?;
             w.note(&base);
-            w.note(&hex::encode(sha2::Sha256::digest(&data)));
+            w.note_content(&host)?;
             archives.push(host);
         } else if single_file_target {
             w.add(&host, &parent_and_base(dest_trim).1)?;
@@ -452,34 +503,34 @@ pub(super) fn plan_copy(
             w.add(&host, &base)?;
         }
     }
-    for i in inline {
+    for i in inline.iter() {
         let target = if single_file_target {
             parent_and_base(dest_trim).1
         } else {
             i.name.clone()
         };
-        match i.body {
+        match &i.body {
             InlineBody::Text(t) => w.add_bytes(&target, t.as_bytes())?,
             InlineBody::Download(d) => {
                 w.note(&d.digest);
-                w.add_stream(&target, d.file, d.len, 0o600, i.mtime)?
+                // Read once per pass (digest, then tar): rewound each time.
+                let mut file = &d.file;
+                file.seek(SeekFrom::Start(0))?;
+                w.add_stream(&target, file, d.len, 0o600, i.mtime)?
             }
         }
     }
-    let st = w.finish()?;
+    let (tar, digest) = w.finish()?;
     Ok((
         CopyPlan {
-            tar: st.file,
+            tar,
             dest_dir,
-            chown: None,
             archives,
         },
         kind,
-        st.digest,
+        digest,
     ))
 }
-
-use sha2::Digest as _;
 
 /// Looks a user (and group) up in the root's /etc/passwd and /etc/group.
 pub(super) fn resolve_chown(root: &OwnedFd, spec: &str) -> Result<(u32, u32)> {
@@ -544,9 +595,12 @@ pub(super) fn apply(root: &OwnedFd, write: LayerWrite) -> Result<()> {
             mkdir_all_in_root(root, &dir, false).map_err(std::io::Error::from)?;
             Ok(())
         }
-        LayerWrite::Copy(mut plan) => {
-            let chown = plan
-                .chown
+        LayerWrite::Copy(CopyWrite { input, chown }) => {
+            let (plan, ..) = input.plan(true)?;
+            let mut tar = plan
+                .tar
+                .ok_or_else(|| EngineError::Internal("COPY: no tar was written".into()))?;
+            let chown = chown
                 .as_deref()
                 .map(|c| resolve_chown(root, c))
                 .transpose()?;
@@ -572,8 +626,8 @@ pub(super) fn apply(root: &OwnedFd, write: LayerWrite) -> Result<()> {
                 chown,
                 ..Default::default()
             };
-            plan.tar.seek(SeekFrom::Start(0))?;
-            berth_store::unpack_into(&mut tar::Archive::new(&mut plan.tar), open_dest()?, &opts)
+            tar.seek(SeekFrom::Start(0))?;
+            berth_store::unpack_into(&mut tar::Archive::new(&mut tar), open_dest()?, &opts)
                 .map_err(bad)?;
             for a in &plan.archives {
                 let check = std::fs::File::open(a)?;

@@ -529,10 +529,10 @@ impl Builder {
                         h.update(img.id.as_str().as_bytes());
                     }
                     None => {
-                        let root = self.ctx.root().to_path_buf();
+                        let (root, known) = (self.ctx.root().to_path_buf(), self.ctx.known());
                         let source = source.clone();
                         let d = tokio::task::spawn_blocking(move || {
-                            context::tree_digest(&root, &source)
+                            context::tree_digest(&root, &source, &known)
                         })
                         .await
                         .map_err(EngineError::internal)??;
