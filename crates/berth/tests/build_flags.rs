@@ -2,7 +2,7 @@
 //! build`: `RUN --mount` / `--network`, `COPY --exclude/--parents/--link`, `ADD --checksum`,
 //! ADD of a URL and a remote (URL) build context. Fixtures live in tests/fixtures/build/.
 
-use berth_harness::build::{context, fixture};
+use berth_harness::build::{context, fixture, masked};
 use berth_harness::{ok, output, TestDaemon};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -270,27 +270,6 @@ fn remote_context_url() {
     let (status, out) = api_build(&d, "remote=git%3A%2F%2Fexample.com%2Fr.git");
     assert_eq!(status, 400, "{out}");
     assert!(out.contains("git repository"), "{out}");
-}
-
-/// The progress stream with IDs (12 hex digits) masked, from the first step on.
-fn masked(out: &str) -> String {
-    let from = out.find("Step 1/").unwrap_or(0);
-    let mut res = String::new();
-    for line in out[from..].lines() {
-        let words: Vec<String> = line
-            .split(' ')
-            .map(|w| {
-                if w.len() == 12 && w.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    "<id>".to_string()
-                } else {
-                    w.to_string()
-                }
-            })
-            .collect();
-        res.push_str(&words.join(" "));
-        res.push('\n');
-    }
-    res
 }
 
 /// A build's standard output (the progress stream; the CLI's notices go to stderr).

@@ -591,6 +591,27 @@ pub mod build {
         dir
     }
 
+    /// The progress stream with IDs (12 hex digits) masked, from the first step on.
+    pub fn masked(out: &str) -> String {
+        let from = out.find("Step 1/").unwrap_or(0);
+        let mut res = String::new();
+        for line in out[from..].lines() {
+            let words: Vec<String> = line
+                .split(' ')
+                .map(|w| {
+                    if w.len() == 12 && w.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        "<id>".to_string()
+                    } else {
+                        w.to_string()
+                    }
+                })
+                .collect();
+            res.push_str(&words.join(" "));
+            res.push('\n');
+        }
+        res
+    }
+
     impl TestDaemon {
         /// `DOCKER_BUILDKIT=0 docker build ARGS CTX`: the exit code and stdout+stderr.
         pub fn legacy_build(&self, ctx: &Path, args: &[&str]) -> (Option<i32>, String) {

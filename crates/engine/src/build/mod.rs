@@ -65,7 +65,7 @@ impl Engine {
         let stages = executor::plan(&df, opts.target.as_deref())?;
         let (tx, rx) = mpsc::channel(256);
         let quiet = opts.quiet;
-        let builder = executor::Builder::new(self.clone(), opts, ctx, df, stages, tx.clone());
+        let builder = executor::Build::new(self.clone(), opts, ctx, df, stages, tx.clone());
         let engine = self.clone();
         tokio::spawn(async move {
             match builder.run().await {

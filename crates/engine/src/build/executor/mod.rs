@@ -1,5 +1,6 @@
-//! Stages and steps: each instruction of the stages the target needs, in order, on top of the
-//! image the previous step gave, printed as the legacy builder prints it.
+//! Stages and steps: each instruction of the stages the target needs, on top of the image the
+//! previous step gave, printed as the legacy builder prints it. Stages that do not read each
+//! other build at once (stages.rs).
 
 use super::cache;
 use super::context::{self, Context, CopyMode, TarWriter};
@@ -27,10 +28,12 @@ mod copy;
 mod fetch;
 mod mounts;
 mod run;
+mod stages;
 
 use config::{command_argv, go_q, go_v, healthcheck};
 use copy::LayerWrite;
 use run::run_script;
+pub(super) use stages::Build;
 
 fn bad(e: impl std::fmt::Display) -> EngineError {
     EngineError::InvalidArgument(e.to_string())
@@ -155,16 +158,18 @@ impl Stage {
     }
 }
 
+/// One stage of a build, run as its own task.
 pub(super) struct Builder {
     pub engine: Arc<Engine>,
-    pub opts: BuildOptions,
-    pub ctx: Context,
-    pub df: Dockerfile,
-    pub stages: Vec<usize>,
-    pub tx: mpsc::Sender<BuildEvent>,
+    pub opts: Arc<BuildOptions>,
+    pub ctx: Arc<Context>,
+    pub df: Arc<Dockerfile>,
+    /// What the stages of the build share: their images, output, failures, steps in flight.
+    build: Arc<stages::Shared>,
+    /// This stage's position among the planned stages.
+    order: usize,
+    /// The number of the step last announced.
     step: usize,
-    total: usize,
-    built: HashMap<usize, Image>,
     used_args: HashSet<String>,
 }
 
@@ -179,125 +184,22 @@ enum Outcome {
 }
 
 impl Builder {
-    pub(super) fn new(
-        engine: Arc<Engine>,
-        opts: BuildOptions,
-        ctx: Context,
-        df: Dockerfile,
-        stages: Vec<usize>,
-        tx: mpsc::Sender<BuildEvent>,
-    ) -> Builder {
-        let total = stages
-            .iter()
-            .map(|i| 1 + df.stages[*i].instructions.len())
-            .sum::<usize>()
-            + df.global_args.len()
-            + opts.labels.len();
-        Builder {
-            engine,
-            opts,
-            ctx,
-            df,
-            stages,
-            tx,
-            step: 0,
-            total,
-            built: HashMap::new(),
-            used_args: HashSet::new(),
-        }
-    }
-
     async fn say(&self, s: impl Into<String>) {
-        if !self.opts.quiet {
-            let _ = self.tx.send(BuildEvent::Stream(s.into())).await;
-        }
+        self.say_line(s.into());
     }
 
     async fn announce(&mut self, original: &str) {
         self.step += 1;
-        let line = format!("Step {}/{} : {original}\n", self.step, self.total);
+        let line = format!("Step {}/{} : {original}\n", self.step, self.build.total);
         self.say(line).await;
-    }
-
-    fn build_arg(&self, name: &str) -> Option<Option<String>> {
-        self.opts
-            .build_args
-            .get(name)
-            .map(|v| v.clone().or_else(|| std::env::var(name).ok()))
-    }
-
-    fn global_vars(&mut self) -> Result<HashMap<String, String>> {
-        let mut m = HashMap::new();
-        for ins in &self.df.global_args {
-            if let Kind::Arg(list) = &ins.kind {
-                for (k, default) in list {
-                    self.used_args.insert(k.clone());
-                    let vars = m.clone();
-                    let v = match self.build_arg(k) {
-                        Some(Some(v)) => Some(v),
-                        _ => default
-                            .as_deref()
-                            .map(|d| expand(d, self.df.directives.escape, &vars))
-                            .transpose()?,
-                    };
-                    if let Some(v) = v {
-                        m.insert(k.clone(), v);
-                    }
-                }
-            }
-        }
-        Ok(m)
-    }
-
-    /// Runs every planned stage; returns the target's image.
-    pub(super) async fn run(mut self) -> Result<Image> {
-        let globals = self.global_vars()?;
-        // ARGs before the first FROM are steps too, with nothing to show (dockerd's metaArgs).
-        let metas: Vec<String> = self
-            .df
-            .global_args
-            .iter()
-            .map(|i| i.original.clone())
-            .collect();
-        for m in metas {
-            self.announce(&m).await;
-        }
-        let stages = self.stages.clone();
-        let mut last = None;
-        for (n, i) in stages.iter().enumerate() {
-            let img = self.run_stage(*i, &globals, n + 1 == stages.len()).await?;
-            self.built.insert(*i, img.clone());
-            last = Some(img);
-        }
-        let img = last.ok_or_else(|| bad("no stage to build"))?;
-        let unused: Vec<&String> = self
-            .opts
-            .build_args
-            .keys()
-            .filter(|k| !self.used_args.contains(*k) && !is_proxy_arg(k))
-            .filter(|k| !reproducible::is_builder_arg(k))
-            .collect();
-        if !unused.is_empty() {
-            let mut u: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
-            u.sort();
-            self.say(format!(
-                "[Warning] One or more build-args [{}] were not consumed\n",
-                u.join(" ")
-            ))
-            .await;
-        }
-        Ok(img)
     }
 
     async fn base_image(&mut self, name: &str, index: usize) -> Result<Image> {
         let lower = name.to_lowercase();
-        for j in self.stages.iter().copied().filter(|j| *j < index) {
+        let planned = self.build.stages.iter().copied().enumerate();
+        for (order, j) in planned.filter(|(_, j)| *j < index) {
             if stage_name(&self.df.stages[j].from) == Some(&lower) || name == j.to_string() {
-                return self
-                    .built
-                    .get(&j)
-                    .cloned()
-                    .ok_or_else(|| bad(format!("stage {name} was not built")));
+                return self.stage_image(order, name).await;
             }
         }
         if lower == "scratch" {
@@ -392,6 +294,7 @@ impl Builder {
         ins: &Instruction,
         globals: &HashMap<String, String>,
     ) -> Result<()> {
+        self.check_cancelled()?;
         let outcome = self.dispatch(st, ins, globals).await?;
         self.finish_step(st, outcome).await
     }
@@ -412,13 +315,20 @@ impl Builder {
         };
         let key = cache::key(&parent, &text, &digest);
         let key = reproducible::cache_key(key, &self.opts);
-        if !self.opts.no_cache {
+        let claim = loop {
+            if self.opts.no_cache {
+                break None;
+            }
             if let Some(img) = self.engine.cache_lookup(&key).await? {
-                self.say(" ---> Using cache\n").await;
+                self.reuse_step(&key);
                 self.adopt(st, img).await;
                 return Ok(());
             }
-        }
+            // Another stage executing the same step has it cached once done.
+            if let Some(claim) = self.claim_step(&key).await? {
+                break Some(claim);
+            }
+        };
         // dockerd runs metadata steps and WORKDIR in a container it creates (never starts)
         // and removes; Berth writes their result directly, and prints the same lines.
         let phantom = match &outcome {
@@ -443,6 +353,9 @@ impl Builder {
         }
         let img = self.engine.reproducible_image(img, &self.opts).await?;
         self.engine.cache_store(&key, &parent, img.id.as_str())?;
+        if let Some(claim) = claim {
+            claim.ran();
+        }
         self.adopt(st, img).await;
         Ok(())
     }
@@ -472,7 +385,7 @@ impl Builder {
                 let mut text = Vec::new();
                 for (k, default) in list {
                     self.used_args.insert(k.clone());
-                    let v = match self.build_arg(k) {
+                    let v = match build_arg(&self.opts, k) {
                         Some(Some(v)) => Some(v),
                         _ => match default {
                             Some(d) => Some(ex(d)?),
@@ -690,6 +603,12 @@ fn port_keys(word: &str) -> Result<Vec<String>> {
         return Err(invalid());
     }
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
+fn build_arg(opts: &BuildOptions, name: &str) -> Option<Option<String>> {
+    opts.build_args
+        .get(name)
+        .map(|v| v.clone().or_else(|| std::env::var(name).ok()))
 }
 
 fn is_proxy_arg(k: &str) -> bool {

@@ -104,9 +104,11 @@ impl Builder {
             .map_err(EngineError::internal)?
     }
 
-    /// Starts the container, streams its output, returns its exit code.
+    /// Starts the container, streams its output, returns its exit code; an error if an
+    /// earlier stage fails meanwhile (the caller removes the container).
     pub(super) async fn run_container(&self, id: &str) -> Result<i64> {
         let e = &self.engine;
+        self.check_cancelled()?;
         e.start_container(id).await?;
         let (_, mut logs) = e.container_logs(
             id,
@@ -117,11 +119,14 @@ impl Builder {
                 ..Default::default()
             },
         )?;
-        while let Some(entry) = logs.recv().await {
-            self.say(String::from_utf8_lossy(&entry.line).into_owned())
-                .await;
-        }
-        e.wait_container(id, WaitCondition::NotRunning).await
+        self.or_cancelled(async {
+            while let Some(entry) = logs.recv().await {
+                self.say(String::from_utf8_lossy(&entry.line).into_owned())
+                    .await;
+            }
+            e.wait_container(id, WaitCondition::NotRunning).await
+        })
+        .await
     }
 
     pub(super) async fn commit_container(
