@@ -242,6 +242,25 @@ pub fn anyhow_api(e: bollard::errors::Error) -> anyhow::Error {
 /// bytes matter (inspect prints the daemon's JSON with its key order, as docker does);
 /// `None` when the host is not a UNIX socket.
 pub async fn raw_get(docker: &Docker, path: &str) -> Result<Option<(u16, Vec<u8>)>> {
+    raw_request(docker, "GET", path, None).await
+}
+
+/// A request with a JSON body to an endpoint bollard does not know (Berth's own); `None`
+/// when the host is not a UNIX socket.
+pub async fn raw_post_json(
+    docker: &Docker,
+    path: &str,
+    body: &[u8],
+) -> Result<Option<(u16, Vec<u8>)>> {
+    raw_request(docker, "POST", path, Some(body)).await
+}
+
+async fn raw_request(
+    docker: &Docker,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<Option<(u16, Vec<u8>)>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = current_host();
     let Some(sock_path) = host.strip_prefix("unix://") else {
@@ -250,12 +269,22 @@ pub async fn raw_get(docker: &Docker, path: &str) -> Result<Option<(u16, Vec<u8>
     let mut sock = tokio::net::UnixStream::connect(sock_path)
         .await
         .map_err(|_| status(1, cannot_connect(&host)))?;
+    let body_head = match body {
+        Some(b) => format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ),
+        None => String::new(),
+    };
     let req = format!(
-        "GET /v{}{} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: berth-cli\r\nConnection: close\r\n\r\n",
+        "{method} /v{}{} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: berth-cli\r\n{body_head}Connection: close\r\n\r\n",
         docker.client_version(),
         path
     );
     sock.write_all(req.as_bytes()).await?;
+    if let Some(b) = body {
+        sock.write_all(b).await?;
+    }
     let mut buf = Vec::new();
     sock.read_to_end(&mut buf).await?;
     let Some(he) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {

@@ -113,6 +113,10 @@ fn options(p: &Params) -> ApiResult<BuildOptions> {
             .map(str::to_string),
         cache_from: list("cachefrom"),
         secrets: HashMap::new(),
+        context_session: p
+            .get("berthsession")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
     })
 }
 
@@ -158,6 +162,27 @@ pub async fn build(
         Body::from_stream(out),
     )
         .into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ContextManifest {
+    entries: Vec<berth_engine::build::ManifestEntry>,
+}
+
+/// `POST /build/context?key=…` (Berth's own; its CLI only): compares the client's context
+/// manifest with the context kept for that key; the answer names the session a `POST /build`
+/// then gives as `berthsession`, with a body holding only the paths in `need`.
+pub async fn compare_context(
+    State(engine): State<AppState>,
+    p: Params,
+    bytes: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let manifest: ContextManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid context manifest: {e}")))?;
+    let key = p.get("key").unwrap_or("");
+    Ok(Json(
+        engine.compare_build_context(key, manifest.entries).await?,
+    ))
 }
 
 /// `POST /build/prune` (`docker builder prune`, `docker system prune`).

@@ -42,6 +42,11 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
+        .route(
+            "/build/context",
+            // A manifest lists every path of a context: larger than axum's 2 MB default.
+            post(build::compare_context).layer(axum::extract::DefaultBodyLimit::max(256 << 20)),
+        )
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))

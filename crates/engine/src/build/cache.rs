@@ -254,7 +254,18 @@ impl Engine {
             .collect();
         let limit = opts.keep_storage.unwrap_or(0);
         let chosen = choose_evictions(&entries, &candidates, limit, opts.keep_storage.is_none());
-        self.evict(&entries, &chosen).await
+        let (mut deleted, mut freed) = self.evict(&entries, &chosen).await?;
+        // The contexts kept for Berth's CLI are cache too (BuildKit's `source.local`
+        // records): an unfiltered prune removes those no build is using.
+        if filters.is_empty() && opts.keep_storage.is_none() {
+            let root = self.cfg.data_root.clone();
+            let (ids, bytes) = tokio::task::spawn_blocking(move || super::synced::prune(&root))
+                .await
+                .map_err(EngineError::internal)?;
+            deleted.extend(ids);
+            freed += bytes;
+        }
+        Ok((deleted, freed))
     }
 
     /// Enforces the daemon's `--builder-cache-max-size` after a build: least recently used

@@ -17,9 +17,19 @@ fn bad(e: impl std::fmt::Display) -> EngineError {
     EngineError::InvalidArgument(e.to_string())
 }
 
-/// The extracted context; removed with its directory when dropped.
+enum ContextDir {
+    /// Extracted for this build alone; removed when dropped.
+    Temp(tempfile::TempDir),
+    /// A tree kept between builds (see `synced`), locked while the build uses it.
+    Kept {
+        tree: PathBuf,
+        _lock: tokio::sync::OwnedMutexGuard<()>,
+    },
+}
+
+/// The extracted context.
 pub(super) struct Context {
-    dir: tempfile::TempDir,
+    dir: ContextDir,
     /// Each file's content digest, taken while it was written: COPY's cache key needs no
     /// second read of the context.
     digests: Arc<berth_store::ContentDigests>,
@@ -47,21 +57,36 @@ impl Context {
         // writing it and must not see its upload cut off.
         std::io::copy(&mut plain, &mut std::io::sink())?;
         Ok(Context {
-            dir,
+            dir: ContextDir::Temp(dir),
             digests: Arc::new(digests),
         })
+    }
+
+    /// A kept tree, already brought to the client's manifest.
+    pub(super) fn kept(
+        tree: PathBuf,
+        digests: berth_store::ContentDigests,
+        lock: tokio::sync::OwnedMutexGuard<()>,
+    ) -> Context {
+        Context {
+            dir: ContextDir::Kept { tree, _lock: lock },
+            digests: Arc::new(digests),
+        }
     }
 
     /// The digests taken on extraction, for the blocking code that reads the context.
     pub(super) fn known(&self) -> KnownDigests {
         KnownDigests {
-            dev: std::fs::metadata(self.dir.path()).map_or(u64::MAX, |m| m.dev()),
+            dev: std::fs::metadata(self.root()).map_or(u64::MAX, |m| m.dev()),
             map: self.digests.clone(),
         }
     }
 
     pub(super) fn root(&self) -> &Path {
-        self.dir.path()
+        match &self.dir {
+            ContextDir::Temp(d) => d.path(),
+            ContextDir::Kept { tree, .. } => tree,
+        }
     }
 
     /// The Dockerfile's text; dockerd's error when the context has none by that name.
@@ -99,6 +124,9 @@ impl Context {
             let (parent, base) = name.rsplit_once('/').unwrap_or((".", name.as_str()));
             if let Ok(dir) = open_in_root(&root, parent, OFlags::RDONLY | OFlags::DIRECTORY) {
                 let _ = rustix::fs::unlinkat(&dir, base, rustix::fs::AtFlags::empty());
+            }
+            if let ContextDir::Kept { tree, .. } = &self.dir {
+                super::synced::forget(tree, &[name])?;
             }
         }
         Ok(())
@@ -245,7 +273,11 @@ fn exists_in_root(root: &Path, rel: &str) -> bool {
 
 /// Walks `root/rel` depth first without following symlinks; `f(path, metadata)` returns
 /// whether to descend into a directory.
-fn walk(root: &Path, rel: &str, f: &mut dyn FnMut(&str, &std::fs::Metadata) -> bool) -> Result<()> {
+pub(super) fn walk(
+    root: &Path,
+    rel: &str,
+    f: &mut dyn FnMut(&str, &std::fs::Metadata) -> bool,
+) -> Result<()> {
     let mut names: Vec<_> = std::fs::read_dir(root.join(rel))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -9,9 +9,11 @@ mod context;
 mod executor;
 pub mod options;
 mod reproducible;
+mod synced;
 
 pub use cache::{default_cache_cap, CacheEntry, PruneOptions};
 pub use options::{BuildEvent, BuildOptions};
+pub use synced::{EntryKind, ManifestEntry, SyncAnswer};
 
 use crate::error::{EngineError, Result};
 use crate::Engine;
@@ -20,6 +22,20 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 impl Engine {
+    /// Compares a client's context manifest with the context kept for `key`: the session to
+    /// build with and the paths the build's upload must hold.
+    pub async fn compare_build_context(
+        &self,
+        key: &str,
+        manifest: Vec<ManifestEntry>,
+    ) -> Result<SyncAnswer> {
+        let root = self.cfg.data_root.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || synced::compare(&root, &key, manifest))
+            .await
+            .map_err(EngineError::internal)?
+    }
+
     /// Starts a build from a context tar (plain or compressed), extracted as it is read from
     /// `context` (a blocking reader: the request body, or a downloaded remote context).
     /// The channel carries the progress stream as the legacy builder writes it and ends with
@@ -48,8 +64,19 @@ impl Engine {
         } else {
             opts.dockerfile.clone()
         };
+        let (kept, stream) = match &opts.context_session {
+            Some(s) => (
+                Some(synced::open(&self.cfg.data_root, s, context).await?),
+                None,
+            ),
+            None => (None, Some(context)),
+        };
         let (ctx, df) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let ctx = context::Context::extract(context, &tmp)?;
+            let ctx = match (kept, stream) {
+                (Some(ctx), _) => ctx,
+                (None, Some(stream)) => context::Context::extract(stream, &tmp)?,
+                (None, None) => return Err(EngineError::internal("no build context")),
+            };
             let text = ctx.dockerfile(&name)?;
             ctx.drop_ignored_build_files(&name)?;
             let df = berth_build::dockerfile::parse(&text).map_err(|e| {

@@ -43,6 +43,9 @@ pub struct BuildOptions {
     /// Secrets a `RUN --mount=type=secret` may read, by id (Berth's CLI sends them; the
     /// classic API has no channel for them). Never written to a layer, history or cache key.
     pub secrets: HashMap<String, Vec<u8>>,
+    /// `berthsession`: the body holds only what a context comparison asked for, applied to
+    /// the context kept for that client (see `Engine::compare_build_context`).
+    pub context_session: Option<String>,
 }
 
 /// Written out by hand so that a `{:?}` of the options never prints a secret's value.

@@ -34,10 +34,13 @@ pub(crate) enum Source {
     Memory(Vec<u8>),
     /// A URL the daemon fetches (`remote`); nothing is sent.
     Remote(String),
+    /// What a Berth daemon asked for after comparing the directory with the copy it kept.
+    Partial(DirContext, std::collections::HashSet<String>),
 }
 
 /// A walked context directory.
 pub(crate) struct DirContext {
+    root: PathBuf,
     entries: Vec<Entry>,
     /// A Dockerfile from stdin or from outside the context, added under a random name.
     extra: Option<ExtraDockerfile>,
@@ -310,6 +313,7 @@ pub(crate) fn walk_context(
     )
     .map_err(|e| anyhow!("error checking context: {e}"))?;
     Ok(DirContext {
+        root: root.to_path_buf(),
         entries,
         extra: None,
     })
@@ -410,6 +414,11 @@ fn walk_dir(
     Ok(())
 }
 
+/// An entry's archive name as a manifest path (no trailing `/`).
+fn manifest_path(name: &Path) -> String {
+    name.to_string_lossy().trim_end_matches('/').to_string()
+}
+
 fn base_header(meta: &Metadata) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_mode(meta.mode() & 0o7777);
@@ -455,15 +464,99 @@ pub(crate) fn single_file_tar(name: &str, mode: u32, content: &[u8]) -> Result<V
     Ok(b.into_inner()?)
 }
 
+/// One path of the manifest a Berth daemon compares with the context it kept from the last
+/// build of this directory (the engine's `build::ManifestEntry`).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct ManifestEntry {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub mode: u32,
+    pub size: u64,
+    /// Nanoseconds since the epoch.
+    pub mtime: i64,
+    pub link: String,
+    pub racy: bool,
+}
+
+/// A file modified this recently may change again within the file system's timestamp
+/// granularity without its mtime moving: it is always sent ("racy git").
+const RACY_NS: i64 = 2_000_000_000;
+
 impl DirContext {
+    /// The directory the context is.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether the context can be sent as a difference: a Dockerfile from stdin or from
+    /// outside the context changes the tar, so it is sent whole then.
+    pub(crate) fn can_sync(&self) -> bool {
+        self.extra.is_none()
+    }
+
+    /// The context's files, directories and symlinks as the tar would hold them (devices and
+    /// fifos are not part of a kept context).
+    pub(crate) fn manifest(&self) -> io::Result<Vec<ManifestEntry>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        let mut out = Vec::new();
+        for e in &self.entries {
+            let ft = e.meta.file_type();
+            let (kind, link) = if ft.is_dir() {
+                ("dir", String::new())
+            } else if ft.is_symlink() {
+                let l = std::fs::read_link(&e.path)?;
+                ("symlink", l.to_string_lossy().into_owned())
+            } else if ft.is_file() {
+                ("file", String::new())
+            } else {
+                continue;
+            };
+            let mtime = e.meta.mtime() * 1_000_000_000 + e.meta.mtime_nsec();
+            out.push(ManifestEntry {
+                path: manifest_path(&e.name),
+                kind,
+                mode: e.meta.mode() & 0o7777,
+                size: if ft.is_file() { e.meta.len() } else { 0 },
+                mtime,
+                link,
+                racy: now - mtime < RACY_NS,
+            });
+        }
+        Ok(out)
+    }
+
     /// Writes the context as a tar to `w`, reading the files as it goes.
     pub(crate) fn write_tar<W: Write>(&self, w: W) -> io::Result<W> {
+        self.write_entries(w, None)
+    }
+
+    /// A tar of the paths a Berth daemon asked for (`need`), each file whole (no hard links
+    /// to files it may not be given).
+    pub(crate) fn write_tar_of<W: Write>(
+        &self,
+        w: W,
+        need: &std::collections::HashSet<String>,
+    ) -> io::Result<W> {
+        self.write_entries(w, Some(need))
+    }
+
+    fn write_entries<W: Write>(
+        &self,
+        w: W,
+        only: Option<&std::collections::HashSet<String>>,
+    ) -> io::Result<W> {
         let mut b = tar::Builder::new(w);
         b.follow_symlinks(false);
         let mut seen_inodes: std::collections::HashMap<(u64, u64), PathBuf> =
             std::collections::HashMap::new();
         let mut ignore_replaced = false;
         for e in &self.entries {
+            if only.is_some_and(|n| !n.contains(&manifest_path(&e.name))) {
+                continue;
+            }
             let ft = e.meta.file_type();
             let mut h = base_header(&e.meta);
             if ft.is_dir() {
@@ -474,7 +567,7 @@ impl DirContext {
                 let target = std::fs::read_link(&e.path)?;
                 b.append_link(&mut h, &e.name, target)?;
             } else if ft.is_file() {
-                if e.meta.nlink() > 1 {
+                if e.meta.nlink() > 1 && only.is_none() {
                     let key = (e.meta.dev(), e.meta.ino());
                     if let Some(first) = seen_inodes.get(&key) {
                         h.set_entry_type(tar::EntryType::Link);
@@ -501,7 +594,7 @@ impl DirContext {
                     .chain(io::repeat(0))
                     .take(size);
                 b.append_data(&mut h, &e.name, data)?;
-            } else {
+            } else if only.is_none() {
                 let kind = if ft.is_fifo() {
                     tar::EntryType::Fifo
                 } else if ft.is_char_device() {
@@ -518,7 +611,7 @@ impl DirContext {
                 b.append_data(&mut h, &e.name, io::empty())?;
             }
         }
-        if let Some(x) = &self.extra {
+        if let Some(x) = self.extra.as_ref().filter(|_| only.is_none()) {
             if !ignore_replaced {
                 // The daemon must not copy the added Dockerfile or .dockerignore into the image.
                 let content = format!(".dockerignore\n{}\n", x.name);

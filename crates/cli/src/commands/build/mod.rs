@@ -283,6 +283,9 @@ fn produce(source: Source, mut w: ChannelWriter) -> std::io::Result<()> {
         }
         Source::Memory(bytes) => w.write_all(&bytes)?,
         Source::Remote(_) => {}
+        Source::Partial(ctx, need) => {
+            w = ctx.write_tar_of(w, &need)?;
+        }
     }
     w.flush()
 }
@@ -365,7 +368,60 @@ fn display(info: &bollard::models::BuildInfo) -> Option<String> {
     })
 }
 
+/// A Berth daemon found its kept copy of the context changed under this build (another build
+/// of the same directory, or damage): it dropped the copy, and the build starts over once,
+/// comparing against nothing, so everything is sent and kept again.
+#[derive(Debug)]
+struct KeptContextChanged;
+
+impl std::fmt::Display for KeptContextChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the daemon's copy of the build context changed during the build")
+    }
+}
+
+impl std::error::Error for KeptContextChanged {}
+
 pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
+    // BERTH_BUILD_SYNC=0 sends the whole context every time, as the docker CLI does.
+    let sync = std::env::var("BERTH_BUILD_SYNC").map_or(true, |v| v != "0");
+    match build_once(docker, &a, sync).await {
+        Err(e) if e.downcast_ref::<KeptContextChanged>().is_some() => {
+            build_once(docker, &a, true).await
+        }
+        r => r,
+    }
+}
+
+/// Asks a Berth daemon which paths of the context it lacks (`POST /build/context`): the
+/// session and the paths, or None when the daemon cannot keep contexts (dockerd) and the
+/// whole context is sent.
+async fn compare_context(
+    docker: &Docker,
+    ctx: &context::DirContext,
+) -> Result<Option<(String, std::collections::HashSet<String>)>> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        session: String,
+        need: Vec<String>,
+    }
+    let manifest = ctx.manifest()?;
+    let body = serde_json::to_vec(&serde_json::json!({ "entries": manifest }))?;
+    let key = ctx.root().to_string_lossy().into_owned();
+    let path = format!(
+        "/build/context?{}",
+        query::encode(&[("key", vec![key])].into_iter().collect())
+    );
+    match crate::client::raw_post_json(docker, &path, &body).await? {
+        Some((200, b)) => {
+            let a: Answer = serde_json::from_slice(&b)?;
+            Ok(Some((a.session, a.need.into_iter().collect())))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn build_once(docker: &Docker, a: &BuildArgs, sync: bool) -> Result<i32> {
     if let Some(f) = &a.iidfile {
         // No stale ID is left behind when this build fails.
         match std::fs::remove_file(f) {
@@ -384,12 +440,23 @@ pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
         Source::Remote(url) => Some(url.clone()),
         _ => None,
     };
-    let query = query::encode(&query::build_query(
-        &a,
-        &dockerfile,
-        remote.as_deref(),
-        |k| std::env::var(k).ok(),
-    )?);
+    let mut session = None;
+    let source = match source {
+        Source::Dir(ctx) if sync && ctx.can_sync() => match compare_context(docker, &ctx).await? {
+            Some((s, need)) => {
+                session = Some(s);
+                Source::Partial(ctx, need)
+            }
+            None => Source::Dir(ctx),
+        },
+        s => s,
+    };
+    let mut pairs =
+        query::build_query(a, &dockerfile, remote.as_deref(), |k| std::env::var(k).ok())?;
+    if let Some(s) = &session {
+        pairs.insert("berthsession", vec![s.clone()]);
+    }
+    let query = query::encode(&pairs);
     let secrets = secrets::header_value(&secrets::load(&a.secret, |k| {
         std::env::var_os(k).map(std::os::unix::ffi::OsStringExt::into_vec)
     })?)?;
@@ -444,6 +511,9 @@ pub async fn cmd_build(docker: &Docker, a: BuildArgs) -> Result<i32> {
         let info = match item {
             Ok(info) => info,
             Err(e) => {
+                if session.is_some() && crate::client::http_status(&e) == Some(409) {
+                    return Err(KeptContextChanged.into());
+                }
                 finish_step(&mut timer);
                 if a.quiet {
                     eprint!("{}", out.held());

@@ -6,7 +6,7 @@ use berth_build::ignore::DockerIgnore;
 /// What a layer step writes into the mounted root.
 pub(super) enum LayerWrite {
     Mkdir(String),
-    Copy(CopyWrite),
+    Copy(Box<CopyWrite>),
 }
 
 /// A COPY/ADD whose digest is known; its tar is written when the step runs.
@@ -318,7 +318,7 @@ impl Builder {
             "{name} {flags}{kind}:{digest} in {} ",
             plan.dest_dir
         ));
-        let write = LayerWrite::Copy(CopyWrite { input, chown });
+        let write = LayerWrite::Copy(Box::new(CopyWrite { input, chown }));
         Ok(Outcome::Layer(text.clone(), text, write))
     }
 }
@@ -595,7 +595,8 @@ pub(super) fn apply(root: &OwnedFd, write: LayerWrite) -> Result<()> {
             mkdir_all_in_root(root, &dir, false).map_err(std::io::Error::from)?;
             Ok(())
         }
-        LayerWrite::Copy(CopyWrite { input, chown }) => {
+        LayerWrite::Copy(copy) => {
+            let CopyWrite { input, chown } = *copy;
             let (plan, ..) = input.plan(true)?;
             let mut tar = plan
                 .tar
