@@ -61,6 +61,7 @@ fn options(p: &Params) -> ApiResult<BuildOptions> {
             .filter(|n| !n.is_empty())
             .map(str::to_string),
         cache_from: list("cachefrom"),
+        secrets: Default::default(),
     })
 }
 
