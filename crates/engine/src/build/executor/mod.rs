@@ -2,6 +2,7 @@
 //! image the previous step gave, printed as the legacy builder prints it.
 
 use super::cache;
+use super::cache_from;
 use super::context::{self, Context, CopyMode, TarWriter};
 use super::options::{BuildEvent, BuildOptions};
 use super::reproducible;
@@ -413,7 +414,27 @@ impl Builder {
         let key = cache::key(&parent, &text, &digest);
         let key = reproducible::cache_key(key, &self.opts);
         if !self.opts.no_cache {
-            if let Some(img) = self.engine.cache_lookup(&key).await? {
+            let mut hit = self.engine.cache_lookup(&key).await?;
+            // --cache-from compares history texts: only for steps whose key is their text.
+            if hit.is_none() && (digest.is_empty() || !matches!(outcome, Outcome::Run(_))) {
+                let config = if let Outcome::Config(_, c) = &outcome {
+                    c
+                } else {
+                    &st.config
+                };
+                let step = cache_from::FromStep {
+                    parent: &st.image,
+                    created_by: &text,
+                    config,
+                    author: &st.author,
+                    key: &key,
+                };
+                hit = self
+                    .engine
+                    .cache_from_lookup(&mut self.opts.cache_from, step)
+                    .await?;
+            }
+            if let Some(img) = hit {
                 self.say(" ---> Using cache\n").await;
                 self.adopt(st, img).await;
                 return Ok(());
