@@ -1,6 +1,6 @@
 //! The classic builder's cache through the real docker CLI: `system df [-v]` accounting,
 //! `builder prune` (filters, `--keep-storage`, `--all`), the daemon's size cap with LRU
-//! eviction, and reproducible builds with `SOURCE_DATE_EPOCH`.
+//! eviction, reproducible builds with `SOURCE_DATE_EPOCH`, and `--cache-from` an image.
 
 use berth_harness::{http, ok, output, TestDaemon};
 use std::path::Path;
@@ -265,4 +265,115 @@ fn source_date_epoch_makes_builds_reproducible() {
         String::from_utf8_lossy(&bad.stderr).contains("invalid SOURCE_DATE_EPOCH"),
         "{bad:?}"
     );
+}
+
+fn hits(out: &str) -> usize {
+    out.matches(" ---> Using cache").count()
+}
+
+fn image_ids(d: &TestDaemon, all: bool) -> std::collections::BTreeSet<String> {
+    let args: &[&str] = if all {
+        &["images", "-a", "-q", "--no-trunc"]
+    } else {
+        &["images", "-q", "--no-trunc"]
+    };
+    ok(&mut d.docker(args))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `--cache-from` an image loaded from a tar, whose intermediate images never reached this
+/// daemon: every step is taken from its history (the result is the same image), a changed
+/// late step keeps the steps before it, and a source that does not exist is skipped.
+#[test]
+fn cache_from_a_loaded_image_reuses_its_steps() {
+    let d = TestDaemon::with_busybox(BIN).expect("daemon");
+    let dockerfile = |last_run: &str| {
+        format!(
+            "FROM busybox\nENV A=1\nRUN echo one > /one\nCOPY f /f\nWORKDIR /w\n\
+             RUN {last_run}\nCMD [\"cat\", \"/f\"]\n"
+        )
+    };
+    let ctx = context(&dockerfile("echo two > two"), &[("f", "content\n")]);
+    build(&d, ctx.path(), &["-t", "app:1"]);
+    let id = d.inspect("app:1", "{{.Id}}");
+
+    // The image alone, as on a CI runner that pulled it: no intermediates, no cache.
+    let tar = d.dir.path().join("app.tar");
+    let tar_s = tar.to_string_lossy().into_owned();
+    ok(&mut d.docker(&["save", "-o", &tar_s, "app:1"]));
+    ok(&mut d.docker(&["rmi", "app:1"]));
+    ok(&mut d.docker(&["builder", "prune", "-af"]));
+    ok(&mut d.docker(&["load", "-i", &tar_s]));
+    let busybox = d.inspect("busybox", "{{.Id}}");
+    let loaded: std::collections::BTreeSet<String> = [busybox, id.clone()].into();
+    assert_eq!(image_ids(&d, true), loaded);
+    assert!(cache_usage(&d).1.is_empty());
+
+    // A late step changed: the four steps before it come from the image's history.
+    let late = context(&dockerfile("echo three > two"), &[("f", "content\n")]);
+    let out = build(
+        &d,
+        late.path(),
+        &["--cache-from", "app:1", "-t", "app:late"],
+    );
+    assert_eq!(hits(&out), 4, "{out}");
+    assert!(
+        out.contains("Step 6/7 : RUN echo three > two\n ---> Running in"),
+        "{out}"
+    );
+    assert_eq!(
+        d.run_rm(&["app:late", "sh", "-c", "cat /one /w/two /f; echo $A"]),
+        "one\nthree\ncontent\n1\n"
+    );
+
+    // Every step: the result is the loaded image itself. A missing source is skipped.
+    let out = build(
+        &d,
+        ctx.path(),
+        &[
+            "--cache-from",
+            "nosuch:1",
+            "--cache-from",
+            "app:1",
+            "-t",
+            "app:2",
+        ],
+    );
+    assert_eq!(hits(&out), 6, "{out}");
+    assert_eq!(d.inspect("app:2", "{{.Id}}"), id, "{out}");
+    assert!(d.daemon_log().contains("Could not look up nosuch:1"));
+    // The steps' images are intermediates: hidden, counted as build cache, pruned with it.
+    let visible = image_ids(&d, false);
+    assert_eq!(visible.len(), 3, "busybox, app:1 and app:late: {visible:?}");
+    assert!(image_ids(&d, true).len() > visible.len());
+    let (_, list) = cache_usage(&d);
+    assert_eq!(
+        list.len(),
+        8,
+        "4 restored + 2 built, then 1 restored + the image: {list:#?}"
+    );
+    ok(&mut d.docker(&["builder", "prune", "-af"]));
+    assert_eq!(image_ids(&d, true), visible);
+    assert_eq!(d.run_rm(&["app:2"]), "content\n");
+
+    // Our CLI sends --cache-from too.
+    let out = ok(&mut d.berth(&[
+        "build",
+        "--cache-from",
+        "app:1",
+        "-t",
+        "app:3",
+        &ctx.path().to_string_lossy(),
+    ]));
+    assert_eq!(hits(&out), 6, "{out}");
+    assert_eq!(d.inspect("app:3", "{{.Id}}"), id);
+    // A missing source alone: the local cache still answers (as BuildKit's does; dockerd
+    // 20.10's classic builder ignores its local cache once --cache-from is given).
+    let out = build(&d, ctx.path(), &["--cache-from", "nosuch:2", "-t", "app:4"]);
+    assert_eq!(hits(&out), 6, "{out}");
+    ok(&mut d.docker(&["builder", "prune", "-af"]));
+    let out = build(&d, ctx.path(), &["--cache-from", "nosuch:2", "-t", "app:4"]);
+    assert_eq!(hits(&out), 0, "{out}");
 }

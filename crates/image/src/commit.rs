@@ -2,9 +2,9 @@
 
 use std::io::Read;
 
-use berth_store::ImageRecord;
+use berth_store::{Digest, ImageRecord};
 
-use crate::config::{ContainerConfig, History};
+use crate::config::{ContainerConfig, History, ImageConfig};
 use crate::error::ImageError;
 use crate::ingest::Rollback;
 use crate::service::{Image, ImageService};
@@ -92,6 +92,46 @@ impl ImageService {
         self.commit(&[rec], &record, &tags)?;
         rb.disarm();
         tracing::info!(%id, "committed image");
+        self.image_by_id(&id)
+    }
+
+    /// Records an image made of layers already stored (a step restored from another image's
+    /// history, say): stores `config` and the image's record, its size the sum of its layers.
+    /// The layers are checked in the same transaction that records the image, so an image
+    /// removed meanwhile either fails this or keeps the layers this image now holds.
+    pub fn create_image(
+        &self,
+        config: &ImageConfig,
+        layers: Vec<Digest>,
+    ) -> Result<Image, ImageError> {
+        let bytes = serde_json::to_vec(config).map_err(ImageError::json("image config"))?;
+        let id = self.content().put_bytes(&bytes)?;
+        let stored = self.db().transaction(|tx| {
+            let mut size = 0;
+            for chain in &layers {
+                match tx.get_layer(chain)? {
+                    Some(l) => size += l.size,
+                    None => return Ok(Err(chain.clone())),
+                }
+            }
+            if tx.get_image(&id)?.is_none() {
+                tx.put_image(&ImageRecord {
+                    id: id.clone(),
+                    layers: layers.clone(),
+                    manifest_digest: None,
+                    size,
+                    added_at: chrono::Utc::now().timestamp(),
+                })?;
+            }
+            Ok(Ok(()))
+        })?;
+        if let Err(chain) = stored {
+            // The config blob names nothing yet unless another record already had it.
+            if self.db().get_image(&id)?.is_none() {
+                let _ = self.content().remove(&id);
+            }
+            return Err(ImageError::NotFound(format!("layer {chain}")));
+        }
         self.image_by_id(&id)
     }
 }

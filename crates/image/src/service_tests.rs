@@ -290,6 +290,37 @@ fn remove_keeps_shared_layers_and_forced_multi_tag() {
 }
 
 #[test]
+fn create_image_over_stored_layers() {
+    let e = env();
+    let a = e.svc.import(&rootfs().build()[..], opts("a")).unwrap();
+    let mut config = a.config.clone();
+    config.author = Some("someone".into());
+    let img = e.svc.create_image(&config, a.layers.clone()).unwrap();
+    assert_ne!(img.id, a.id);
+    assert_eq!((img.layers.clone(), img.size), (a.layers.clone(), a.size));
+    assert!(img.repo_tags.is_empty());
+    // The same config again is the same image.
+    assert_eq!(
+        e.svc.create_image(&config, a.layers.clone()).unwrap().id,
+        img.id
+    );
+    // The new image holds the layer when the one it came from goes.
+    e.svc.remove("a", false, false, &no_container).unwrap();
+    assert!(e.svc.layers().exists(&img.layers[0]));
+    // A layer not stored: nothing is recorded, and the config blob does not stay.
+    config.author = Some("other".into());
+    let missing = Digest::from_sha256_bytes(b"no such layer");
+    let err = e.svc.create_image(&config, vec![missing]).unwrap_err();
+    assert!(matches!(err, ImageError::NotFound(_)), "{err}");
+    assert_eq!(e.svc.list().unwrap().len(), 1);
+    assert_eq!(
+        e.svc.content().list().unwrap().len(),
+        2,
+        "layer tar + one config"
+    );
+}
+
+#[test]
 fn save_load_round_trip() {
     let src = env();
     let a = src

@@ -5,6 +5,7 @@
 //! result is cached by (parent image, expanded instruction, content of what it read).
 
 mod cache;
+mod cache_from;
 mod context;
 mod executor;
 pub mod options;

@@ -3,6 +3,7 @@
 //! other build at once (stages.rs).
 
 use super::cache;
+use super::cache_from;
 use super::context::{self, Context, CopyMode, TarWriter};
 use super::options::{BuildEvent, BuildOptions};
 use super::reproducible;
@@ -319,7 +320,28 @@ impl Builder {
             if self.opts.no_cache {
                 break None;
             }
-            if let Some(img) = self.engine.cache_lookup(&key).await? {
+            let mut hit = self.engine.cache_lookup(&key).await?;
+            // --cache-from compares history texts: only for steps whose key is their text.
+            if hit.is_none()
+                && !self.opts.cache_from.is_empty()
+                && (digest.is_empty() || !matches!(outcome, Outcome::Run(_)))
+            {
+                let config = if let Outcome::Config(_, c) = &outcome {
+                    c
+                } else {
+                    &st.config
+                };
+                let step = cache_from::FromStep {
+                    parent: &st.image,
+                    created_by: &text,
+                    config,
+                    author: &st.author,
+                    key: &key,
+                };
+                let mut sources = self.build.cache_from.lock().await;
+                hit = self.engine.cache_from_lookup(&mut sources, step).await?;
+            }
+            if let Some(img) = hit {
                 self.reuse_step(&key);
                 self.adopt(st, img).await;
                 return Ok(());

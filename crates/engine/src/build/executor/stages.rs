@@ -81,6 +81,7 @@ impl Build {
             transcripts: self.stages.iter().map(|_| Transcript::default()).collect(),
             failed: watch::channel(usize::MAX).0,
             steps: Mutex::default(),
+            cache_from: tokio::sync::Mutex::new(self.opts.cache_from.clone()),
         });
         let mut tasks = Vec::new();
         for (order, done) in done.into_iter().enumerate() {
@@ -181,6 +182,8 @@ pub(super) struct Shared {
     failed: watch::Sender<usize>,
     /// The steps executed in this build, by cache key.
     steps: Mutex<HashMap<String, StepState>>,
+    /// The `--cache-from` sources still in play (narrowed by the first restored step).
+    pub cache_from: tokio::sync::Mutex<Vec<String>>,
 }
 
 enum StepState {
