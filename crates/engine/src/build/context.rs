@@ -39,7 +39,15 @@ impl Context {
     /// Extracts the context tar (maybe compressed) under `tmp` while it streams in, hashing
     /// each file on the way. An entry that would leave the directory refuses the whole
     /// context: the directory is removed and nothing outside it was touched.
-    pub(super) fn extract(stream: impl Read, tmp: &Path) -> Result<Context> {
+    pub(super) fn extract(mut stream: impl Read, tmp: &Path) -> Result<Context> {
+        let res = Self::extract_from(&mut stream, tmp);
+        if res.is_err() {
+            drain(&mut stream);
+        }
+        res
+    }
+
+    fn extract_from(stream: &mut impl Read, tmp: &Path) -> Result<Context> {
         std::fs::create_dir_all(tmp)?;
         let dir = tempfile::Builder::new().prefix("build-").tempdir_in(tmp)?;
         let (_, plain) = berth_store::compression::decompress(stream).map_err(bad)?;
@@ -131,6 +139,12 @@ impl Context {
         }
         Ok(())
     }
+}
+
+/// Reads what is left of a refused upload: the client is still writing it, and would see its
+/// connection cut (a broken pipe) instead of the error.
+pub(super) fn drain(r: &mut impl Read) {
+    let _ = std::io::copy(r, &mut std::io::sink());
 }
 
 /// The docker CLI's `-f` outside the context rewrites the tar and sends it without the last

@@ -22,6 +22,22 @@ use berth_image::Reference;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// What is refused before the context is read: the tags to give the result.
+fn check_request(opts: &BuildOptions) -> Result<Vec<Reference>> {
+    let mut tags = Vec::new();
+    for t in &opts.tags {
+        let r = Reference::parse_normalized(t)
+            .ok()
+            .filter(|r| r.digest().is_none())
+            .ok_or_else(|| {
+                EngineError::InvalidArgument(format!("invalid reference format: {t}"))
+            })?;
+        tags.push(r.with_default_tag());
+    }
+    reproducible::epoch_of(opts)?;
+    Ok(tags)
+}
+
 impl Engine {
     /// Compares a client's context manifest with the context kept for `key`: the session to
     /// build with and the paths the build's upload must hold.
@@ -46,19 +62,17 @@ impl Engine {
     pub async fn build_image(
         self: &Arc<Self>,
         opts: BuildOptions,
-        context: impl std::io::Read + Send + 'static,
+        mut context: impl std::io::Read + Send + 'static,
     ) -> Result<mpsc::Receiver<BuildEvent>> {
-        let mut tags = Vec::new();
-        for t in &opts.tags {
-            let r = Reference::parse_normalized(t)
-                .ok()
-                .filter(|r| r.digest().is_none())
-                .ok_or_else(|| {
-                    EngineError::InvalidArgument(format!("invalid reference format: {t}"))
-                })?;
-            tags.push(r.with_default_tag());
-        }
-        reproducible::epoch_of(&opts)?;
+        let tags = match check_request(&opts) {
+            Ok(tags) => tags,
+            Err(e) => {
+                tokio::task::spawn_blocking(move || context::drain(&mut context))
+                    .await
+                    .map_err(EngineError::internal)?;
+                return Err(e);
+            }
+        };
         let tmp = self.cfg.data_root.join("tmp");
         let name = if opts.dockerfile.is_empty() {
             "Dockerfile".to_string()

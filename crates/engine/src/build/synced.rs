@@ -195,22 +195,26 @@ pub(crate) fn compare(
 pub(crate) async fn open(
     data_root: &Path,
     session: &str,
-    upload: impl Read + Send + 'static,
+    mut upload: impl Read + Send + 'static,
 ) -> Result<Context> {
     let pending = sessions()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .remove(session)
-        .ok_or_else(|| {
-            bad(format!(
-                "unknown or expired build context session {session}"
-            ))
-        })?;
+        .remove(session);
+    let Some(pending) = pending else {
+        tokio::task::spawn_blocking(move || super::context::drain(&mut upload))
+            .await
+            .map_err(EngineError::internal)?;
+        return Err(bad(format!(
+            "unknown or expired build context session {session}"
+        )));
+    };
     let dir = key_dir(data_root, &pending.key);
     let guard = tree_lock(&dir).lock_owned().await;
     tokio::task::spawn_blocking(move || {
-        let res = apply(&dir, &pending, upload);
+        let res = apply(&dir, &pending, &mut upload);
         if res.is_err() {
+            super::context::drain(&mut upload);
             // Whatever state it is in, it is not one the index describes.
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -222,7 +226,11 @@ pub(crate) async fn open(
 }
 
 /// Brings `dir/tree` to the pending manifest; returns its files' digests by inode.
-fn apply(dir: &Path, pending: &Pending, upload: impl Read) -> Result<berth_store::ContentDigests> {
+fn apply(
+    dir: &Path,
+    pending: &Pending,
+    upload: &mut impl Read,
+) -> Result<berth_store::ContentDigests> {
     let tree = dir.join("tree");
     std::fs::create_dir_all(&tree)?;
     let index = load_index(dir);
@@ -268,14 +276,13 @@ fn apply(dir: &Path, pending: &Pending, upload: impl Read) -> Result<berth_store
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
     )
     .map_err(std::io::Error::from)?;
-    let mut upload = upload;
     let fresh = berth_store::unpack_into_hashed(
-        &mut tar::Archive::new(&mut upload),
+        &mut tar::Archive::new(&mut *upload),
         root,
         &berth_store::UnpackOptions::default(),
     )
     .map_err(bad)?;
-    std::io::copy(&mut upload, &mut std::io::sink())?;
+    std::io::copy(upload, &mut std::io::sink())?;
     // The tree must now be the manifest, path for path.
     let mut found: BTreeMap<String, Indexed> = BTreeMap::new();
     let mut digests = berth_store::ContentDigests::new();

@@ -498,6 +498,7 @@ mod tests {
             transcripts: (0..n).map(|_| Transcript::default()).collect(),
             failed: watch::channel(usize::MAX).0,
             steps: Mutex::default(),
+            cache_from: Default::default(),
         })
     }
 
