@@ -322,3 +322,52 @@ fn the_largest_secrets_allowed_fit_the_request_header() {
         "{text}"
     );
 }
+
+/// Mount points under `dir` in this (the daemon's) mount namespace.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_daemon_killed_mid_build_leaves_nothing_mounted_once_restarted() {
+    let mut d = daemon();
+    let ctx =
+        context("FROM busybox\nRUN --mount=type=secret,id=tok cat /run/secrets/tok && sleep 60\n");
+    let src = ctx.path().join("tok.txt");
+    std::fs::write(&src, FILE_VALUE).unwrap();
+    let secret = format!("id=tok,src={}", src.display());
+    let mut child = d
+        .berth(&["build", "--secret", &secret, &ctx.path().to_string_lossy()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let secrets_dir = d.exec_root.join("build-secrets");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while mounts_under(&secrets_dir).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    d.kill9();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!mounts_under(&secrets_dir).is_empty());
+    d.restart().unwrap();
+    assert_eq!(mounts_under(&secrets_dir), Vec::<String>::new());
+    assert_eq!(mounts_under(&d.data_root.join("tmp")), Vec::<String>::new());
+    assert_eq!(std::fs::read_dir(&secrets_dir).unwrap().count(), 0);
+    // The step's container outlived the daemon (its shim owns it); it goes as any other.
+    let ids = ok(&mut d.berth(&["ps", "-aq"]));
+    for id in ids.split_whitespace() {
+        ok(&mut d.berth(&["rm", "-f", id]));
+    }
+}

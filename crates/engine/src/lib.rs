@@ -207,6 +207,7 @@ impl Engine {
                 }
             }
         }
+        self.sweep_build_leftovers();
         let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
             return;
         };
@@ -217,6 +218,37 @@ impl Engine {
                 if cg.exists() && std::fs::remove_dir(&cg).is_ok() {
                     tracing::info!(path = %cg.display(), "removed stale cgroup");
                 }
+            }
+        }
+    }
+
+    /// What builds a crash interrupted left mounted (no build outlives its daemon): secret
+    /// tmpfs under the exec root, scratch overlays and extracted contexts under the data
+    /// root's tmp.
+    fn sweep_build_leftovers(&self) {
+        let tmp = self.cfg.data_root.join("tmp");
+        let secrets = self.cfg.exec_root.join("build-secrets");
+        let mut stale: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(|p| PathBuf::from(p.replace("\\040", " ")))
+            .filter(|p| p.starts_with(&tmp) || p.starts_with(&secrets))
+            .collect();
+        // Deepest first: a mount inside another goes before it.
+        stale.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for p in &stale {
+            match rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH) {
+                Ok(()) => tracing::info!(path = %p.display(), "unmounted a build's leftover"),
+                Err(e) => tracing::warn!(path = %p.display(), "build leftover: unmount: {e}"),
+            }
+        }
+        for dir in [tmp, secrets] {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
