@@ -319,3 +319,27 @@ fn legacy_output_matches_dockerd_20_10() {
         "{hist}"
     );
 }
+
+#[test]
+fn platform_and_pull() {
+    let d = TestDaemon::with_busybox(BIN).expect("daemon");
+    let arch = d.inspect("busybox", "{{.Architecture}}");
+    let out = build_ok(
+        &d,
+        "basic",
+        &["--platform", &format!("linux/{arch}"), "--pull"],
+    );
+    assert!(
+        out.contains(
+            "Not pulling busybox: this engine has no registry client yet; using the local image"
+        ),
+        "{out}"
+    );
+    let out = build_err(&d, "basic", &["--platform", "linux/s390x"]);
+    assert!(
+        out.contains(
+            "platform linux/s390x is not supported: this builder runs each step on this machine"
+        ),
+        "{out}"
+    );
+}

@@ -35,7 +35,30 @@ fn check_request(opts: &BuildOptions) -> Result<Vec<Reference>> {
         tags.push(r.with_default_tag());
     }
     reproducible::epoch_of(opts)?;
+    if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty()) {
+        check_platform(p)?;
+    }
     Ok(tags)
+}
+
+/// `--platform`: the builder runs steps on this machine, so it builds for its platform only
+/// (`linux`, `linux/<arch>`, `linux/<arch>/<variant>`; `x86_64`/`aarch64` spelled either way).
+fn check_platform(p: &str) -> Result<()> {
+    let host = berth_image::config::host_architecture();
+    let lower = p.to_ascii_lowercase();
+    let mut parts = lower.split('/');
+    let os = parts.next().unwrap_or("");
+    let arch = match parts.next() {
+        Some("x86_64" | "x86-64") => Some("amd64"),
+        Some("aarch64") => Some("arm64"),
+        other => other,
+    };
+    if os == "linux" && arch.is_none_or(|a| a == host) && parts.count() <= 1 {
+        return Ok(());
+    }
+    Err(EngineError::InvalidArgument(format!(
+        "platform {p} is not supported: this builder runs each step on this machine and builds for linux/{host} only"
+    )))
 }
 
 impl Engine {
@@ -148,5 +171,37 @@ impl Engine {
             }
         });
         Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_host_platform_is_built() {
+        let host = berth_image::config::host_architecture();
+        for ok in [
+            "linux",
+            &format!("linux/{host}"),
+            &format!("Linux/{host}/v2"),
+        ] {
+            assert!(check_platform(ok).is_ok(), "{ok}");
+        }
+        if host == "amd64" {
+            assert!(check_platform("linux/x86_64").is_ok());
+        }
+        for bad in [
+            "windows",
+            "linux/s390x_nope",
+            "linux/amd64/v2/x",
+            "darwin/arm64",
+        ] {
+            let e = check_platform(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("platform {bad} is not supported")),
+                "{e}"
+            );
+        }
     }
 }

@@ -206,12 +206,21 @@ impl Builder {
         if lower == "scratch" {
             return Ok(scratch());
         }
-        self.engine.image_by_name(name).await.map_err(|e| match e {
+        let img = self.engine.image_by_name(name).await.map_err(|e| match e {
             EngineError::NotFound(_) => EngineError::NotFound(format!(
                 "pull access denied for {name}, repository does not exist or may require 'docker login': this engine does not pull during builds; load the image first"
             )),
             e => e,
-        })
+        })?;
+        // `--pull` asks for a fresh base (a FROM, not a COPY --from): say plainly that the
+        // local one is used until the engine has a registry client.
+        if self.opts.pull && index != usize::MAX {
+            self.say(format!(
+                "Not pulling {name}: this engine has no registry client yet; using the local image\n"
+            ))
+            .await;
+        }
+        Ok(img)
     }
 
     async fn run_stage(
