@@ -23,6 +23,9 @@ pub struct CommitRequest {
     pub container_config: serde_json::Value,
     /// "repo[:tag]" to tag the image with.
     pub reference: Option<String>,
+    /// Store the layer without syncing the file system: a build syncs once for all its
+    /// steps instead of once per step.
+    pub defer_sync: bool,
 }
 
 impl ImageService {
@@ -54,7 +57,7 @@ impl ImageService {
         tag: Option<crate::Reference>,
         rb: &mut Rollback,
     ) -> Result<Image, ImageError> {
-        let rec = self.ingest_layer(parent.layers.last(), layer, None, None, rb)?;
+        let rec = self.ingest_layer(parent.layers.last(), layer, None, None, req.defer_sync, rb)?;
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let mut config = parent.config.clone();
         config.created = Some(created.clone());

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use berth_store::{Compression, Digest, LayerRecord, LayerStore};
+use berth_store::{Compression, Digest, ExtractOptions, LayerRecord, LayerStore};
 
 use crate::error::ImageError;
 use crate::service::ImageService;
@@ -69,6 +69,7 @@ impl ImageService {
         src: impl Read,
         expected_blob: Option<&Digest>,
         expected_diff: Option<&Digest>,
+        defer_sync: bool,
         rb: &mut Rollback,
     ) -> Result<LayerRecord, ImageError> {
         let blob = match expected_blob {
@@ -79,7 +80,11 @@ impl ImageService {
                 d.clone()
             }
             None => {
-                let (d, _) = self.content().put(src)?;
+                let (d, _) = if defer_sync {
+                    self.content().put_unsynced(src)?
+                } else {
+                    self.content().put(src)?
+                };
                 // put() of content we already had is harmless to roll back
                 // only if no layer uses it; Rollback checks that.
                 rb.blob(d.clone());
@@ -91,7 +96,11 @@ impl ImageService {
         let n = read_up_to(&mut f, &mut head)?;
         let compression = Compression::detect(&head[..n]);
         f.seek(SeekFrom::Start(0))?;
-        let applied = self.layers().apply(parent, f, &self.extract_options)?;
+        let opts = ExtractOptions {
+            defer_sync,
+            ..self.extract_options.clone()
+        };
+        let applied = self.layers().apply(parent, f, &opts)?;
         if !applied.already_existed {
             rb.layers.push(applied.chain_id.clone());
         }

@@ -361,20 +361,27 @@ impl ImageService {
                 Some(rec) => rec,
                 None => {
                     let f = p.archive.open(path)?;
-                    self.ingest_layer(parent.as_ref(), f, blob_digest.as_ref(), Some(diff_id), rb)
-                        .map_err(|e| match e {
-                            ImageError::Store(berth_store::StoreError::InvalidArchive(m))
-                            | ImageError::Store(berth_store::StoreError::UnsafePath(m)) => {
-                                bad(format!("layer {path}: {m}"))
-                            }
-                            ImageError::Store(berth_store::StoreError::DigestMismatch {
-                                expected,
-                                actual,
-                            }) => bad(format!(
-                                "layer {path}: digest mismatch: expected {expected}, got {actual}"
-                            )),
-                            e => e,
-                        })?
+                    self.ingest_layer(
+                        parent.as_ref(),
+                        f,
+                        blob_digest.as_ref(),
+                        Some(diff_id),
+                        false,
+                        rb,
+                    )
+                    .map_err(|e| match e {
+                        ImageError::Store(berth_store::StoreError::InvalidArchive(m))
+                        | ImageError::Store(berth_store::StoreError::UnsafePath(m)) => {
+                            bad(format!("layer {path}: {m}"))
+                        }
+                        ImageError::Store(berth_store::StoreError::DigestMismatch {
+                            expected,
+                            actual,
+                        }) => bad(format!(
+                            "layer {path}: digest mismatch: expected {expected}, got {actual}"
+                        )),
+                        e => e,
+                    })?
                 }
             };
             parent = Some(chain);

@@ -371,7 +371,7 @@ impl ImageService {
         rb: &mut Rollback,
     ) -> Result<Image, ImageError> {
         let layer = self
-            .ingest_layer(None, body, None, None, rb)
+            .ingest_layer(None, body, None, None, false, rb)
             .map_err(|e| match e {
                 ImageError::Store(berth_store::StoreError::InvalidArchive(m)) => {
                     ImageError::InvalidArchive(m)

@@ -28,12 +28,17 @@ impl ContentStore {
 
     /// Stores the stream and returns its digest and size.
     pub fn put(&self, r: impl Read) -> Result<(Digest, u64), StoreError> {
-        self.put_inner(r, None)
+        self.put_inner(r, None, true)
+    }
+
+    /// `put` without the fsyncs: the caller syncs the file system once for many blobs.
+    pub fn put_unsynced(&self, r: impl Read) -> Result<(Digest, u64), StoreError> {
+        self.put_inner(r, None, false)
     }
 
     /// Stores the stream only if it hashes to `expected`; on mismatch nothing is left behind.
     pub fn put_verified(&self, r: impl Read, expected: &Digest) -> Result<u64, StoreError> {
-        self.put_inner(r, Some(expected)).map(|(_, n)| n)
+        self.put_inner(r, Some(expected), true).map(|(_, n)| n)
     }
 
     pub fn put_bytes(&self, b: &[u8]) -> Result<Digest, StoreError> {
@@ -44,6 +49,7 @@ impl ContentStore {
         &self,
         mut r: impl Read,
         expected: Option<&Digest>,
+        sync: bool,
     ) -> Result<(Digest, u64), StoreError> {
         // NamedTempFile deletes itself on drop, so every error path cleans up.
         let mut tmp = tempfile::Builder::new()
@@ -77,9 +83,13 @@ impl ContentStore {
             // Same content already stored; the temp file is dropped.
             return Ok((digest, size));
         }
-        tmp.as_file().sync_all()?;
+        if sync {
+            tmp.as_file().sync_all()?;
+        }
         tmp.persist(&dest).map_err(|e| StoreError::Io(e.error))?;
-        sync_dir(&self.blobs)?;
+        if sync {
+            sync_dir(&self.blobs)?;
+        }
         tracing::debug!(%digest, size, "stored blob");
         Ok((digest, size))
     }

@@ -30,6 +30,9 @@ pub struct ExtractOptions {
     pub allow_devices: bool,
     /// Abort when the decompressed stream grows beyond this many bytes.
     pub max_uncompressed: u64,
+    /// Leave the layer unsynced: the caller syncs the file system once for many layers (a
+    /// build's steps), instead of one syncfs per layer.
+    pub defer_sync: bool,
 }
 
 impl Default for ExtractOptions {
@@ -37,6 +40,7 @@ impl Default for ExtractOptions {
         ExtractOptions {
             allow_devices: has_cap_mknod(),
             max_uncompressed: 64 << 30,
+            defer_sync: false,
         }
     }
 }
@@ -138,9 +142,10 @@ impl LayerStore {
         }
         // One syncfs instead of an fsync per file: the whole layer is durable
         // before it becomes visible under its final name.
-        let dfd = fs::File::open(&diff)?;
-        rustix::fs::syncfs(&dfd)?;
-        drop(dfd);
+        if !opts.defer_sync {
+            let dfd = fs::File::open(&diff)?;
+            rustix::fs::syncfs(&dfd)?;
+        }
         match fs::rename(tmp.path(), &dest) {
             Ok(()) => {
                 // Renamed away: nothing left for the TempDir to delete.
@@ -158,7 +163,9 @@ impl LayerStore {
             }
             Err(e) => return Err(e.into()),
         }
-        sync_dir(&self.layers)?;
+        if !opts.defer_sync {
+            sync_dir(&self.layers)?;
+        }
         tracing::info!(%chain_id, %diff_id, size, "layer extracted");
         Ok(AppliedLayer {
             diff_id,

@@ -158,6 +158,17 @@ impl Engine {
                                 .await;
                         }
                     }
+                    // The steps' layers were stored unsynced: one syncfs for all of them,
+                    // once the client has its answer (the window a power loss could tear
+                    // a layer in is the flush's, not the kernel's 30 s writeback).
+                    let root = engine.cfg.data_root.clone();
+                    tokio::task::spawn_blocking(move || {
+                        if let Err(e) = std::fs::File::open(&root)
+                            .and_then(|f| rustix::fs::syncfs(f).map_err(Into::into))
+                        {
+                            tracing::warn!("build: syncfs: {e}");
+                        }
+                    });
                     // build-cache hook: the size cap, once the result is tagged (a tagged
                     // image's layers are not the cache's to evict).
                     if let Err(e) = engine.enforce_build_cache_cap().await {

@@ -152,6 +152,7 @@ impl Engine {
             container_id: rec.id.clone(),
             container_config,
             reference,
+            defer_sync: false,
         };
         tokio::task::spawn_blocking(move || -> Result<berth_image::Image> {
             std::fs::create_dir_all(&tmp_dir)?;

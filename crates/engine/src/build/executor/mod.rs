@@ -613,6 +613,8 @@ impl Builder {
             container_id: container.to_string(),
             container_config: serde_json::to_value(&st.config).unwrap_or_default(),
             reference: None,
+            // One syncfs when the build ends (build_image) rather than one per step.
+            defer_sync: true,
         }
     }
 }
