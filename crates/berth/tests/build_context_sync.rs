@@ -203,7 +203,8 @@ fn bad_manifests_are_refused() {
     let d = daemon();
     let sock = d.host();
     let sock = sock.trim_start_matches("unix://");
-    let post = |query: &str, body: &str| -> String {
+    // `curl -X POST ARGS URL` on the daemon's socket: the body, a newline, the status.
+    let curl = |args: &[&str], url: &str| -> String {
         let o = output(
             Command::new("curl")
                 .args([
@@ -215,10 +216,16 @@ fn bad_manifests_are_refused() {
                     "-X",
                     "POST",
                 ])
-                .args(["-H", "Content-Type: application/json", "-d", body])
-                .arg(format!("http://x/build/context{query}")),
+                .args(args)
+                .arg(url),
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let post = |query: &str, body: &str| {
+        curl(
+            &["-H", "Content-Type: application/json", "-d", body],
+            &format!("http://x/build/context{query}"),
+        )
     };
     let entry =
         |path: &str| format!(r#"{{"path":"{path}","type":"file","mode":420,"size":1,"mtime":1}}"#);
@@ -261,20 +268,7 @@ fn bad_manifests_are_refused() {
         );
     }
     // A build naming no known session is refused before anything is built.
-    let o = output(
-        Command::new("curl")
-            .args([
-                "-s",
-                "-w",
-                "\n%{http_code}",
-                "--unix-socket",
-                sock,
-                "-X",
-                "POST",
-            ])
-            .args(["--data-binary", "", "http://x/build?berthsession=nope"]),
-    );
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = curl(&["--data-binary", ""], "http://x/build?berthsession=nope");
     assert!(
         out.ends_with("400") && out.contains("unknown or expired"),
         "{out}"
