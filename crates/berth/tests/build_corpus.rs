@@ -407,7 +407,6 @@ fn predefined_proxy_args() {
 }
 
 #[test]
-#[ignore = "Berth: ENV expands a variable set earlier in the same instruction; Docker uses the value from before the instruction"]
 fn env_same_instruction_uses_previous_values() {
     let d = daemon();
     build_ok(&d, "env_same_line", &["-t", "sameline"]);

@@ -436,14 +436,13 @@ impl Builder {
                 Outcome::Config(nop(format!(" ARG {}", text.join(" "))), cfg)
             }
             Kind::Env(pairs) => {
+                // dockerd expands the whole instruction before applying it: `ENV X=1 Y=$X`
+                // gives Y the X from before this line.
                 let mut text = Vec::new();
-                let mut vars = vars.clone();
                 for (k, v) in pairs {
-                    let k = expand(k, esc, &vars)?;
-                    let v = expand(v, esc, &vars)?;
+                    let (k, v) = (ex(k)?, ex(v)?);
                     cfg.env.retain(|e| e.split('=').next() != Some(k.as_str()));
                     cfg.env.push(format!("{k}={v}"));
-                    vars.insert(k.clone(), v.clone());
                     text.push(format!("{k}={v}"));
                 }
                 Outcome::Config(nop(format!(" ENV {}", text.join(" "))), cfg)
