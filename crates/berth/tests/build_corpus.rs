@@ -459,7 +459,6 @@ fn expose_port_ranges() {
 }
 
 #[test]
-#[ignore = "Berth: a new HEALTHCHECK does not inherit the parent's unset durations/retries, no 'overriding' note"]
 fn healthcheck_inherits_unset_fields() {
     let d = daemon();
     let out = build_ok(

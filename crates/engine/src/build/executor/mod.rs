@@ -31,7 +31,7 @@ mod mounts;
 mod run;
 mod stages;
 
-use config::{command_argv, go_q, go_v, healthcheck};
+use config::{command_argv, go_q, go_v, healthcheck, healthcheck_override_note};
 use copy::LayerWrite;
 use run::run_script;
 pub(super) use stages::Build;
@@ -517,8 +517,15 @@ impl Builder {
                 Outcome::Config(nop(format!(" ONBUILD {}", inner.original)), cfg)
             }
             Kind::Healthcheck(h) => {
-                let v = healthcheck(h, &ins.flags, st)?;
+                if let Some(note) = healthcheck_override_note(st.config.healthcheck.as_ref()) {
+                    self.say(note).await;
+                }
+                let mut v = healthcheck(h, &ins.flags)?;
+                // The history text is taken before the parent's fields are merged in.
                 let text = format!(" HEALTHCHECK {v}");
+                if let Some(prev) = &st.config.healthcheck {
+                    config::inherit_healthcheck(&mut v, prev);
+                }
                 cfg.healthcheck = Some(v);
                 Outcome::Config(nop(text), cfg)
             }
