@@ -487,7 +487,6 @@ fn copy_chown_owns_created_directory() {
 }
 
 #[test]
-#[ignore = "Berth: ADD extracts gzip tarballs only, not bzip2 or xz"]
 fn add_extracts_bzip2_and_xz() {
     let d = daemon();
     build_ok(&d, "add_targz", &["-t", "tarbz"]);

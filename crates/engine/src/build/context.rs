@@ -595,12 +595,13 @@ pub(super) fn tree_digest(root: &Path, rel: &str, known: &KnownDigests) -> Resul
     Ok(hex::encode(hash.finalize()))
 }
 
-/// Whether a local ADD source is an archive dockerd would unpack (tar, maybe compressed).
+/// Whether a local ADD source is an archive dockerd would unpack: a tar, plain or compressed
+/// (gzip, bzip2, xz; zstd too).
 pub(super) fn is_archive(path: &Path) -> bool {
     let Ok(f) = File::open(path) else {
         return false;
     };
-    let Ok((_, mut r)) = berth_store::compression::decompress(f) else {
+    let Ok(mut r) = berth_store::compression::decompress_archive(f) else {
         return false;
     };
     let mut head = [0u8; 512];

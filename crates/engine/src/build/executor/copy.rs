@@ -632,10 +632,10 @@ pub(super) fn apply(root: &OwnedFd, write: LayerWrite) -> Result<()> {
                 .map_err(bad)?;
             for a in &plan.archives {
                 let check = std::fs::File::open(a)?;
-                let (_, s) = berth_store::compression::decompress(check).map_err(bad)?;
+                let s = berth_store::compression::decompress_archive(check).map_err(bad)?;
                 berth_store::check_archive_paths(&mut tar::Archive::new(s)).map_err(bad)?;
                 let f = std::fs::File::open(a)?;
-                let (_, s) = berth_store::compression::decompress(f).map_err(bad)?;
+                let s = berth_store::compression::decompress_archive(f).map_err(bad)?;
                 berth_store::unpack_into(
                     &mut tar::Archive::new(s),
                     open_dest()?,
