@@ -524,7 +524,6 @@ fn unused_stage_is_built() {
 }
 
 #[test]
-#[ignore = "Berth: no warning for an empty continuation line"]
 fn empty_continuation_line_warning() {
     let d = daemon();
     let out = build_ok(&d, "continuation", &[]);

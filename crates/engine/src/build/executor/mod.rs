@@ -9,7 +9,9 @@ use super::options::{BuildEvent, BuildOptions};
 use super::reproducible;
 use crate::error::{EngineError, Result};
 use crate::{Engine, LogOptions, WaitCondition};
-use berth_build::dockerfile::{Command, Dockerfile, Healthcheck, Heredoc, Instruction, Kind};
+use berth_build::dockerfile::{
+    Command, Dockerfile, Healthcheck, Heredoc, Instruction, Kind, Warning,
+};
 use berth_build::expand::{expand_word, expand_words};
 use berth_image::config::{ContainerConfig, History};
 use berth_image::{CommitRequest, Image};
@@ -642,6 +644,23 @@ fn port_keys(word: &str) -> Result<Vec<String>> {
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
+/// The parser's warnings, worded as dockerd prints them before the first step.
+fn parse_warnings(df: &Dockerfile) -> Option<String> {
+    if df.warnings.is_empty() {
+        return None;
+    }
+    let mut text = String::new();
+    for w in &df.warnings {
+        match w {
+            Warning::EmptyContinuationLine { text: line, .. } => text.push_str(&format!(
+                "[WARNING]: Empty continuation line found in:\n    {line}\n"
+            )),
+        }
+    }
+    text.push_str("[WARNING]: Empty continuation lines will become errors in a future release.\n");
+    Some(text)
+}
+
 fn build_arg(opts: &BuildOptions, name: &str) -> Option<Option<String>> {
     opts.build_args
         .get(name)
@@ -747,5 +766,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan(&df, None).unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn empty_continuation_warning_is_dockerds() {
+        let df = berth_build::dockerfile::parse("FROM a\nRUN x \\\n\n y\n").unwrap();
+        assert_eq!(
+            parse_warnings(&df).as_deref(),
+            Some(
+                "[WARNING]: Empty continuation line found in:\n    RUN x  y\n\
+                 [WARNING]: Empty continuation lines will become errors in a future release.\n"
+            )
+        );
+        let df = berth_build::dockerfile::parse("FROM a\nRUN x\n").unwrap();
+        assert_eq!(parse_warnings(&df), None);
     }
 }
