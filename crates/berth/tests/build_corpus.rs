@@ -377,7 +377,6 @@ fn stages_and_failures() {
 // ---- Where Berth differs from Docker's legacy builder ----
 
 #[test]
-#[ignore = "Berth: predefined proxy build args (HTTP_PROXY, no_proxy, …) are not passed to RUN without an ARG"]
 fn predefined_proxy_args() {
     let d = daemon();
     let out = build_ok(

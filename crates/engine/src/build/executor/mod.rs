@@ -117,13 +117,19 @@ struct Stage {
     author: String,
     /// Declared ARGs with a value, in declaration order.
     args: Vec<(String, String)>,
+    /// The predefined proxy args given a value with --build-arg: every RUN sees them,
+    /// declared or not.
+    proxies: Vec<(String, String)>,
     /// CMD was set in this stage (an ENTRYPOINT then keeps it).
     cmd_set: bool,
 }
 
 impl Stage {
+    /// What a word is expanded with (dockerd: the config's env, then the allowed build args,
+    /// the proxy ones included).
     fn vars(&self) -> HashMap<String, String> {
-        let mut m: HashMap<String, String> = self.args.iter().cloned().collect();
+        let mut m: HashMap<String, String> = self.proxies.iter().cloned().collect();
+        m.extend(self.args.iter().cloned());
         for e in &self.config.env {
             let (k, v) = e.split_once('=').unwrap_or((e, ""));
             m.insert(k.to_string(), v.to_string());
@@ -143,7 +149,8 @@ impl Stage {
         format!("{} #(nop) {text}", self.shell().join(" "))
     }
 
-    /// Build args a RUN sees: declared ones not shadowed by ENV, sorted (dockerd's order).
+    /// Build args a RUN sees: declared ones and the proxy ones, not shadowed by ENV, sorted
+    /// (dockerd's order).
     fn run_args(&self) -> Vec<(String, String)> {
         let env: HashSet<&str> = self
             .config
@@ -152,12 +159,18 @@ impl Stage {
             .map(|e| e.split('=').next().unwrap_or(e))
             .collect();
         let mut m: BTreeMap<String, String> = BTreeMap::new();
-        for (k, v) in &self.args {
+        for (k, v) in self.proxies.iter().chain(&self.args) {
             if !env.contains(k.as_str()) {
                 m.insert(k.clone(), v.clone());
             }
         }
         m.into_iter().collect()
+    }
+
+    /// Whether a RUN's history (and cache key) names this build arg: a proxy arg only when
+    /// the stage declared it (dockerd's IsReferencedOrNotBuiltin).
+    fn arg_in_history(&self, k: &str) -> bool {
+        !is_proxy_arg(k) || self.args.iter().any(|(n, _)| n == k)
     }
 }
 
@@ -257,6 +270,7 @@ impl Builder {
             image: base,
             config,
             args: Vec::new(),
+            proxies: proxy_args(&self.opts),
             cmd_set: false,
         };
         if !triggers.is_empty() {
@@ -667,11 +681,31 @@ fn build_arg(opts: &BuildOptions, name: &str) -> Option<Option<String>> {
         .map(|v| v.clone().or_else(|| std::env::var(name).ok()))
 }
 
+/// dockerd's predefined build args: usable without an ARG, never "not consumed", kept out of
+/// the image config and of history. Only these spellings (`Http_Proxy` is an ordinary arg).
+const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 fn is_proxy_arg(k: &str) -> bool {
-    matches!(
-        k.to_uppercase().as_str(),
-        "HTTP_PROXY" | "HTTPS_PROXY" | "FTP_PROXY" | "NO_PROXY" | "ALL_PROXY"
-    )
+    PROXY_ARGS.contains(&k)
+}
+
+/// The proxy args --build-arg gives a value.
+fn proxy_args(opts: &BuildOptions) -> Vec<(String, String)> {
+    PROXY_ARGS
+        .iter()
+        .filter_map(|k| Some((k.to_string(), build_arg(opts, k)??)))
+        .collect()
 }
 
 fn expand(w: &str, esc: char, vars: &HashMap<String, String>) -> Result<String> {
@@ -766,6 +800,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan(&df, None).unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn proxy_args_reach_run_but_not_history_unless_declared() {
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let mut st = Stage {
+            image: scratch(),
+            config: ContainerConfig {
+                env: vec!["no_proxy=env".into()],
+                ..Default::default()
+            },
+            author: String::new(),
+            args: vec![pair("A", "1")],
+            proxies: vec![pair("https_proxy", "s"), pair("HTTP_PROXY", "p"), pair("no_proxy", "l")],
+            cmd_set: false,
+        };
+        assert_eq!(
+            st.run_args(),
+            [pair("A", "1"), pair("HTTP_PROXY", "p"), pair("https_proxy", "s")]
+        );
+        assert_eq!(st.vars().get("no_proxy").map(String::as_str), Some("env"));
+        assert!(st.arg_in_history("A") && !st.arg_in_history("HTTP_PROXY"));
+        st.args.push(pair("HTTP_PROXY", "declared"));
+        assert!(st.arg_in_history("HTTP_PROXY"));
+        assert!(is_proxy_arg("all_proxy") && !is_proxy_arg("Http_Proxy"));
     }
 
     #[test]
