@@ -536,7 +536,6 @@ fn empty_continuation_line_warning() {
 }
 
 #[test]
-#[ignore = "Berth: COPY error texts differ from Docker's (prefix, wording) and 'dockerfile parse error' is capitalised"]
 fn error_texts_exact() {
     let d = daemon();
     let out = build_err(&d, "copy_glob_none");

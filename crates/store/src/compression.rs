@@ -93,8 +93,8 @@ mod tests {
         let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
         bz.write_all(&data).unwrap();
         let bz = bz.finish().unwrap();
-        let mut xz = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default())
-            .unwrap();
+        let mut xz =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
         xz.write_all(&data).unwrap();
         let xz = xz.finish().unwrap();
         let zs = zstd::encode_all(&data[..], 3).unwrap();

@@ -269,11 +269,8 @@ pub(super) fn expand_source(root: &Path, src: &str, confined: bool) -> Result<Ve
         }
         p.split('/').count() < depth
     })?;
-    if found.is_empty() {
-        return Err(bad(format!(
-            "file not found in build context or excluded by .dockerignore: no source files were specified: {src}"
-        )));
-    }
+    // A glob matching nothing is no error by itself: dockerd fails only when no source at
+    // all is left ("no source files were specified").
     found.sort();
     Ok(found)
 }

@@ -99,7 +99,13 @@ pub(super) fn healthcheck(
 /// dockerd merges the parent's healthcheck into the config of the container each step
 /// commits: a field left unset (zero) keeps the parent's value, `NONE` included.
 pub(super) fn inherit_healthcheck(v: &mut serde_json::Value, prev: &serde_json::Value) {
-    for field in ["Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"] {
+    for field in [
+        "Interval",
+        "Timeout",
+        "StartPeriod",
+        "StartInterval",
+        "Retries",
+    ] {
         let unset = v.get(field).and_then(|x| x.as_i64()).unwrap_or(0) == 0;
         match prev.get(field).filter(|p| p.as_i64().unwrap_or(0) != 0) {
             Some(p) if unset => v[field] = p.clone(),
@@ -142,7 +148,10 @@ mod tests {
         let prev = serde_json::json!({"Test": ["CMD", "true"], "Interval": 10, "Retries": 4});
         let mut v = serde_json::json!({"Test": ["NONE"], "Retries": 2});
         inherit_healthcheck(&mut v, &prev);
-        assert_eq!(v, serde_json::json!({"Test": ["NONE"], "Retries": 2, "Interval": 10}));
+        assert_eq!(
+            v,
+            serde_json::json!({"Test": ["NONE"], "Retries": 2, "Interval": 10})
+        );
         assert_eq!(
             healthcheck_override_note(Some(&prev)).as_deref(),
             Some("Note: overriding previous HEALTHCHECK: [CMD true]\n")

@@ -813,12 +813,20 @@ mod tests {
             },
             author: String::new(),
             args: vec![pair("A", "1")],
-            proxies: vec![pair("https_proxy", "s"), pair("HTTP_PROXY", "p"), pair("no_proxy", "l")],
+            proxies: vec![
+                pair("https_proxy", "s"),
+                pair("HTTP_PROXY", "p"),
+                pair("no_proxy", "l"),
+            ],
             cmd_set: false,
         };
         assert_eq!(
             st.run_args(),
-            [pair("A", "1"), pair("HTTP_PROXY", "p"), pair("https_proxy", "s")]
+            [
+                pair("A", "1"),
+                pair("HTTP_PROXY", "p"),
+                pair("https_proxy", "s")
+            ]
         );
         assert_eq!(st.vars().get("no_proxy").map(String::as_str), Some("env"));
         assert!(st.arg_in_history("A") && !st.arg_in_history("HTTP_PROXY"));
