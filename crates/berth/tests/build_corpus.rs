@@ -558,7 +558,6 @@ fn error_texts_exact() {
 }
 
 #[test]
-#[ignore = "Berth: COPY/ADD history names the parent directory instead of the destination as written; SHELL's entry uses the old shell"]
 fn history_texts() {
     let d = daemon();
     build_ok(&d, "copy_dest", &["-t", "cphist"]);

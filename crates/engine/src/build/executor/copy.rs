@@ -233,6 +233,8 @@ impl Builder {
             )));
         }
         let mut dest = expand(dest, esc, &vars)?;
+        // The history names the destination as written (dockerd's `in <dest> `).
+        let written_dest = dest.clone();
         if !dest.starts_with('/') {
             let wd = if st.config.working_dir.is_empty() {
                 "/"
@@ -294,7 +296,7 @@ impl Builder {
             },
             tmp,
         };
-        let (input, plan, kind, digest) = tokio::task::spawn_blocking(move || {
+        let (input, _, kind, digest) = tokio::task::spawn_blocking(move || {
             input
                 .plan(false)
                 .map(|(plan, kind, digest)| (input, plan, kind, digest))
@@ -305,10 +307,7 @@ impl Builder {
         for (k, v) in &ins.flags {
             flags.push_str(&format!("--{k}={} ", v.as_deref().unwrap_or("")));
         }
-        let text = st.nop(&format!(
-            "{name} {flags}{kind}:{digest} in {} ",
-            plan.dest_dir
-        ));
+        let text = st.nop(&format!("{name} {flags}{kind}:{digest} in {written_dest} "));
         let write = LayerWrite::Copy(Box::new(CopyWrite { input, chown }));
         Ok(Outcome::Layer(text.clone(), text, write))
     }

@@ -138,11 +138,7 @@ impl Stage {
     }
 
     fn shell(&self) -> Vec<String> {
-        if self.config.shell.is_empty() {
-            vec!["/bin/sh".into(), "-c".into()]
-        } else {
-            self.config.shell.clone()
-        }
+        shell_or_default(&self.config.shell)
     }
 
     fn nop(&self, text: &str) -> String {
@@ -491,8 +487,14 @@ impl Builder {
                 Outcome::Config(nop(format!(" ENTRYPOINT {t}")), cfg)
             }
             Kind::Shell(v) => {
+                // dockerd's nop comment already runs under the new shell.
                 cfg.shell = v.clone();
-                Outcome::Config(nop(format!(" SHELL {}", go_v(v))), cfg)
+                let text = format!(
+                    "{} #(nop)  SHELL {}",
+                    shell_or_default(v).join(" "),
+                    go_v(v)
+                );
+                Outcome::Config(text, cfg)
             }
             Kind::Expose(ports) => {
                 let mut text = Vec::new();
@@ -636,6 +638,15 @@ impl Builder {
             container_config: serde_json::to_value(&st.config).unwrap_or_default(),
             reference: None,
         }
+    }
+}
+
+/// The config's shell, or dockerd's default when it sets none.
+fn shell_or_default(shell: &[String]) -> Vec<String> {
+    if shell.is_empty() {
+        vec!["/bin/sh".into(), "-c".into()]
+    } else {
+        shell.to_vec()
     }
 }
 
