@@ -46,6 +46,22 @@ pub fn decompress<'a, R: Read + 'a>(r: R) -> std::io::Result<(Compression, Box<d
     Ok((kind, out))
 }
 
+/// Wraps `r` in the decompressor an archive that ADD unpacks calls for: a layer's kinds and,
+/// as dockerd's DecompressStream, bzip2 and xz. Only ADD takes these two; a layer never does
+/// (OCI layers are tar, gzip or zstd), so `decompress` stays as it is.
+pub fn decompress_archive<'a, R: Read + 'a>(r: R) -> std::io::Result<Box<dyn Read + 'a>> {
+    let mut br = BufReader::with_capacity(64 * 1024, r);
+    let head = br.fill_buf()?;
+    if head.starts_with(b"BZh") {
+        // Multi-stream bzip2 is what pbzip2 writes.
+        return Ok(Box::new(bzip2::bufread::MultiBzDecoder::new(br)));
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        return Ok(Box::new(lzma_rust2::XzReader::new(br, true)));
+    }
+    decompress(br).map(|(_, r)| r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +84,35 @@ mod tests {
             let mut out = Vec::new();
             r.read_to_end(&mut out).unwrap();
             assert_eq!(out, data);
+        }
+    }
+
+    #[test]
+    fn archives_also_take_bzip2_and_xz() {
+        let data = b"hello archive".repeat(100);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        bz.write_all(&data).unwrap();
+        let bz = bz.finish().unwrap();
+        let mut xz =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+        xz.write_all(&data).unwrap();
+        let xz = xz.finish().unwrap();
+        let zs = zstd::encode_all(&data[..], 3).unwrap();
+        for bytes in [data.clone(), bz.clone(), xz.clone(), zs] {
+            let mut out = Vec::new();
+            decompress_archive(&bytes[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, data);
+        }
+        // A layer stays gzip, zstd or plain: bzip2 and xz pass through undecoded.
+        for bytes in [bz, xz] {
+            let (kind, mut r) = decompress(&bytes[..]).unwrap();
+            assert_eq!(kind, Compression::None);
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert_eq!(out, bytes);
         }
     }
 }

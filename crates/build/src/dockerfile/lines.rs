@@ -14,6 +14,8 @@ pub(super) struct LogicalLine {
     pub end_line: usize,
     pub text: String,
     pub heredocs: Vec<Heredoc>,
+    /// A blank line was skipped inside the continuation (dockerd warns about it).
+    pub empty_continuation: bool,
 }
 
 pub(super) fn read(text: &str) -> Result<(Directives, Vec<LogicalLine>), ParseError> {
@@ -89,10 +91,15 @@ impl<'a> Reader<'a> {
             if complete && text.is_empty() {
                 continue;
             }
+            let mut empty_continuation = false;
             while !complete {
                 let Some(raw) = self.next_line() else { break };
                 let processed = self.process(raw, false)?;
-                if is_comment(trim_newline(raw)) || processed.trim_start().is_empty() {
+                if is_comment(trim_newline(raw)) {
+                    continue;
+                }
+                if processed.trim_start().is_empty() {
+                    empty_continuation = true;
                     continue;
                 }
                 let (part, done) = trim_continuation(&processed, escape);
@@ -109,6 +116,7 @@ impl<'a> Reader<'a> {
                 end_line: self.next,
                 text,
                 heredocs,
+                empty_continuation,
             }));
         }
     }

@@ -37,6 +37,17 @@ pub struct Dockerfile {
     /// ARG instructions before the first FROM (usable in FROM lines).
     pub global_args: Vec<Instruction>,
     pub stages: Vec<Stage>,
+    /// What the file does that Docker accepts but warns about, in file order.
+    pub warnings: Vec<Warning>,
+}
+
+/// Something the parser accepted and Docker's legacy builder warns about before its first
+/// step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// A blank line inside a line continuation (dockerd: "Empty continuation line found
+    /// in: …"). `text` is the instruction's lines as joined, as dockerd prints it.
+    EmptyContinuationLine { line: usize, text: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use super::lines::{heredoc_word, LogicalLine};
 use super::words::{first_word, json_array, quoted_words, split_command, whitespace_words};
 use super::{flags, Command, Dockerfile, Healthcheck, Heredoc, Instruction, Kind, ParseError};
-use super::{Directives, Stage};
+use super::{Directives, Stage, Warning};
 
 /// Parses a whole Dockerfile. Unknown instructions, a missing FROM before the first
 /// instruction that needs one, malformed JSON forms, flags an instruction does not take,
@@ -14,7 +14,14 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     let mut global_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     let last_line = lines.last().map_or(1, |l| l.end_line);
+    let mut warnings = Vec::new();
     for logical in lines {
+        if logical.empty_continuation {
+            warnings.push(Warning::EmptyContinuationLine {
+                line: logical.line,
+                text: logical.text.clone(),
+            });
+        }
         let instruction = instruction(&logical, &directives)?;
         match (&instruction.kind, stages.last_mut()) {
             (Kind::From { .. }, _) => stages.push(Stage {
@@ -41,6 +48,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         directives,
         global_args,
         stages,
+        warnings,
     })
 }
 

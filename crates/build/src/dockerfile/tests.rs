@@ -153,6 +153,19 @@ fn comments_and_empty_lines_inside_continuations_are_dropped() {
 }
 
 #[test]
+fn empty_continuation_lines_are_reported_comments_are_not() {
+    let d = ok("FROM a\nRUN a \\\n# comment\nb \\\n\n   \n c\nRUN x \\\n# only a comment\n y\n");
+    assert_eq!(
+        d.warnings,
+        vec![Warning::EmptyContinuationLine {
+            line: 2,
+            text: "RUN a b  c".into()
+        }]
+    );
+    assert!(ok("FROM a\nRUN a\n\nRUN b\n").warnings.is_empty());
+}
+
+#[test]
 fn escaped_escape_at_line_end_is_not_a_continuation() {
     let all = body("RUN echo a\\\\\nRUN b\n");
     assert_eq!(all.len(), 2);

@@ -269,11 +269,8 @@ pub(super) fn expand_source(root: &Path, src: &str, confined: bool) -> Result<Ve
         }
         p.split('/').count() < depth
     })?;
-    if found.is_empty() {
-        return Err(bad(format!(
-            "file not found in build context or excluded by .dockerignore: no source files were specified: {src}"
-        )));
-    }
+    // A glob matching nothing is no error by itself: dockerd fails only when no source at
+    // all is left ("no source files were specified").
     found.sort();
     Ok(found)
 }
@@ -595,12 +592,13 @@ pub(super) fn tree_digest(root: &Path, rel: &str, known: &KnownDigests) -> Resul
     Ok(hex::encode(hash.finalize()))
 }
 
-/// Whether a local ADD source is an archive dockerd would unpack (tar, maybe compressed).
+/// Whether a local ADD source is an archive dockerd would unpack: a tar, plain or compressed
+/// (gzip, bzip2, xz; zstd too).
 pub(super) fn is_archive(path: &Path) -> bool {
     let Ok(f) = File::open(path) else {
         return false;
     };
-    let Ok((_, mut r)) = berth_store::compression::decompress(f) else {
+    let Ok(mut r) = berth_store::compression::decompress_archive(f) else {
         return false;
     };
     let mut head = [0u8; 512];

@@ -119,7 +119,7 @@ impl Engine {
             ctx.drop_ignored_build_files(&name)?;
             let df = berth_build::dockerfile::parse(&text).map_err(|e| {
                 EngineError::InvalidArgument(format!(
-                    "Dockerfile parse error line {}: {}",
+                    "dockerfile parse error line {}: {}",
                     e.line, e.message
                 ))
             })?;

@@ -62,7 +62,6 @@ pub(super) fn go_duration(s: &str) -> Option<i64> {
 pub(super) fn healthcheck(
     h: &Healthcheck,
     flags: &[(String, Option<String>)],
-    st: &Stage,
 ) -> Result<serde_json::Value> {
     let test = match h {
         Healthcheck::None => return Ok(serde_json::json!({"Test": ["NONE"]})),
@@ -73,7 +72,6 @@ pub(super) fn healthcheck(
         }
         Healthcheck::Cmd(Command::Shell(s)) => vec!["CMD-SHELL".to_string(), s.clone()],
     };
-    let _ = st;
     let mut v = serde_json::json!({ "Test": test });
     for (k, val) in flags {
         let val = val.clone().unwrap_or_default();
@@ -98,6 +96,42 @@ pub(super) fn healthcheck(
     Ok(v)
 }
 
+/// dockerd merges the parent's healthcheck into the config of the container each step
+/// commits: a field left unset (zero) keeps the parent's value, `NONE` included.
+pub(super) fn inherit_healthcheck(v: &mut serde_json::Value, prev: &serde_json::Value) {
+    for field in [
+        "Interval",
+        "Timeout",
+        "StartPeriod",
+        "StartInterval",
+        "Retries",
+    ] {
+        let unset = v.get(field).and_then(|x| x.as_i64()).unwrap_or(0) == 0;
+        match prev.get(field).filter(|p| p.as_i64().unwrap_or(0) != 0) {
+            Some(p) if unset => v[field] = p.clone(),
+            _ => {}
+        }
+    }
+}
+
+/// dockerd's note when a HEALTHCHECK replaces one that tests something: Go's `%v` of the
+/// previous test, e.g. `[CMD true]`.
+pub(super) fn healthcheck_override_note(prev: Option<&serde_json::Value>) -> Option<String> {
+    let test: Vec<String> = prev?
+        .get("Test")?
+        .as_array()?
+        .iter()
+        .map(|t| t.as_str().unwrap_or_default().to_string())
+        .collect();
+    match test.first() {
+        Some(first) if first != "NONE" => Some(format!(
+            "Note: overriding previous HEALTHCHECK: {}\n",
+            go_v(&test)
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +141,22 @@ mod tests {
         assert_eq!(go_q(&["sh".into(), "-c".into()]), r#"["sh" "-c"]"#);
         assert_eq!(go_duration("1m30s"), Some(90_000_000_000));
         assert_eq!(go_duration("500ms"), Some(500_000_000));
+    }
+
+    #[test]
+    fn healthcheck_keeps_parents_unset_fields() {
+        let prev = serde_json::json!({"Test": ["CMD", "true"], "Interval": 10, "Retries": 4});
+        let mut v = serde_json::json!({"Test": ["NONE"], "Retries": 2});
+        inherit_healthcheck(&mut v, &prev);
+        assert_eq!(
+            v,
+            serde_json::json!({"Test": ["NONE"], "Retries": 2, "Interval": 10})
+        );
+        assert_eq!(
+            healthcheck_override_note(Some(&prev)).as_deref(),
+            Some("Note: overriding previous HEALTHCHECK: [CMD true]\n")
+        );
+        assert_eq!(healthcheck_override_note(Some(&v)), None);
+        assert_eq!(healthcheck_override_note(None), None);
     }
 }

@@ -82,8 +82,6 @@ pub(super) struct CopyInput {
     lowers: Vec<PathBuf>,
     flags: CopyFlags,
     tmp: PathBuf,
-    /// COPY or ADD, for error texts.
-    name: String,
 }
 
 impl CopyInput {
@@ -114,12 +112,6 @@ impl CopyInput {
             }
             None => plan(&self.ctx_root, None),
         }
-        .map_err(|e| match e {
-            EngineError::InvalidArgument(m) => {
-                EngineError::InvalidArgument(format!("{} failed: {m}", self.name))
-            }
-            e => e,
-        })
     }
 }
 
@@ -241,6 +233,8 @@ impl Builder {
             )));
         }
         let mut dest = expand(dest, esc, &vars)?;
+        // The history names the destination as written (dockerd's `in <dest> `).
+        let written_dest = dest.clone();
         if !dest.starts_with('/') {
             let wd = if st.config.working_dir.is_empty() {
                 "/"
@@ -301,9 +295,8 @@ impl Builder {
                 parents,
             },
             tmp,
-            name: name.to_string(),
         };
-        let (input, plan, kind, digest) = tokio::task::spawn_blocking(move || {
+        let (input, _, kind, digest) = tokio::task::spawn_blocking(move || {
             input
                 .plan(false)
                 .map(|(plan, kind, digest)| (input, plan, kind, digest))
@@ -314,10 +307,7 @@ impl Builder {
         for (k, v) in &ins.flags {
             flags.push_str(&format!("--{k}={} ", v.as_deref().unwrap_or("")));
         }
-        let text = st.nop(&format!(
-            "{name} {flags}{kind}:{digest} in {} ",
-            plan.dest_dir
-        ));
+        let text = st.nop(&format!("{name} {flags}{kind}:{digest} in {written_dest} "));
         let write = LayerWrite::Copy(Box::new(CopyWrite { input, chown }));
         Ok(Outcome::Layer(text.clone(), text, write))
     }
@@ -405,45 +395,24 @@ pub(super) fn plan_copy(
     known: context::KnownDigests,
 ) -> Result<(CopyPlan, &'static str, String)> {
     let is_add = flags.is_add;
-    // (context path, name under the destination) of every source.
-    let mut paths: Vec<(String, String)> = Vec::new();
-    for s in srcs {
-        // `--parents` keeps the path below a `/./` pivot, or the whole path.
-        let pivot = match s.split_once("/./") {
-            Some((p, _)) if flags.parents => context::clean(p).unwrap_or_default(),
-            _ => String::new(),
-        };
-        for rel in context::expand_source(root, s, confined)? {
-            // Matched against the context path and, as BuildKit's per-source copy does, the
-            // name the source itself has.
-            let base = rel.rsplit('/').next().unwrap_or(&rel);
-            if flags
-                .exclude
-                .as_ref()
-                .is_some_and(|x| x.excludes(&rel) || x.excludes(base))
-            {
-                continue;
-            }
-            let kept = rel
-                .strip_prefix(&pivot)
-                .map(|r| r.trim_start_matches('/'))
-                .unwrap_or(&rel)
-                .to_string();
-            paths.push((rel, kept));
+    let name = if is_add { "ADD" } else { "COPY" };
+    // dockerd prefixes what goes wrong while finding the sources, and only that.
+    let failed = |e: EngineError| match e {
+        EngineError::InvalidArgument(m) => {
+            EngineError::InvalidArgument(format!("{name} failed: {m}"))
         }
-    }
+        e => e,
+    };
+    let paths = copy_sources(root, confined, srcs, flags).map_err(failed)?;
     if paths.is_empty() && inline.is_empty() {
-        return Err(bad(format!(
-            "file not found in build context or excluded by .dockerignore: no source files were specified: {}",
-            srcs.join(" ")
-        )));
+        return Err(failed(bad("no source files were specified")));
     }
     let count = paths.len() + inline.len();
     let dir_dest = dest.ends_with('/') || dest.ends_with("/.");
     if count > 1 && !dir_dest {
-        return Err(bad(
-            "When using COPY with more than one source file, the destination must be a directory and end with a /",
-        ));
+        return Err(bad(format!(
+            "When using {name} with more than one source file, the destination must be a directory and end with a /"
+        )));
     }
     let mut w = TarWriter::new(
         tmp,
@@ -465,16 +434,15 @@ pub(super) fn plan_copy(
         dest.trim_end_matches("/.").trim_end_matches('/')
     };
     // A directory or an archive always lands in (or as) the destination directory.
-    let dir_like = |(rel, _): &(String, String)| -> Result<bool> {
-        let host = context::source_path(root, rel)?;
-        Ok(std::fs::metadata(&host)?.is_dir() || (is_add && context::is_archive(&host)))
+    let dir_like = |src: &Source| -> Result<bool> {
+        Ok(std::fs::metadata(&src.host)?.is_dir() || (is_add && context::is_archive(&src.host)))
     };
     let single_file_target = count == 1
         && !flags.parents
         && !dir_dest
         && !dir_in_layers(lowers, dest_trim)
         && match paths.first() {
-            Some(rel) => !dir_like(rel)?,
+            Some(src) => !dir_like(src)?,
             None => true,
         };
     let dest_dir = if single_file_target {
@@ -482,25 +450,24 @@ pub(super) fn plan_copy(
     } else {
         dest_trim.to_string()
     };
-    for (rel, kept) in &paths {
-        let host = context::source_path(root, rel)?;
-        let md = std::fs::metadata(&host)?;
+    for Source { rel, kept, host } in &paths {
+        let md = std::fs::metadata(host)?;
         let base = rel.rsplit('/').next().unwrap_or(rel).to_string();
-        if flags.parents && !(is_add && md.is_file() && context::is_archive(&host)) {
-            w.add(&host, kept)?;
+        if flags.parents && !(is_add && md.is_file() && context::is_archive(host)) {
+            w.add(host, kept)?;
         } else if md.is_dir() {
             if count == 1 {
                 kind = "dir";
             }
-            w.add(&host, "")?;
-        } else if is_add && context::is_archive(&host) {
+            w.add(host, "")?;
+        } else if is_add && context::is_archive(host) {
             w.note(&base);
-            w.note_content(&host)?;
-            archives.push(host);
+            w.note_content(host)?;
+            archives.push(host.clone());
         } else if single_file_target {
-            w.add(&host, &parent_and_base(dest_trim).1)?;
+            w.add(host, &parent_and_base(dest_trim).1)?;
         } else {
-            w.add(&host, &base)?;
+            w.add(host, &base)?;
         }
     }
     for i in inline.iter() {
@@ -530,6 +497,53 @@ pub(super) fn plan_copy(
         kind,
         digest,
     ))
+}
+
+/// One source path of a COPY/ADD.
+pub(super) struct Source {
+    /// The path in the context (or image).
+    rel: String,
+    /// Its name under the destination (`--parents` keeps directories).
+    kept: String,
+    /// Where it is on the host, symlinks resolved inside the root.
+    host: PathBuf,
+}
+
+/// The sources' paths, their globs expanded and `--exclude` applied.
+fn copy_sources(
+    root: &Path,
+    confined: bool,
+    srcs: &[String],
+    flags: &CopyFlags,
+) -> Result<Vec<Source>> {
+    let mut paths = Vec::new();
+    for s in srcs {
+        // `--parents` keeps the path below a `/./` pivot, or the whole path.
+        let pivot = match s.split_once("/./") {
+            Some((p, _)) if flags.parents => context::clean(p).unwrap_or_default(),
+            _ => String::new(),
+        };
+        for rel in context::expand_source(root, s, confined)? {
+            // Matched against the context path and, as BuildKit's per-source copy does, the
+            // name the source itself has.
+            let base = rel.rsplit('/').next().unwrap_or(&rel);
+            if flags
+                .exclude
+                .as_ref()
+                .is_some_and(|x| x.excludes(&rel) || x.excludes(base))
+            {
+                continue;
+            }
+            let kept = rel
+                .strip_prefix(&pivot)
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or(&rel)
+                .to_string();
+            let host = context::source_path(root, &rel)?;
+            paths.push(Source { rel, kept, host });
+        }
+    }
+    Ok(paths)
 }
 
 /// Looks a user (and group) up in the root's /etc/passwd and /etc/group.
@@ -632,10 +646,10 @@ pub(super) fn apply(root: &OwnedFd, write: LayerWrite) -> Result<()> {
                 .map_err(bad)?;
             for a in &plan.archives {
                 let check = std::fs::File::open(a)?;
-                let (_, s) = berth_store::compression::decompress(check).map_err(bad)?;
+                let s = berth_store::compression::decompress_archive(check).map_err(bad)?;
                 berth_store::check_archive_paths(&mut tar::Archive::new(s)).map_err(bad)?;
                 let f = std::fs::File::open(a)?;
-                let (_, s) = berth_store::compression::decompress(f).map_err(bad)?;
+                let s = berth_store::compression::decompress_archive(f).map_err(bad)?;
                 berth_store::unpack_into(
                     &mut tar::Archive::new(s),
                     open_dest()?,

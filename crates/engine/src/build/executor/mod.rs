@@ -9,7 +9,9 @@ use super::options::{BuildEvent, BuildOptions};
 use super::reproducible;
 use crate::error::{EngineError, Result};
 use crate::{Engine, LogOptions, WaitCondition};
-use berth_build::dockerfile::{Command, Dockerfile, Healthcheck, Heredoc, Instruction, Kind};
+use berth_build::dockerfile::{
+    Command, Dockerfile, Healthcheck, Heredoc, Instruction, Kind, Warning,
+};
 use berth_build::expand::{expand_word, expand_words};
 use berth_image::config::{ContainerConfig, History};
 use berth_image::{CommitRequest, Image};
@@ -31,7 +33,7 @@ mod mounts;
 mod run;
 mod stages;
 
-use config::{command_argv, go_q, go_v, healthcheck};
+use config::{command_argv, go_q, go_v, healthcheck, healthcheck_override_note};
 use copy::LayerWrite;
 use run::run_script;
 pub(super) use stages::Build;
@@ -115,13 +117,19 @@ struct Stage {
     author: String,
     /// Declared ARGs with a value, in declaration order.
     args: Vec<(String, String)>,
+    /// The predefined proxy args given a value with --build-arg: every RUN sees them,
+    /// declared or not.
+    proxies: Vec<(String, String)>,
     /// CMD was set in this stage (an ENTRYPOINT then keeps it).
     cmd_set: bool,
 }
 
 impl Stage {
+    /// What a word is expanded with (dockerd: the config's env, then the allowed build args,
+    /// the proxy ones included).
     fn vars(&self) -> HashMap<String, String> {
-        let mut m: HashMap<String, String> = self.args.iter().cloned().collect();
+        let mut m: HashMap<String, String> = self.proxies.iter().cloned().collect();
+        m.extend(self.args.iter().cloned());
         for e in &self.config.env {
             let (k, v) = e.split_once('=').unwrap_or((e, ""));
             m.insert(k.to_string(), v.to_string());
@@ -130,18 +138,15 @@ impl Stage {
     }
 
     fn shell(&self) -> Vec<String> {
-        if self.config.shell.is_empty() {
-            vec!["/bin/sh".into(), "-c".into()]
-        } else {
-            self.config.shell.clone()
-        }
+        shell_or_default(&self.config.shell)
     }
 
     fn nop(&self, text: &str) -> String {
         format!("{} #(nop) {text}", self.shell().join(" "))
     }
 
-    /// Build args a RUN sees: declared ones not shadowed by ENV, sorted (dockerd's order).
+    /// Build args a RUN sees: declared ones and the proxy ones, not shadowed by ENV, sorted
+    /// (dockerd's order).
     fn run_args(&self) -> Vec<(String, String)> {
         let env: HashSet<&str> = self
             .config
@@ -150,12 +155,18 @@ impl Stage {
             .map(|e| e.split('=').next().unwrap_or(e))
             .collect();
         let mut m: BTreeMap<String, String> = BTreeMap::new();
-        for (k, v) in &self.args {
+        for (k, v) in self.proxies.iter().chain(&self.args) {
             if !env.contains(k.as_str()) {
                 m.insert(k.clone(), v.clone());
             }
         }
         m.into_iter().collect()
+    }
+
+    /// Whether a RUN's history (and cache key) names this build arg: a proxy arg only when
+    /// the stage declared it (dockerd's IsReferencedOrNotBuiltin).
+    fn arg_in_history(&self, k: &str) -> bool {
+        !is_proxy_arg(k) || self.args.iter().any(|(n, _)| n == k)
     }
 }
 
@@ -255,6 +266,7 @@ impl Builder {
             image: base,
             config,
             args: Vec::new(),
+            proxies: proxy_args(&self.opts),
             cmd_set: false,
         };
         if !triggers.is_empty() {
@@ -436,14 +448,13 @@ impl Builder {
                 Outcome::Config(nop(format!(" ARG {}", text.join(" "))), cfg)
             }
             Kind::Env(pairs) => {
+                // dockerd expands the whole instruction before applying it: `ENV X=1 Y=$X`
+                // gives Y the X from before this line.
                 let mut text = Vec::new();
-                let mut vars = vars.clone();
                 for (k, v) in pairs {
-                    let k = expand(k, esc, &vars)?;
-                    let v = expand(v, esc, &vars)?;
+                    let (k, v) = (ex(k)?, ex(v)?);
                     cfg.env.retain(|e| e.split('=').next() != Some(k.as_str()));
                     cfg.env.push(format!("{k}={v}"));
-                    vars.insert(k.clone(), v.clone());
                     text.push(format!("{k}={v}"));
                 }
                 Outcome::Config(nop(format!(" ENV {}", text.join(" "))), cfg)
@@ -476,8 +487,14 @@ impl Builder {
                 Outcome::Config(nop(format!(" ENTRYPOINT {t}")), cfg)
             }
             Kind::Shell(v) => {
+                // dockerd's nop comment already runs under the new shell.
                 cfg.shell = v.clone();
-                Outcome::Config(nop(format!(" SHELL {}", go_v(v))), cfg)
+                let text = format!(
+                    "{} #(nop)  SHELL {}",
+                    shell_or_default(v).join(" "),
+                    go_v(v)
+                );
+                Outcome::Config(text, cfg)
             }
             Kind::Expose(ports) => {
                 let mut text = Vec::new();
@@ -518,8 +535,15 @@ impl Builder {
                 Outcome::Config(nop(format!(" ONBUILD {}", inner.original)), cfg)
             }
             Kind::Healthcheck(h) => {
-                let v = healthcheck(h, &ins.flags, st)?;
+                if let Some(note) = healthcheck_override_note(st.config.healthcheck.as_ref()) {
+                    self.say(note).await;
+                }
+                let mut v = healthcheck(h, &ins.flags)?;
+                // The history text is taken before the parent's fields are merged in.
                 let text = format!(" HEALTHCHECK {v}");
+                if let Some(prev) = &st.config.healthcheck {
+                    config::inherit_healthcheck(&mut v, prev);
+                }
                 cfg.healthcheck = Some(v);
                 Outcome::Config(nop(text), cfg)
             }
@@ -619,6 +643,15 @@ impl Builder {
     }
 }
 
+/// The config's shell, or dockerd's default when it sets none.
+fn shell_or_default(shell: &[String]) -> Vec<String> {
+    if shell.is_empty() {
+        vec!["/bin/sh".into(), "-c".into()]
+    } else {
+        shell.to_vec()
+    }
+}
+
 /// `ExposedPorts` keys for one EXPOSE word (nat.ParsePortSpecs): `80` → `80/tcp`,
 /// `53/UDP` → `53/udp`, a range `8000-8002` → one key per port.
 fn port_keys(word: &str) -> Result<Vec<String>> {
@@ -638,17 +671,54 @@ fn port_keys(word: &str) -> Result<Vec<String>> {
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
+/// The parser's warnings, worded as dockerd prints them before the first step.
+fn parse_warnings(df: &Dockerfile) -> Option<String> {
+    if df.warnings.is_empty() {
+        return None;
+    }
+    let mut text = String::new();
+    for w in &df.warnings {
+        match w {
+            Warning::EmptyContinuationLine { text: line, .. } => text.push_str(&format!(
+                "[WARNING]: Empty continuation line found in:\n    {line}\n"
+            )),
+        }
+    }
+    text.push_str("[WARNING]: Empty continuation lines will become errors in a future release.\n");
+    Some(text)
+}
+
 fn build_arg(opts: &BuildOptions, name: &str) -> Option<Option<String>> {
     opts.build_args
         .get(name)
         .map(|v| v.clone().or_else(|| std::env::var(name).ok()))
 }
 
+/// dockerd's predefined build args: usable without an ARG, never "not consumed", kept out of
+/// the image config and of history. Only these spellings (`Http_Proxy` is an ordinary arg).
+const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 fn is_proxy_arg(k: &str) -> bool {
-    matches!(
-        k.to_uppercase().as_str(),
-        "HTTP_PROXY" | "HTTPS_PROXY" | "FTP_PROXY" | "NO_PROXY" | "ALL_PROXY"
-    )
+    PROXY_ARGS.contains(&k)
+}
+
+/// The proxy args --build-arg gives a value.
+fn proxy_args(opts: &BuildOptions) -> Vec<(String, String)> {
+    PROXY_ARGS
+        .iter()
+        .filter_map(|k| Some((k.to_string(), build_arg(opts, k)??)))
+        .collect()
 }
 
 fn expand(w: &str, esc: char, vars: &HashMap<String, String>) -> Result<String> {
@@ -743,5 +813,52 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan(&df, None).unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn proxy_args_reach_run_but_not_history_unless_declared() {
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let mut st = Stage {
+            image: scratch(),
+            config: ContainerConfig {
+                env: vec!["no_proxy=env".into()],
+                ..Default::default()
+            },
+            author: String::new(),
+            args: vec![pair("A", "1")],
+            proxies: vec![
+                pair("https_proxy", "s"),
+                pair("HTTP_PROXY", "p"),
+                pair("no_proxy", "l"),
+            ],
+            cmd_set: false,
+        };
+        assert_eq!(
+            st.run_args(),
+            [
+                pair("A", "1"),
+                pair("HTTP_PROXY", "p"),
+                pair("https_proxy", "s")
+            ]
+        );
+        assert_eq!(st.vars().get("no_proxy").map(String::as_str), Some("env"));
+        assert!(st.arg_in_history("A") && !st.arg_in_history("HTTP_PROXY"));
+        st.args.push(pair("HTTP_PROXY", "declared"));
+        assert!(st.arg_in_history("HTTP_PROXY"));
+        assert!(is_proxy_arg("all_proxy") && !is_proxy_arg("Http_Proxy"));
+    }
+
+    #[test]
+    fn empty_continuation_warning_is_dockerds() {
+        let df = berth_build::dockerfile::parse("FROM a\nRUN x \\\n\n y\n").unwrap();
+        assert_eq!(
+            parse_warnings(&df).as_deref(),
+            Some(
+                "[WARNING]: Empty continuation line found in:\n    RUN x  y\n\
+                 [WARNING]: Empty continuation lines will become errors in a future release.\n"
+            )
+        );
+        let df = berth_build::dockerfile::parse("FROM a\nRUN x\n").unwrap();
+        assert_eq!(parse_warnings(&df), None);
     }
 }

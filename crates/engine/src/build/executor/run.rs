@@ -3,14 +3,23 @@
 use super::*;
 
 impl Builder {
+    /// dockerd's saved command: with any build arg in play, `|N` and the N args it names
+    /// (undeclared proxy args are counted out, so `|0` can show) before the command.
     pub(super) fn run_created_by(&self, st: &Stage, argv: &[String]) -> String {
         let args = st.run_args();
         let cmd = argv.join(" ");
         if args.is_empty() {
             return cmd;
         }
-        let kv: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("|{} {} {cmd}", args.len(), kv.join(" "))
+        let kv: Vec<String> = args
+            .iter()
+            .filter(|(k, _)| st.arg_in_history(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut words = vec![format!("|{}", kv.len())];
+        words.extend(kv);
+        words.push(cmd);
+        words.join(" ")
     }
 
     pub(super) async fn run_step(

@@ -64,6 +64,9 @@ impl Build {
             .sum::<usize>()
             + self.df.global_args.len()
             + self.opts.labels.len();
+        if let Some(text) = parse_warnings(&self.df) {
+            self.say(text).await;
+        }
         // ARGs before the first FROM are steps too, with nothing to show (dockerd's metaArgs).
         let mut step = 0;
         for ins in &self.df.global_args {
