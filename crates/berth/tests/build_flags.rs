@@ -343,3 +343,29 @@ fn platform_and_pull() {
         "{out}"
     );
 }
+
+#[test]
+fn compressed_contexts_on_stdin() {
+    let d = TestDaemon::with_busybox(BIN).expect("daemon");
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, name) in [
+        ("-j", "ctx.tar.bz2"),
+        ("-J", "ctx.tar.xz"),
+        ("-z", "ctx.tar.gz"),
+    ] {
+        let archive = dir.path().join(name);
+        let st = Command::new("tar")
+            .args(["-C", &fixture("basic").to_string_lossy(), flag, "-cf"])
+            .arg(&archive)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let tag = format!("ctx-{}", name.rsplit('.').next().unwrap());
+        let mut cmd = d.docker(&["build", "-q", "-t", &tag, "-"]);
+        cmd.env("DOCKER_BUILDKIT", "0")
+            .stdin(std::fs::File::open(&archive).unwrap());
+        ok(&mut cmd);
+        assert_eq!(cat(&d, &tag, "/hello"), "hello\n", "{name}");
+    }
+}

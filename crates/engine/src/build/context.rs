@@ -36,7 +36,7 @@ pub(super) struct Context {
 }
 
 impl Context {
-    /// Extracts the context tar (maybe compressed) under `tmp` while it streams in, hashing
+    /// Extracts the context tar (plain, gzip, zstd, bzip2 or xz) under `tmp` while it streams in, hashing
     /// each file on the way. An entry that would leave the directory refuses the whole
     /// context: the directory is removed and nothing outside it was touched.
     pub(super) fn extract(mut stream: impl Read, tmp: &Path) -> Result<Context> {
@@ -50,7 +50,8 @@ impl Context {
     fn extract_from(stream: &mut impl Read, tmp: &Path) -> Result<Context> {
         std::fs::create_dir_all(tmp)?;
         let dir = tempfile::Builder::new().prefix("build-").tempdir_in(tmp)?;
-        let (_, plain) = berth_store::compression::decompress(stream).map_err(bad)?;
+        // dockerd's DecompressStream: plain, gzip, zstd, bzip2 or xz.
+        let plain = berth_store::compression::decompress_archive(stream).map_err(bad)?;
         let mut plain = PadTail::new(plain);
         let root = berth_store::inroot::open_root(dir.path())?;
         let root = open_in_root(&root, ".", OFlags::RDONLY | OFlags::DIRECTORY)
