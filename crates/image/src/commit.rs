@@ -1,6 +1,6 @@
 //! `docker commit`: a container's changes become one new layer on top of its image.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 
 use berth_store::{Digest, ImageRecord};
 
@@ -26,6 +26,10 @@ pub struct CommitRequest {
     /// Store the layer without syncing the file system: a build syncs once for all its
     /// steps instead of once per step.
     pub defer_sync: bool,
+    /// The layer already extracted: an overlay upper holding exactly what the tar holds,
+    /// which becomes the layer's directory (moved, not copied) instead of the tar being
+    /// extracted again. Implies `defer_sync`.
+    pub upper: Option<std::path::PathBuf>,
 }
 
 impl ImageService {
@@ -33,7 +37,7 @@ impl ImageService {
     pub fn commit_layer(
         &self,
         parent: &Image,
-        layer: impl Read,
+        layer: impl Read + Seek,
         req: CommitRequest,
     ) -> Result<Image, ImageError> {
         // Refused before a byte is stored.
@@ -52,12 +56,17 @@ impl ImageService {
     fn commit_inner(
         &self,
         parent: &Image,
-        layer: impl Read,
+        layer: impl Read + Seek,
         req: CommitRequest,
         tag: Option<crate::Reference>,
         rb: &mut Rollback,
     ) -> Result<Image, ImageError> {
-        let rec = self.ingest_layer(parent.layers.last(), layer, None, None, req.defer_sync, rb)?;
+        let rec = match &req.upper {
+            Some(upper) => self.ingest_upper(parent.layers.last(), layer, upper, rb)?,
+            None => {
+                self.ingest_layer(parent.layers.last(), layer, None, None, req.defer_sync, rb)?
+            }
+        };
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let mut config = parent.config.clone();
         config.created = Some(created.clone());

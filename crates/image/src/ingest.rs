@@ -126,6 +126,35 @@ impl ImageService {
         })
     }
 
+    /// `ingest_layer` for a layer tar (uncompressed, so its digest is its diff id) whose
+    /// content `upper` already holds: the upper is adopted as the layer directory; the tar is
+    /// extracted only when the upper carries what a lower layer cannot.
+    pub(crate) fn ingest_upper(
+        &self,
+        parent: Option<&Digest>,
+        mut src: impl Read + Seek,
+        upper: &std::path::Path,
+        rb: &mut Rollback,
+    ) -> Result<LayerRecord, ImageError> {
+        let (blob, size) = self.content().put_unsynced(&mut src)?;
+        rb.blob(blob.clone());
+        let Some(applied) = self.layers().adopt(parent, upper, &blob, size)? else {
+            src.seek(SeekFrom::Start(0))?;
+            return self.ingest_layer(parent, src, Some(&blob), None, true, rb);
+        };
+        if !applied.already_existed {
+            rb.layers.push(applied.chain_id.clone());
+        }
+        Ok(LayerRecord {
+            chain_id: applied.chain_id,
+            diff_id: applied.diff_id,
+            parent: parent.cloned(),
+            blob: Some(blob),
+            blob_media_type: Compression::None.oci_layer_media_type().to_string(),
+            size: applied.size,
+        })
+    }
+
     /// The existing record when this chain is already extracted and known.
     pub(crate) fn known_layer(&self, chain: &Digest) -> Result<Option<LayerRecord>, ImageError> {
         match self.db().get_layer(chain)? {

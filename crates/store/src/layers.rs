@@ -175,6 +175,48 @@ impl LayerStore {
         })
     }
 
+    /// Makes `dir` — an overlay upper holding exactly what the layer tar `diff_id` holds, in
+    /// the layer store's own form (whiteouts as 0/0 devices, opaque directories marked) —
+    /// the layer on top of `parent`, by renaming it into place instead of extracting the tar
+    /// again. The overlay's bookkeeping xattrs (origin, impure…) are dropped first. `Ok(None)`
+    /// when `dir` holds what a lower layer cannot carry (a redirect or a metacopy-only file):
+    /// the caller extracts the tar then. Not synced (see `ExtractOptions::defer_sync`).
+    pub fn adopt(
+        &self,
+        parent: Option<&Digest>,
+        dir: &Path,
+        diff_id: &Digest,
+        size: u64,
+    ) -> Result<Option<AppliedLayer>, StoreError> {
+        let chain_id = Self::chain_id(parent, diff_id);
+        let applied = |already_existed| AppliedLayer {
+            diff_id: diff_id.clone(),
+            chain_id: chain_id.clone(),
+            size,
+            already_existed,
+        };
+        let dest = self.layers.join(chain_id.hex());
+        if dest.join("diff").is_dir() {
+            return Ok(Some(applied(true)));
+        }
+        if !strip_overlay_xattrs(dir)? {
+            return Ok(None);
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("layer-")
+            .tempdir_in(&self.tmp)?;
+        fs::rename(dir, tmp.path().join("diff"))?;
+        match fs::rename(tmp.path(), &dest) {
+            Ok(()) => {
+                let _ = tmp.keep();
+            }
+            Err(_) if dest.join("diff").is_dir() => return Ok(Some(applied(true))),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(%chain_id, %diff_id, size, "layer adopted");
+        Ok(Some(applied(false)))
+    }
+
     pub fn diff_dir(&self, chain_id: &Digest) -> PathBuf {
         self.layers.join(chain_id.hex()).join("diff")
     }
@@ -218,6 +260,42 @@ impl LayerStore {
     }
 }
 
+/// Removes overlayfs' bookkeeping xattrs (`trusted.overlay.*` but `opaque`) below `dir`,
+/// symlinks not followed; false when an entry carries one that changes what a lower layer
+/// means (`redirect`, `metacopy`).
+fn strip_overlay_xattrs(dir: &Path) -> Result<bool, StoreError> {
+    const PREFIX: &str = "trusted.overlay.";
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let mut names = vec![0u8; 4096];
+        let n = match rustix::fs::llistxattr(&p, &mut names) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::RANGE) => {
+                names = vec![0u8; 65536];
+                rustix::fs::llistxattr(&p, &mut names)?
+            }
+            Err(e) => return Err(io::Error::from(e).into()),
+        };
+        for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+            let name = String::from_utf8_lossy(name);
+            let Some(kind) = name.strip_prefix(PREFIX) else {
+                continue;
+            };
+            match kind {
+                "opaque" => {}
+                "redirect" | "metacopy" => return Ok(false),
+                _ => rustix::fs::lremovexattr(&p, name.as_ref())?,
+            }
+        }
+        if fs::symlink_metadata(&p)?.is_dir() {
+            for e in fs::read_dir(&p)? {
+                stack.push(e?.path());
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// Hashes and counts the decompressed stream, refusing to grow past `limit`.
 struct HashingReader<R> {
     inner: R,
@@ -250,6 +328,49 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let ls = LayerStore::open(root.path()).unwrap();
         (root, ls)
+    }
+
+    #[test]
+    fn adopt_moves_an_upper_in_and_keeps_only_the_opaque_mark() {
+        if !is_root() {
+            return;
+        }
+        let (root, ls) = store();
+        let upper = root.path().join("tmp/upper");
+        fs::create_dir_all(upper.join("opaque")).unwrap();
+        fs::write(upper.join("f"), b"x").unwrap();
+        let set = |p: &Path, k: &str| {
+            rustix::fs::lsetxattr(p, k, b"y", rustix::fs::XattrFlags::empty()).unwrap()
+        };
+        set(&upper.join("opaque"), "trusted.overlay.opaque");
+        set(&upper.join("opaque"), "trusted.overlay.impure");
+        set(&upper.join("f"), "trusted.overlay.origin");
+        set(&upper.join("f"), "user.keep");
+        let diff = Digest::from_sha256_bytes(b"layer tar");
+        let a = ls.adopt(None, &upper, &diff, 7).unwrap().unwrap();
+        assert!(!a.already_existed && a.chain_id == diff && a.size == 7);
+        assert!(!upper.exists());
+        let dir = ls.diff_dir(&a.chain_id);
+        let get = |p: &Path, k: &str| rustix::fs::lgetxattr(p, k, &mut [0u8; 8]).is_ok();
+        assert!(get(&dir.join("opaque"), "trusted.overlay.opaque"));
+        assert!(!get(&dir.join("opaque"), "trusted.overlay.impure"));
+        assert!(!get(&dir.join("f"), "trusted.overlay.origin"));
+        assert!(get(&dir.join("f"), "user.keep"));
+        // The same layer again: already there, the new upper left to its owner.
+        fs::create_dir_all(&upper).unwrap();
+        assert!(
+            ls.adopt(None, &upper, &diff, 7)
+                .unwrap()
+                .unwrap()
+                .already_existed
+        );
+        assert!(upper.exists());
+        // A redirect cannot be carried by a lower layer: not adopted, nothing moved.
+        let other = Digest::from_sha256_bytes(b"other tar");
+        fs::create_dir_all(upper.join("moved")).unwrap();
+        set(&upper.join("moved"), "trusted.overlay.redirect");
+        assert!(ls.adopt(None, &upper, &other, 1).unwrap().is_none());
+        assert!(upper.join("moved").exists() && !ls.exists(&other));
     }
 
     fn is_root() -> bool {

@@ -153,6 +153,7 @@ impl Engine {
             container_config,
             reference,
             defer_sync: false,
+            upper: None,
         };
         tokio::task::spawn_blocking(move || -> Result<berth_image::Image> {
             std::fs::create_dir_all(&tmp_dir)?;

@@ -148,6 +148,12 @@ impl Builder {
             }
             res?;
             let changes = berth_store::upper::changes(&upper, &lowers, &|_| false)?;
+            // The scratch upper is the layer, byte for byte, unless SOURCE_DATE_EPOCH
+            // rewrites the tar's times: then it is extracted from the tar as usual.
+            let req = CommitRequest {
+                upper: epoch.is_none().then(|| upper.clone()),
+                ..req
+            };
             commit_upper(&images, &parent, &upper, &changes, req, &tmp, epoch)
         })
         .await

@@ -639,6 +639,7 @@ impl Builder {
             reference: None,
             // One syncfs when the build ends (build_image) rather than one per step.
             defer_sync: true,
+            upper: None,
         }
     }
 }
