@@ -14,11 +14,12 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::layers::HashingReader;
 use rustix::fs::{
     AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
-use sha2::{Digest as _, Sha256};
+use sha2::Digest as _;
 
 use crate::error::StoreError;
 use crate::layers::ExtractOptions;
@@ -330,13 +331,10 @@ impl Extractor<'_> {
                 match self.digests.as_deref_mut() {
                     None => copy_entry(entry, &mut file)?,
                     Some(digests) => {
-                        let mut hashing = HashingReader {
-                            inner: entry,
-                            hash: Sha256::new(),
-                        };
+                        let mut hashing = HashingReader::new(entry, u64::MAX);
                         copy_entry(&mut hashing, &mut file)?;
                         let ino = rustix::fs::fstat(&file)?.st_ino;
-                        digests.insert(ino, hashing.hash.finalize().into());
+                        digests.insert(ino, hashing.hasher.finalize().into());
                     }
                 }
                 apply_fd_meta(&file, &meta)?;
@@ -548,19 +546,6 @@ fn remove_entry(parent: &OwnedFd, name: &[u8]) -> Result<(), StoreError> {
 }
 
 /// Copies the entry's data, telling archive read errors from disk write errors.
-struct HashingReader<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 fn copy_entry(r: &mut impl Read, w: &mut File) -> Result<(), StoreError> {
     let mut buf = vec![0u8; 128 * 1024];
     loop {

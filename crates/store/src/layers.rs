@@ -99,13 +99,7 @@ impl LayerStore {
 
         let (_, stream) =
             decompress(archive).map_err(|e| StoreError::InvalidArchive(e.to_string()))?;
-        let counted = HashingReader {
-            inner: stream,
-            hasher: Sha256::new(),
-            count: 0,
-            limit: opts.max_uncompressed,
-            exceeded: false,
-        };
+        let counted = HashingReader::new(stream, opts.max_uncompressed);
         let mut ar = tar::Archive::new(counted);
         let res = extract(&mut ar, &diff, opts);
         let mut counted = ar.into_inner();
@@ -296,13 +290,25 @@ fn strip_overlay_xattrs(dir: &Path) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-/// Hashes and counts the decompressed stream, refusing to grow past `limit`.
-struct HashingReader<R> {
+/// Hashes and counts a stream, refusing to grow past `limit`.
+pub(crate) struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
-    count: u64,
+    pub hasher: Sha256,
+    pub count: u64,
     limit: u64,
-    exceeded: bool,
+    pub exceeded: bool,
+}
+
+impl<R> HashingReader<R> {
+    pub(crate) fn new(inner: R, limit: u64) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+            limit,
+            exceeded: false,
+        }
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
