@@ -169,6 +169,9 @@ fn only_changed_paths_travel_and_the_image_is_the_same() {
     let racy = berth_build(&d, p, "sync:4", &[]);
     assert!(racy.contains("twice"), "{racy}");
 
+    // The kept copy is build cache: `system df` lists it as BuildKit lists local sources.
+    let df = ok(&mut d.docker(&["system", "df", "-v"]));
+    assert!(df.contains("source.local"), "{df}");
     // `builder prune` removes the kept copy: everything travels again.
     ok(&mut d.berth(&["builder", "prune", "-af"]));
     assert!(kept_trees(&d).is_empty());

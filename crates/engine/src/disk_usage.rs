@@ -219,10 +219,14 @@ impl Engine {
             );
         }
         if types.build_cache {
-            out.insert(
-                "BuildCache".into(),
-                serde_json::Value::Array(cache.iter().map(cache_record_json).collect()),
+            let mut list: Vec<serde_json::Value> = cache.iter().map(cache_record_json).collect();
+            list.extend(
+                self.kept_build_contexts()
+                    .await?
+                    .iter()
+                    .map(kept_context_json),
             );
+            out.insert("BuildCache".into(), serde_json::Value::Array(list));
         }
         Ok(serde_json::Value::Object(out))
     }
@@ -249,6 +253,23 @@ fn cache_record_json(e: &crate::build::CacheEntry) -> serde_json::Value {
         "CreatedAt": rfc3339(e.record.created),
         "LastUsedAt": rfc3339(e.record.last_used),
         "UsageCount": e.record.usage_count,
+    })
+}
+
+/// A context kept for Berth's CLI, as BuildKit lists its local sources.
+fn kept_context_json(k: &crate::build::KeptContext) -> serde_json::Value {
+    serde_json::json!({
+        "ID": k.id,
+        "Parent": "",
+        "Parents": [],
+        "Type": "source.local",
+        "Description": "local source for context",
+        "InUse": k.in_use,
+        "Shared": false,
+        "Size": k.size,
+        "CreatedAt": rfc3339(k.last_used),
+        "LastUsedAt": rfc3339(k.last_used),
+        "UsageCount": 1,
     })
 }
 

@@ -14,7 +14,7 @@ mod synced;
 
 pub use cache::{default_cache_cap, CacheEntry, PruneOptions};
 pub use options::{BuildEvent, BuildOptions};
-pub use synced::{EntryKind, ManifestEntry, SyncAnswer};
+pub use synced::{EntryKind, KeptContext, ManifestEntry, SyncAnswer};
 
 use crate::error::{EngineError, Result};
 use crate::Engine;
@@ -74,6 +74,14 @@ impl Engine {
         tokio::task::spawn_blocking(move || synced::compare(&root, &key, manifest))
             .await
             .map_err(EngineError::internal)?
+    }
+
+    /// The build contexts kept for Berth's CLI (for `system df`).
+    pub async fn kept_build_contexts(&self) -> Result<Vec<KeptContext>> {
+        let root = self.cfg.data_root.clone();
+        tokio::task::spawn_blocking(move || synced::kept_contexts(&root))
+            .await
+            .map_err(EngineError::internal)
     }
 
     /// Starts a build from a context tar (plain or compressed), extracted as it is read from

@@ -384,6 +384,34 @@ fn kept_trees(data_root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A kept tree as `system df` lists it (BuildKit's `source.local` records).
+pub struct KeptContext {
+    pub id: String,
+    pub size: u64,
+    /// When a build last used it (its index was written), in seconds.
+    pub last_used: i64,
+    pub in_use: bool,
+}
+
+pub(crate) fn kept_contexts(data_root: &Path) -> Vec<KeptContext> {
+    kept_trees(data_root)
+        .into_iter()
+        .map(|dir| KeptContext {
+            id: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            size: crate::disk_usage::dir_size(&dir),
+            last_used: std::fs::metadata(dir.join("index.json"))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64),
+            in_use: tree_lock(&dir).try_lock().is_err(),
+        })
+        .collect()
+}
+
 /// Removes the kept trees no build is using: their names and the bytes freed.
 pub(crate) fn prune(data_root: &Path) -> (Vec<String>, u64) {
     let (mut ids, mut freed) = (Vec::new(), 0);
