@@ -166,6 +166,27 @@ fn secrets_reach_the_run_and_nothing_else() {
         );
     }
     assert!(!d.daemon_log().contains("s3cr3t"));
+    // Nothing on the data root's disk holds a value either: not the database (the step's
+    // container never had the variable in its persisted config), not a leftover file.
+    let mut stack = vec![d.data_root.clone()];
+    while let Some(p) = stack.pop() {
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        if md.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if md.is_file() {
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(
+                !contains(&bytes, ENV_VALUE),
+                "{} holds the env secret",
+                p.display()
+            );
+            assert!(
+                !contains(&bytes, FILE_VALUE.trim()),
+                "{} holds the file secret",
+                p.display()
+            );
+        }
+    }
     // The private directory of the secret files is gone, and unmounted.
     let secrets_dir = d.exec_root.join("build-secrets");
     let left: Vec<_> = std::fs::read_dir(&secrets_dir)

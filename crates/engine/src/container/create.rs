@@ -222,6 +222,13 @@ fn validate_host_config(hc: &mut HostConfig) -> Result<(u64, u32)> {
 }
 
 impl Engine {
+    /// Gives a created container's process variables that are never persisted nor shown in
+    /// inspect (a build's `env=` secrets); they live in memory until the container goes.
+    pub(crate) fn set_transient_env(&self, id: &str, vars: Vec<String>) -> Result<()> {
+        self.containers.find(id)?.update(|r| r.transient_env = vars);
+        Ok(())
+    }
+
     pub async fn create_container(
         &self,
         name: Option<&str>,
@@ -315,6 +322,7 @@ impl Engine {
             log_max_files,
             network,
             mounts,
+            transient_env: Vec::new(),
         };
         let handle = Handle::new(rec);
         if let Err(e) = self.containers.insert(handle.clone()) {

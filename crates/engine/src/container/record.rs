@@ -106,6 +106,10 @@ pub struct ContainerRecord {
     /// Volumes, binds and tmpfs mounts, in the order they are mounted (see `crate::volume`).
     #[serde(default)]
     pub mounts: Vec<crate::volume::MountPoint>,
+    /// Variables the process gets that are never persisted nor shown (a build's `env=`
+    /// secrets): in memory only, gone with the daemon.
+    #[serde(skip)]
+    pub transient_env: Vec<String>,
 }
 
 fn ago(d: chrono::Duration) -> String {
@@ -196,6 +200,7 @@ mod tests {
             log_max_files: 1,
             network: Default::default(),
             mounts: Vec::new(),
+            transient_env: Vec::new(),
         };
         assert_eq!(r.status_text(now), "Created");
         r.state.status = Status::Running;

@@ -125,6 +125,11 @@ impl Engine {
         mounts.sort_by_key(|m| m.destination().components().count());
 
         let mut env = rec.config.env.clone().unwrap_or_default();
+        for var in &rec.transient_env {
+            let name = var.split('=').next();
+            env.retain(|e| e.split('=').next() != name);
+            env.push(var.clone());
+        }
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(0, format!("PATH={DEFAULT_PATH}"));
         }

@@ -39,15 +39,11 @@ impl Builder {
         for (k, v) in st.run_args() {
             env.push(format!("{k}={v}"));
         }
-        // A secret given as a variable lives in this container's config: the container goes
-        // with the step even when intermediate containers are kept (`--rm=false`).
+        // A secret given as a variable reaches the process only (never the container's
+        // persisted config); the container still goes with the step even when intermediate
+        // containers are kept (`--rm=false`): it could not run again with its secret.
         let secret_env = !mounts.env.is_empty();
         let remove = self.opts.remove || self.opts.force_remove || secret_env;
-        for var in &mounts.env {
-            let name = var.split('=').next();
-            env.retain(|e| e.split('=').next() != name);
-            env.push(var.clone());
-        }
         let host_config = HostConfig {
             network_mode,
             mounts: Some(mounts.mounts.clone()).filter(|m| !m.is_empty()),
@@ -67,6 +63,12 @@ impl Builder {
             ..Default::default()
         };
         let (id, _) = e.create_container(None, body).await?;
+        if secret_env {
+            if let Err(err) = e.set_transient_env(&id, mounts.env.clone()) {
+                let _ = e.remove_container(&id, true, true).await;
+                return Err(err);
+            }
+        }
         self.say(format!(" ---> Running in {}\n", short(&id))).await;
         let res = self.run_container(&id).await;
         let code = match res {
