@@ -308,31 +308,30 @@ fn apply(
             mismatch = true;
             return false;
         }
-        let digest = if md.is_file() {
-            let old = index
-                .entries
-                .get(p)
-                .filter(|i| i.ino == md.ino() && !pending.need.contains(p))
-                .and_then(|i| i.digest.clone());
-            match (fresh.get(&md.ino()), old) {
-                (Some(d), _) => Some(hex::encode(d)),
-                (None, Some(d)) => Some(d),
-                (None, None) => None,
-            }
+        // Fresh from this upload, else the one kept for this very file (same inode, not
+        // re-sent); a file with neither is hashed when a step reads it.
+        let digest: Option<[u8; 32]> = if md.is_file() {
+            fresh.get(&md.ino()).copied().or_else(|| {
+                index
+                    .entries
+                    .get(p)
+                    .filter(|i| i.ino == md.ino() && !pending.need.contains(p))
+                    .and_then(|i| i.digest.as_deref())
+                    .and_then(|d| hex::decode(d).ok())
+                    .and_then(|d| d.try_into().ok())
+            })
         } else {
             None
         };
-        if let Some(d) = digest.as_deref().and_then(|d| hex::decode(d).ok()) {
-            if let Ok(d) = <[u8; 32]>::try_from(d) {
-                digests.insert(md.ino(), d);
-            }
+        if let Some(d) = digest {
+            digests.insert(md.ino(), d);
         }
         found.insert(
             p.to_string(),
             Indexed {
                 entry: (*e).clone(),
                 ino: md.ino(),
-                digest,
+                digest: digest.map(hex::encode),
             },
         );
         true

@@ -43,6 +43,14 @@ fn env_key(e: &str) -> &str {
     e.split_once('=').map(|(k, _)| k).unwrap_or(e)
 }
 
+/// Sets `var` (`K=V`) in `env`, replacing a variable of the same name: the later wins, in
+/// the later one's place, as dockerd merges environments.
+pub(crate) fn set_env(env: &mut Vec<String>, var: String) {
+    let key = env_key(&var);
+    env.retain(|x| env_key(x) != key);
+    env.push(var);
+}
+
 /// Parses Docker's size strings ("10m", "1.5g", "512k", "100") into bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
@@ -77,9 +85,7 @@ fn merge_image_config(cfg: &mut ContainerConfig, image: &Value) {
     }
     let mut env = strings(image.get("Env")).unwrap_or_default();
     for e in cfg.env.take().unwrap_or_default() {
-        let key = env_key(&e).to_string();
-        env.retain(|x| env_key(x) != key);
-        env.push(e);
+        set_env(&mut env, e);
     }
     cfg.env = Some(env);
     let mut labels = string_map(image.get("Labels"));

@@ -126,9 +126,7 @@ impl Engine {
 
         let mut env = rec.config.env.clone().unwrap_or_default();
         for var in &rec.transient_env {
-            let name = var.split('=').next();
-            env.retain(|e| e.split('=').next() != name);
-            env.push(var.clone());
+            super::create::set_env(&mut env, var.clone());
         }
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(0, format!("PATH={DEFAULT_PATH}"));

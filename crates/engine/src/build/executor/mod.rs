@@ -453,8 +453,7 @@ impl Builder {
                 let mut text = Vec::new();
                 for (k, v) in pairs {
                     let (k, v) = (ex(k)?, ex(v)?);
-                    cfg.env.retain(|e| e.split('=').next() != Some(k.as_str()));
-                    cfg.env.push(format!("{k}={v}"));
+                    crate::container::create::set_env(&mut cfg.env, format!("{k}={v}"));
                     text.push(format!("{k}={v}"));
                 }
                 Outcome::Config(nop(format!(" ENV {}", text.join(" "))), cfg)
