@@ -4,7 +4,7 @@
 # network driver (iptables only to test coexistence with dockerd's FORWARD DROP), hyperfine for the
 # benchmarks. Idempotent.
 set -euo pipefail
-pkgs=(libseccomp-dev pkg-config busybox-static nftables iptables iproute2 zstd hyperfine curl ca-certificates)
+pkgs=(libseccomp-dev pkg-config busybox-static nftables iptables iproute2 zstd hyperfine curl ca-certificates docker-registry skopeo)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -31,6 +31,7 @@ fn main() {
         },
         "init" => init::main(args.get(2..).unwrap_or(&[])),
         "daemon" => daemon::main(args),
+        "registry" => berth_registry::main(args),
         _ => berth_cli::main_with_args(args),
     };
     std::process::exit(code);

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod registry;
+
 pub use berth_network::netns::run_in as run_in_netns;
 
 pub const DOCKER: &str = "/usr/local/bin/docker";

@@ -1,0 +1,35 @@
+//! berth-distribution: the client side of the Docker Registry HTTP API v2 and the OCI
+//! distribution-spec v1.1 — endpoints (TLS, certs.d, insecure registries, mirrors), the auth
+//! flows (anonymous, basic, bearer tokens with realm/service/scope, identity tokens), manifests
+//! and blobs (resumed downloads, streamed and mounted uploads).
+//!
+//! It knows nothing of images or the engine: it moves bytes and names them by digest. Digests
+//! of downloads are verified by the caller's store while it writes them (see `BlobDownload`).
+
+mod auth;
+mod client;
+mod config;
+mod error;
+
+pub use auth::Credentials;
+pub use client::{Access, BlobDownload, Client, FetchedManifest, ManifestInfo, Repository};
+pub use config::{RegistryConfig, DEFAULT_CERTS_DIR};
+pub use error::DistributionError;
+
+/// The registry host Docker Hub's references name (`docker.io/library/busybox`).
+pub const DOCKER_HUB_DOMAIN: &str = "docker.io";
+/// Where Docker Hub's registry API really is.
+pub const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
+/// The server address `docker login` stores Docker Hub's credentials under.
+pub const DOCKER_HUB_INDEX: &str = "https://index.docker.io/v1/";
+
+/// Manifest media types a pull accepts, most specific first.
+pub const ACCEPTED_MANIFESTS: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// The distribution-spec's limit for a manifest a registry must accept; we never read more.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
