@@ -864,6 +864,55 @@ mod tests {
         assert!(parse(&["build"]).is_err());
     }
 
+    #[test]
+    fn registry_commands_are_registered() {
+        for argv in [&["pull", "-q", "x"][..], &["image", "pull", "-a", "x"]] {
+            match parse(argv).unwrap().cmd {
+                Some(
+                    Cmd::Pull(a)
+                    | Cmd::Image {
+                        cmd: ImageCmd::Pull(a),
+                    },
+                ) => assert_eq!(a.name, "x"),
+                other => panic!("{other:?}"),
+            }
+        }
+        for argv in [&["push", "x:1"][..], &["image", "push", "-a", "x"]] {
+            assert!(matches!(
+                parse(argv).unwrap().cmd,
+                Some(
+                    Cmd::Push(_)
+                        | Cmd::Image {
+                            cmd: ImageCmd::Push(_)
+                        }
+                )
+            ));
+        }
+        match parse(&["login", "-u", "me", "--password-stdin", "reg:5000"])
+            .unwrap()
+            .cmd
+        {
+            Some(Cmd::Login(a)) => {
+                assert_eq!(a.username.as_deref(), Some("me"));
+                assert!(a.password_stdin);
+                assert_eq!(a.server.as_deref(), Some("reg:5000"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["logout"]).unwrap().cmd,
+            Some(Cmd::Logout(_))
+        ));
+        assert_eq!(
+            arity(&["berth", "login", "a", "b"]).unwrap().lines().next(),
+            Some("berth: 'berth login' requires at most 1 argument")
+        );
+        assert_eq!(
+            arity(&["berth", "pull"]).unwrap().lines().next(),
+            Some("berth: 'berth pull' requires 1 argument")
+        );
+    }
+
     fn arity(args: &[&str]) -> Option<String> {
         let argv: Vec<OsString> = args.iter().map(OsString::from).collect();
         let e = Cli::command().try_get_matches_from(&argv).unwrap_err();
