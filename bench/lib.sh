@@ -28,7 +28,7 @@ hyperfine_median_ms() { python3 -c "import json,statistics;print(round(statistic
 build_berth() {
   if [ -z "${BERTH:-}" ]; then
     cargo build --release -q -p berth
-    BERTH=$PWD/target/x86_64-unknown-linux-gnu/release/berth
+    BERTH=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/berth
   fi
   [ -f "$BENCH_DIR/busybox.tar" ] || bash scripts/busybox-image.sh "$BENCH_DIR/busybox.tar"
 }
