@@ -8,7 +8,8 @@ pub mod config;
 pub mod error;
 mod ingest;
 mod load;
-mod oci;
+pub mod oci;
+mod pulled;
 pub mod reference;
 mod save;
 mod service;
@@ -16,6 +17,8 @@ mod service;
 pub use commit::CommitRequest;
 pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use error::ImageError;
+pub use ingest::Rollback;
+pub use pulled::PulledImage;
 pub use reference::Reference;
 pub use service::{DeleteItem, HistoryEntry, Image, ImageService, ImportOptions, LoadedImage};
 
