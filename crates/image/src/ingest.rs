@@ -35,6 +35,13 @@ impl Rollback {
         self.layers.push(chain_id);
     }
 
+    /// Takes over what `other` recorded (work done on another thread), leaving it empty.
+    pub fn absorb(&mut self, other: &mut Rollback) {
+        self.blobs.append(&mut other.blobs);
+        self.layers.append(&mut other.layers);
+        other.armed = false;
+    }
+
     /// Everything is now referenced by the DB: keep it.
     pub fn disarm(&mut self) {
         self.armed = false;
@@ -194,7 +201,7 @@ impl ImageService {
     }
 
     /// The existing record when this chain is already extracted and known.
-    pub(crate) fn known_layer(&self, chain: &Digest) -> Result<Option<LayerRecord>, ImageError> {
+    pub fn known_layer(&self, chain: &Digest) -> Result<Option<LayerRecord>, ImageError> {
         match self.db().get_layer(chain)? {
             Some(rec) if self.layers().exists(chain) => Ok(Some(rec)),
             _ => Ok(None),

@@ -14,6 +14,7 @@ pub mod reference;
 mod save;
 mod service;
 
+pub use berth_store::Digest;
 pub use commit::CommitRequest;
 pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use error::ImageError;

@@ -34,8 +34,10 @@ impl ImageService {
         p: &PulledImage,
         rb: &mut Rollback,
     ) -> Result<Vec<Option<Digest>>, ImageError> {
-        let config = ImageConfig::from_bytes(&p.config)
-            .map_err(ImageError::json(format!("image config {}", p.config_digest)))?;
+        let config = ImageConfig::from_bytes(&p.config).map_err(ImageError::json(format!(
+            "image config {}",
+            p.config_digest
+        )))?;
         let diff_ids: Vec<&Digest> = p.layers.iter().map(|l| &l.diff_id).collect();
         if config.rootfs.diff_ids.iter().collect::<Vec<_>>() != diff_ids {
             return Err(ImageError::InvalidArgument(format!(
@@ -72,9 +74,9 @@ impl ImageService {
         id: &Digest,
         references: &[String],
     ) -> Result<Vec<Option<Digest>>, ImageError> {
-        Ok(self.db().transaction(|tx| {
-            references.iter().map(|r| tx.set_tag(r, id)).collect()
-        })?)
+        Ok(self
+            .db()
+            .transaction(|tx| references.iter().map(|r| tx.set_tag(r, id)).collect())?)
     }
 
     /// The image `id` when it is fully present: its record, and every layer extracted.

@@ -560,9 +560,10 @@ impl ImageService {
                 (r, p)
             })
             .collect();
-        let tag_left = parsed
-            .iter()
-            .any(|(_, p)| p.as_ref().is_some_and(|p| same_repo(p) && p.digest().is_none()));
+        let tag_left = parsed.iter().any(|(_, p)| {
+            p.as_ref()
+                .is_some_and(|p| same_repo(p) && p.digest().is_none())
+        });
         if tag_left {
             return Ok(parsed.into_iter().map(|(r, _)| r).collect());
         }

@@ -440,7 +440,12 @@ impl MetadataDb {
         self.conn().execute(
             "DELETE FROM layer_sources
              WHERE diff_id = ?1 AND blob = ?2 AND registry = ?3 AND repository = ?4",
-            params![s.diff_id.as_str(), s.blob.as_str(), s.registry, s.repository],
+            params![
+                s.diff_id.as_str(),
+                s.blob.as_str(),
+                s.registry,
+                s.repository
+            ],
         )?;
         Ok(())
     }
