@@ -9,11 +9,15 @@
 mod auth;
 mod client;
 mod config;
+mod download;
+mod endpoint;
 mod error;
+mod http;
 
 pub use auth::Credentials;
-pub use client::{Access, BlobDownload, Client, FetchedManifest, ManifestInfo, Repository};
+pub use client::{Access, Client, FetchedManifest, ManifestInfo, Repository};
 pub use config::{RegistryConfig, DEFAULT_CERTS_DIR};
+pub use download::BlobDownload;
 pub use error::DistributionError;
 
 /// The registry host Docker Hub's references name (`docker.io/library/busybox`).
