@@ -593,11 +593,23 @@ fn large_image_push_pull_timing() {
     let t = Instant::now();
     ok(&mut d.docker(&["push", &image]));
     let push = t.elapsed();
+    // Nothing of it may stay: not the image, not the build's cached steps.
     ok(&mut d.docker(&["rmi", "-f", &image, "busybox"]));
+    ok(&mut d.docker(&["builder", "prune", "-a", "-f"]));
+    ok(&mut d.docker(&["image", "prune", "-a", "-f"]));
+    assert_eq!(stored(&d).1.len(), 0, "layers left");
     let t = Instant::now();
-    ok(&mut d.docker(&["pull", &image]));
+    let out = ok(&mut d.docker(&["pull", &image]));
     let pull = t.elapsed();
+    assert_eq!(out.matches("Pull complete").count(), 3, "{out}");
     let mb = size / 1e6;
+    if std::env::var_os("BERTH_TIMING_LOG").is_some() {
+        for l in d.daemon_log().lines().filter(|l| {
+            l.contains("stored blob") || l.contains("layer extracted") || l.contains("committed") || l.contains("request")
+        }) {
+            eprintln!("{l}");
+        }
+    }
     eprintln!(
         "image {mb:.0} MB: push {:.2} s ({:.0} MB/s), pull {:.2} s ({:.0} MB/s)",
         push.as_secs_f64(),
@@ -605,4 +617,46 @@ fn large_image_push_pull_timing() {
         pull.as_secs_f64(),
         mb / pull.as_secs_f64()
     );
+}
+
+/// `ADD https://…` speaks TLS (it used to be refused outright): against a server whose
+/// certificate no root vouches for, the build fails on the certificate, as docker's does.
+#[test]
+fn add_https_speaks_tls() {
+    let d = TestDaemon::with_busybox(BIN).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-keyout", "key.pem", "-out", "cert.pem",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    std::fs::write(dir.path().join("hello.txt"), "hello over tls\n").unwrap();
+    let mut server = d
+        .in_host_netns(&[
+            "openssl", "s_server", "-quiet", "-accept", "127.0.0.1:8443", "-cert", "cert.pem",
+            "-key", "key.pem", "-WWW",
+        ])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let ctx = context("basic");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nADD https://127.0.0.1:8443/hello.txt /hello.txt\n",
+    )
+    .unwrap();
+    let (code, out) = d.legacy_build(ctx.path(), &[]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.to_lowercase().contains("certificate"), "{out}");
+    assert!(!out.contains("need a TLS client"), "{out}");
 }

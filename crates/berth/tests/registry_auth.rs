@@ -111,7 +111,7 @@ fn bad_or_missing_credentials_are_statuses_before_any_progress() {
         serde_json::json!({"username": "u", "password": p, "serveraddress": r}).to_string()
     };
     let (s, b) = api(&d, "POST", "/auth", &[], Some(body("wrong").as_bytes()));
-    assert_eq!(s, 401, "{b}");
+    assert_eq!(s, 401, "{b}\nregistry log: {}", reg.log_text());
     let (s, b) = api(&d, "POST", "/auth", &[], Some(body("secret").as_bytes()));
     assert_eq!(s, 200, "{b}");
     let v: serde_json::Value = serde_json::from_str(&b).unwrap();

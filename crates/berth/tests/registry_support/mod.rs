@@ -265,6 +265,8 @@ pub struct OwnRegistry {
     pub port: u16,
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    /// How often it has said it listens (the log is appended to across restarts).
+    starts: usize,
 }
 
 impl OwnRegistry {
@@ -274,7 +276,7 @@ impl OwnRegistry {
             .tempdir()
             .unwrap();
         let cfg = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().display()
         );
         std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
@@ -283,6 +285,7 @@ impl OwnRegistry {
             port,
             dir,
             child: None,
+            starts: 0,
         };
         r.start();
         r
@@ -302,13 +305,17 @@ impl OwnRegistry {
             .stderr(log)
             .spawn()
             .unwrap();
-        let pid = child.id();
         self.child = Some(child);
-        let needle = format!(":{:04X} 00000000:0000 0A", self.port);
+        // Its own word, not a socket table: before nsenter has switched namespaces, /proc
+        // shows the host's sockets, where another registry may hold the port.
+        let needle = format!("listening on 127.0.0.1:{}", self.port);
+        let log = self.dir.path().join("registry.log");
+        let seen = || std::fs::read_to_string(&log).unwrap_or_default().matches(&needle).count();
+        let before = self.starts;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            let tcp = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
-            if tcp.lines().any(|l| l.contains(&needle)) {
+            if seen() > before {
+                self.starts += 1;
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

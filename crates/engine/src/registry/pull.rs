@@ -422,6 +422,9 @@ impl Engine {
             let images = self.images.clone();
             let rb2 = rb.clone();
             tokio::task::spawn_blocking(move || {
+                // Blobs and layers were written unsynced: one syncfs makes them durable
+                // before the records that name them exist.
+                images.content().sync_fs()?;
                 let mut local = Rollback::new();
                 let res = images.commit_pulled(&pulled, &mut local);
                 lock(&rb2).absorb(&mut local);
@@ -559,7 +562,7 @@ impl Engine {
                     parent.as_ref(),
                     &blob,
                     Some(&diff),
-                    false,
+                    true,
                     &mut |n| progress.update(n),
                     &mut local,
                 );
@@ -568,6 +571,10 @@ impl Engine {
             .await
             .map_err(EngineError::internal)?;
             lock(rb).absorb(&mut local);
+            // Start writing the layer (and the blobs so far) out while the pull goes on: the
+            // syncfs before the commit then has little left to wait for.
+            let content = self.images.content().clone();
+            tokio::task::spawn_blocking(move || content.sync_fs());
             let rec = res.map_err(|e| {
                 EngineError::Internal(format!("failed to register layer {}: {e}", desc.digest))
             })?;
@@ -719,7 +726,8 @@ impl Download {
         let content = self.engine.images.content().clone();
         let expected = digest.clone();
         let (res, reader) = tokio::task::spawn_blocking(move || {
-            let res = content.put_verified(&mut reader, &expected);
+            // Synced once for the whole image, before the commit names it.
+            let res = content.put_verified_unsynced(&mut reader, &expected);
             (res, reader)
         })
         .await
