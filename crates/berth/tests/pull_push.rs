@@ -96,6 +96,13 @@ fn push_pull_round_trip_through_both_clis() {
         );
         assert!(!out.contains("Pull complete"), "{out}");
 
+        // `run` of an image that is not here: create answers 404 "No such image", the CLI
+        // pulls and creates again.
+        ok(&mut c(&["rmi", "-f", &one]));
+        let out = output(&mut c(&["run", "--rm", &one, "echo", "pulled by run"]));
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled by run\n");
+
         // By digest, into an empty store: pinned, not tagged.
         ok(&mut c(&["rmi", "-f", &one]));
         let pinned = format!("{repo}@{digest}");
@@ -255,6 +262,13 @@ fn progress_streams_statuses_and_events() {
             .unwrap()
             .contains("does not match the specified platform: wanted linux/s390x"),
         "{b}"
+    );
+    let create_body = serde_json::json!({"Image": format!("{}/x/nothere:1", reg.addr)}).to_string();
+    let (s, b) = api(&d, "POST", "/containers/create", &[], Some(create_body.as_bytes()));
+    assert_eq!(s, 404, "{b}");
+    assert_eq!(
+        json(&b)["message"],
+        format!("No such image: {}/x/nothere:1", reg.addr)
     );
     let (s, b) = api(&d, "POST", &format!("/images/{}/x/nothere/push?tag=1", reg.addr), &[], None);
     assert_eq!(s, 404, "{b}");
@@ -435,23 +449,40 @@ fn interrupted_pull_leaves_nothing_and_a_later_pull_succeeds() {
     let before = stored(&d);
 
     throttle_loopback(&d, "40mbit");
-    let out_path = dir.path().join("pull.out");
-    let mut pull = std::process::Command::new("curl")
-        .args(["-s", "-N", "-X", "POST", "--unix-socket"])
-        .arg(&d.socket)
-        .arg("http://berth/images/create?fromImage=127.0.0.1:5143/x/big&tag=1")
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&out_path)
-        .unwrap_or_default()
-        .contains("Downloading")
-    {
-        assert!(Instant::now() < deadline, "the pull never started");
-        std::thread::sleep(Duration::from_millis(50));
+    let start_pull = |out: &std::path::Path| {
+        let child = std::process::Command::new("curl")
+            .args(["-s", "-N", "-X", "POST", "--unix-socket"])
+            .arg(&d.socket)
+            .arg("http://berth/images/create?fromImage=127.0.0.1:5143/x/big&tag=1")
+            .stdout(std::fs::File::create(out).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(out)
+            .unwrap_or_default()
+            .contains("Downloading")
+        {
+            assert!(Instant::now() < deadline, "the pull never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        child
+    };
+
+    // The client goes away: the pull is cancelled and cleans up after itself.
+    let mut gone = start_pull(&dir.path().join("gone.out"));
+    let _ = gone.kill();
+    let _ = gone.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stored(&d) != before {
+        assert!(Instant::now() < deadline, "a cancelled pull left {:?}", stored(&d));
+        std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(!output(&mut d.docker(&["image", "inspect", big])).status.success());
+
+    // The registry goes away: the error is in-band, and nothing is left either.
+    let out_path = dir.path().join("pull.out");
+    let mut pull = start_pull(&out_path);
     reg.stop();
     let st = pull.wait().unwrap();
     unthrottle_loopback(&d);
@@ -659,4 +690,76 @@ fn add_https_speaks_tls() {
     assert_ne!(code, Some(0), "{out}");
     assert!(out.to_lowercase().contains("certificate"), "{out}");
     assert!(!out.contains("need a TLS client"), "{out}");
+}
+
+#[test]
+fn daemon_registry_flags() {
+    let d = TestDaemon::with_busybox_args(
+        BIN,
+        &[
+            "--insecure-registry",
+            "myreg.example:5000",
+            "--insecure-registry",
+            "10.1.0.0/16",
+            "--registry-mirror",
+            "https://mirror.example",
+            "--max-concurrent-downloads",
+            "1",
+            "--max-concurrent-uploads",
+            "1",
+        ],
+    )
+    .unwrap();
+    let (_, b) = api(&d, "GET", "/info", &[], None);
+    let cfg = &json(&b)["RegistryConfig"];
+    assert_eq!(
+        cfg["InsecureRegistryCIDRs"],
+        serde_json::json!(["10.1.0.0/16", "::1/128", "127.0.0.0/8"])
+    );
+    assert_eq!(cfg["Mirrors"], serde_json::json!(["https://mirror.example/"]));
+    assert_eq!(
+        cfg["IndexConfigs"]["myreg.example:5000"],
+        serde_json::json!({"Name": "myreg.example:5000", "Mirrors": [], "Secure": false, "Official": false})
+    );
+    assert_eq!(
+        cfg["IndexConfigs"]["docker.io"]["Mirrors"],
+        serde_json::json!(["https://mirror.example/"])
+    );
+
+    // One transfer at a time still gets every layer there: the others wait.
+    let reg = TestRegistry::distribution(&d.netns, 5146, None).unwrap();
+    let ctx = context("basic");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo a > /a\nRUN echo b > /b\n",
+    )
+    .unwrap();
+    let img = format!("{}/x/three:1", reg.addr);
+    let (code, out) = d.legacy_build(ctx.path(), &["-t", &img]);
+    assert_eq!(code, Some(0), "{out}");
+    let out = ok(&mut d.docker(&["push", &img]));
+    assert!(out.contains(": Waiting"), "{out}");
+    ok(&mut d.docker(&["rmi", "-f", &img, "busybox"]));
+    ok(&mut d.docker(&["builder", "prune", "-a", "-f"]));
+    ok(&mut d.docker(&["image", "prune", "-a", "-f"]));
+    let out = ok(&mut d.docker(&["pull", &img]));
+    assert!(out.contains(": Waiting"), "{out}");
+    assert_eq!(out.matches("Pull complete").count(), 3, "{out}");
+
+    // A bad flag stops the daemon before it serves.
+    let bad = std::process::Command::new(BIN)
+        .args(["daemon", "--registry-mirror", "ftp://nope", "-H"])
+        .arg(format!("unix://{}/bad.sock", d.dir.path().display()))
+        .arg("--data-root")
+        .arg(d.dir.path().join("bad-data"))
+        .arg("--exec-root")
+        .arg(d.dir.path().join("bad-run"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid mirror"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
