@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::SystemTime;
 
@@ -26,6 +27,9 @@ pub(crate) struct Endpoint {
     pub mirror: bool,
     /// An insecure registry reached over one of two schemes; the one that answers is remembered.
     pub dual_scheme: bool,
+    /// It sent an HTTP answer (any status) in this session: its scheme and address are right,
+    /// so a later connection failure is not a reason to try another endpoint.
+    answered: AtomicBool,
 }
 
 impl Endpoint {
@@ -33,6 +37,14 @@ impl Endpoint {
     pub(crate) fn url(&self, rest: &str) -> Result<Url, DistributionError> {
         let s = format!("{}/v2/{rest}", self.base.as_str().trim_end_matches('/'));
         Url::parse(&s).map_err(|e| DistributionError::Config(format!("invalid URL {s}: {e}")))
+    }
+
+    pub(crate) fn has_answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn answered(&self) {
+        self.answered.store(true, Ordering::Relaxed);
     }
 
     /// The key under which the registry's auth challenge is remembered.
@@ -350,6 +362,7 @@ impl EndpointSource<'_> {
             http: self.transports.get(self.cfg, verify, host_key)?,
             mirror: false,
             dual_scheme,
+            answered: AtomicBool::new(false),
         })
     }
 
@@ -375,6 +388,7 @@ impl EndpointSource<'_> {
             host_key,
             mirror: true,
             dual_scheme: false,
+            answered: AtomicBool::new(false),
         })
     }
 }

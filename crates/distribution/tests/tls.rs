@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use berth_distribution::{Access, Client, DistributionError};
 use common::*;
+use futures_util::StreamExt as _;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -146,6 +147,19 @@ async fn client_certificate_from_certs_d() {
     let r = repo(&c, &domain, "x/y", Access::Push);
     let (m, _) = push_image(&r, "v1", 21).await;
     assert_eq!(r.get_manifest("v1").await.unwrap().bytes, m);
+    // A streamed upload and a download over the same (HTTP/2) connection pool.
+    let blob = data(3 * 1024 * 1024 + 5, 23);
+    let chunks: Vec<std::io::Result<bytes::Bytes>> = blob
+        .chunks(256 * 1024)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    let (d, size) = r
+        .push_blob_stream(futures_util::stream::iter(chunks).boxed())
+        .await
+        .unwrap();
+    assert_eq!((d.clone(), size), (digest(&blob), blob.len() as u64));
+    let mut dl = r.get_blob(&d, Some(size)).await.unwrap();
+    assert!(collect(&mut dl).await.unwrap() == blob);
 }
 
 #[tokio::test]
