@@ -335,7 +335,7 @@ impl Client {
                 creds,
                 access,
                 endpoints: tokio::sync::OnceCell::new(),
-                current: Mutex::new(Current::default()),
+                current: Mutex::new(0),
             }),
         }
     }
@@ -396,16 +396,9 @@ pub(crate) struct Session {
     creds: Credentials,
     access: Access,
     endpoints: tokio::sync::OnceCell<Vec<Arc<Endpoint>>>,
-    current: Mutex<Current>,
-}
-
-/// The endpoint in use: requests start there; one that failed to connect (or any error on a
-/// mirror) moves the session on to the next for good.
-#[derive(Default)]
-struct Current {
-    index: usize,
-    /// The endpoint answered over HTTP at least once: its scheme is right.
-    confirmed: bool,
+    /// The endpoint in use: requests start there; one that cannot be reached before it ever
+    /// answered (or any error on a mirror) moves the session on to the next for good.
+    current: Mutex<usize>,
 }
 
 /// One request, replayable after an auth challenge unless its body is a one-shot stream.
@@ -476,34 +469,20 @@ impl Session {
     {
         let endpoints = self.endpoints().await?;
         loop {
-            let (index, confirmed) = {
-                let c = lock(&self.current);
-                (c.index.min(endpoints.len() - 1), c.confirmed)
-            };
+            let index = (*lock(&self.current)).min(endpoints.len() - 1);
             let ep = endpoints[index].clone();
-            let result = op(ep.clone()).await;
-            let answered = !matches!(
-                result,
-                Err(DistributionError::Transport(_)) | Err(DistributionError::Timeout(_))
-            );
-            if answered {
-                lock(&self.current).confirmed = true;
-                self.client.remember_scheme(&ep);
-            }
-            let err = match result {
+            let err = match op(ep.clone()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            let fall_back = ep.mirror
-                || (!confirmed && !answered && matches!(err, DistributionError::Transport(_)));
-            if !fall_back || index + 1 >= endpoints.len() {
+            let unreachable = matches!(err, DistributionError::Transport(_)) && !ep.has_answered();
+            if !(ep.mirror || unreachable) || index + 1 >= endpoints.len() {
                 return Err(err);
             }
             tracing::warn!(endpoint = %ep.base, error = %err, "registry endpoint failed; trying the next one");
-            let mut c = lock(&self.current);
-            if c.index == index {
-                c.index = index + 1;
-                c.confirmed = false;
+            let mut current = lock(&self.current);
+            if *current == index {
+                *current = index + 1;
             }
         }
     }
@@ -606,7 +585,12 @@ impl Session {
                 )))
             }
         };
-        http::send(rb, &req.method, &req.url, self.read_timeout(), &progress).await
+        let resp = http::send(rb, &req.method, &req.url, self.read_timeout(), &progress).await?;
+        if !ep.has_answered() {
+            ep.answered();
+            self.client.remember_scheme(ep);
+        }
+        Ok(resp)
     }
 
     /// `send` then `expect_status`.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::SystemTime;
 
@@ -26,6 +27,9 @@ pub(crate) struct Endpoint {
     pub mirror: bool,
     /// An insecure registry reached over one of two schemes; the one that answers is remembered.
     pub dual_scheme: bool,
+    /// It sent an HTTP answer (any status) in this session: its scheme and address are right,
+    /// so a later connection failure is not a reason to try another endpoint.
+    answered: AtomicBool,
 }
 
 impl Endpoint {
@@ -33,6 +37,14 @@ impl Endpoint {
     pub(crate) fn url(&self, rest: &str) -> Result<Url, DistributionError> {
         let s = format!("{}/v2/{rest}", self.base.as_str().trim_end_matches('/'));
         Url::parse(&s).map_err(|e| DistributionError::Config(format!("invalid URL {s}: {e}")))
+    }
+
+    pub(crate) fn has_answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn answered(&self) {
+        self.answered.store(true, Ordering::Relaxed);
     }
 
     /// The key under which the registry's auth challenge is remembered.
@@ -350,6 +362,7 @@ impl EndpointSource<'_> {
             http: self.transports.get(self.cfg, verify, host_key)?,
             mirror: false,
             dual_scheme,
+            answered: AtomicBool::new(false),
         })
     }
 
@@ -375,6 +388,7 @@ impl EndpointSource<'_> {
             host_key,
             mirror: true,
             dual_scheme: false,
+            answered: AtomicBool::new(false),
         })
     }
 }
@@ -382,6 +396,80 @@ impl EndpointSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn endpoints(
+        cfg: &RegistryConfig,
+        schemes: &Mutex<HashMap<String, String>>,
+        domain: &str,
+        purpose: Purpose,
+    ) -> Vec<(String, bool)> {
+        let insecure = InsecurePolicy::new(&cfg.insecure);
+        let transports = Transports::default();
+        let source = EndpointSource {
+            cfg,
+            insecure: &insecure,
+            transports: &transports,
+            schemes,
+        };
+        source
+            .endpoints(domain, purpose)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| (e.base.as_str().to_string(), e.mirror))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn mirrors_serve_hub_pulls_only() {
+        let certs = tempfile::tempdir().unwrap();
+        let cfg = RegistryConfig {
+            mirrors: vec!["https://192.0.2.1:5000/prefix/".into()],
+            certs_dir: certs.path().to_path_buf(),
+            ..Default::default()
+        };
+        let schemes = Mutex::new(HashMap::new());
+        let hub = ("https://registry-1.docker.io/".to_string(), false);
+        let mirror = ("https://192.0.2.1:5000/prefix".to_string(), true);
+        assert_eq!(
+            endpoints(&cfg, &schemes, "docker.io", Purpose::Pull).await,
+            vec![mirror, hub.clone()]
+        );
+        assert_eq!(
+            endpoints(&cfg, &schemes, "docker.io", Purpose::Push).await,
+            vec![hub]
+        );
+        // Other registries: never the mirrors; a secure one over HTTPS only.
+        assert_eq!(
+            endpoints(&cfg, &schemes, "192.0.2.7:5000", Purpose::Pull).await,
+            vec![("https://192.0.2.7:5000/".to_string(), false)]
+        );
+    }
+
+    #[tokio::test]
+    async fn insecure_registries_try_https_then_http_unless_http_answered_before() {
+        let certs = tempfile::tempdir().unwrap();
+        let cfg = RegistryConfig {
+            insecure: vec!["192.0.2.0/24".into()],
+            certs_dir: certs.path().to_path_buf(),
+            ..Default::default()
+        };
+        let schemes = Mutex::new(HashMap::new());
+        let bases = |v: Vec<(String, bool)>| v.into_iter().map(|(b, _)| b).collect::<Vec<_>>();
+        assert_eq!(
+            bases(endpoints(&cfg, &schemes, "192.0.2.7:5000", Purpose::Push).await),
+            ["https://192.0.2.7:5000/", "http://192.0.2.7:5000/"]
+        );
+        assert_eq!(
+            bases(endpoints(&cfg, &schemes, "[::1]:5000", Purpose::Pull).await),
+            ["https://[::1]:5000/", "http://[::1]:5000/"]
+        );
+        lock(&schemes).insert("192.0.2.7:5000".into(), "http".into());
+        assert_eq!(
+            bases(endpoints(&cfg, &schemes, "192.0.2.7:5000", Purpose::Push).await),
+            ["http://192.0.2.7:5000/", "https://192.0.2.7:5000/"]
+        );
+    }
 
     #[test]
     fn certs_dir_names_cannot_escape() {

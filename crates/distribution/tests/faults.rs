@@ -527,3 +527,101 @@ async fn a_failing_upload_stream_cancels_the_session() {
     assert_eq!(methods.last(), Some(&"DELETE"), "{methods:?}");
     assert!(!methods.contains(&"PUT"));
 }
+
+/// A registry that opens the upload, then never reads the PATCH body nor answers.
+async fn stuck_upload_server() -> String {
+    let app = axum::Router::new().fallback(|method: Method| async move {
+        if method == Method::POST {
+            return (
+                StatusCode::ACCEPTED,
+                [(header::LOCATION, "/v2/x/blobs/uploads/u")],
+            )
+                .into_response();
+        }
+        if method == Method::PATCH {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        StatusCode::NO_CONTENT.into_response()
+    });
+    serve(app).await.to_string()
+}
+
+/// Endless 1 MiB chunks (bounded at 1 GiB).
+fn endless() -> futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> {
+    let chunk = bytes::Bytes::from(vec![7u8; 1 << 20]);
+    futures_util::stream::iter((0..1024).map(move |_| Ok(chunk.clone()))).boxed()
+}
+
+#[tokio::test]
+async fn an_upload_the_registry_stops_taking_times_out() {
+    let addr = stuck_upload_server().await;
+    let (c, _certs) = fast_client(Duration::from_millis(500));
+    let r = repo(&c, &addr, "x", Access::Push);
+    let t = Instant::now();
+    let e = r.push_blob_stream(endless()).await.unwrap_err();
+    let DistributionError::Timeout(msg) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        msg.starts_with(&format!("Patch \"http://{addr}/v2/x/blobs/uploads/u\"")),
+        "{msg}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+/// A slow producer (a layer being compressed) is not the registry's stall: the upload takes
+/// longer than the read timeout and succeeds.
+#[tokio::test]
+async fn a_slow_producer_is_not_a_timeout() {
+    let s: U = Arc::default();
+    let app = axum::Router::new()
+        .fallback(upload_handler)
+        .with_state(s.clone());
+    let addr = serve(app).await;
+    s.lock().unwrap().base = format!("http://{addr}");
+    let (c, _certs) = fast_client(Duration::from_millis(300));
+    let r = repo(&c, &addr.to_string(), "x", Access::Push);
+    let slow = futures_util::stream::iter(0..4)
+        .then(|i| async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            Ok(bytes::Bytes::from(vec![i as u8; 1000]))
+        })
+        .boxed();
+    let (_, size) = r.push_blob_stream(slow).await.unwrap();
+    assert_eq!(size, 4000);
+}
+
+/// A listener whose accept queue is full: connecting hangs (the SYN is dropped).
+#[tokio::test]
+async fn a_registry_that_does_not_accept_is_a_connect_timeout() {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = sock.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let mut cfg = config(certs.path());
+    cfg.connect_timeout = Duration::from_millis(400);
+    let c = Client::new(cfg).unwrap();
+    let t = Instant::now();
+    let e = repo(&c, &addr.to_string(), "x", Access::Pull)
+        .get_manifest("latest")
+        .await
+        .unwrap_err();
+    let DistributionError::Timeout(msg) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(msg.ends_with("dial tcp: i/o timeout"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    drop(listener);
+}

@@ -264,3 +264,39 @@ async fn secure_registries_never_fall_back_to_http() {
     let (m, _) = push_image(&r, "v1", 5).await;
     assert_eq!(r.get_manifest("v1").await.unwrap().bytes, m);
 }
+
+/// Throughput against docker-registry on loopback (run with `--ignored --nocapture`).
+#[tokio::test]
+#[ignore]
+async fn throughput() {
+    const MB: usize = 1024 * 1024;
+    let reg = DockerRegistry::start(RegistryOpts::default());
+    let (c, _certs) = client();
+    let r = repo(&c, &reg.addr, "bench/x", Access::Push);
+    let blob = data(200 * MB, 40);
+    let d = digest(&blob);
+    let mbps = |t: std::time::Instant| 200.0 / t.elapsed().as_secs_f64();
+
+    let t = std::time::Instant::now();
+    r.push_blob(&d, blob.clone()).await.unwrap();
+    eprintln!("push_blob (monolithic): {:.0} MB/s", mbps(t));
+
+    let other = data(200 * MB, 41);
+    let chunks: Vec<std::io::Result<bytes::Bytes>> = (0..200)
+        .map(|i| Ok(other.slice(i * MB..(i + 1) * MB)))
+        .collect();
+    let t = std::time::Instant::now();
+    r.push_blob_stream(futures_util::stream::iter(chunks).boxed())
+        .await
+        .unwrap();
+    eprintln!("push_blob_stream: {:.0} MB/s", mbps(t));
+
+    let t = std::time::Instant::now();
+    let mut dl = r.get_blob(&d, Some(blob.len() as u64)).await.unwrap();
+    let mut n = 0;
+    while let Some(c) = dl.next_chunk().await.unwrap() {
+        n += c.len();
+    }
+    assert_eq!(n, blob.len());
+    eprintln!("get_blob: {:.0} MB/s", mbps(t));
+}
