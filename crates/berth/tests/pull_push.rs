@@ -73,7 +73,9 @@ fn push_pull_round_trip_through_both_clis() {
 
         // Back from the registry into a store without the image.
         ok(&mut c(&["rmi", "-f", &one, &other, "busybox"]));
-        assert!(!output(&mut c(&["image", "inspect", &busybox_id])).status.success());
+        assert!(!output(&mut c(&["image", "inspect", &busybox_id]))
+            .status
+            .success());
         let out = ok(&mut c(&["pull", &one]));
         assert!(out.contains(": Pull complete"), "{out}");
         assert!(
@@ -81,12 +83,22 @@ fn push_pull_round_trip_through_both_clis() {
             "{out}"
         );
         assert!(out.contains(&format!("Digest: {digest}")), "{out}");
-        assert_eq!(d.inspect(&one, "{{.Id}}"), busybox_id, "same config, same id");
+        assert_eq!(
+            d.inspect(&one, "{{.Id}}"),
+            busybox_id,
+            "same config, same id"
+        );
         assert_eq!(
             d.inspect(&one, "{{json .RepoTags}} {{json .RepoDigests}}"),
             format!("[\"{one}\"] [\"{repo}@{digest}\"]")
         );
-        let hi = ok(&mut c(&["run", "--rm", &one, "echo", "hi from the registry"]));
+        let hi = ok(&mut c(&[
+            "run",
+            "--rm",
+            &one,
+            "echo",
+            "hi from the registry",
+        ]));
         assert_eq!(hi.trim(), "hi from the registry");
 
         let out = ok(&mut c(&["pull", &one]));
@@ -168,7 +180,10 @@ fn progress_streams_statuses_and_events() {
     assert!(pushing["progressDetail"]["total"].as_u64().unwrap() > 0);
     let done = &msgs[msgs.len() - 2];
     let line = done["status"].as_str().unwrap();
-    assert!(line.starts_with("1: digest: sha256:") && line.contains(" size: "), "{line}");
+    assert!(
+        line.starts_with("1: digest: sha256:") && line.contains(" size: "),
+        "{line}"
+    );
     let aux = &msgs[msgs.len() - 1];
     assert_eq!(aux["aux"]["Tag"], "1");
     let digest = aux["aux"]["Digest"].as_str().unwrap().to_string();
@@ -213,7 +228,10 @@ fn progress_streams_statuses_and_events() {
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?} in {body}");
     }
     let dl = msgs.iter().find(|m| m["status"] == "Downloading").unwrap();
-    assert!(dl["progressDetail"]["current"].as_u64().unwrap() > 0, "{dl}");
+    assert!(
+        dl["progressDetail"]["current"].as_u64().unwrap() > 0,
+        "{dl}"
+    );
     assert!(dl["progressDetail"]["total"].as_u64().unwrap() > 0, "{dl}");
     assert!(dl["progress"].as_str().unwrap().starts_with('['), "{dl}");
     let n = msgs.len();
@@ -244,7 +262,13 @@ fn progress_streams_statuses_and_events() {
     );
     let (s, b) = create("fromImage=127.0.0.1:5149/x/y&tag=1", &[]);
     assert_eq!(s, 500, "{b}");
-    assert!(json(&b)["message"].as_str().unwrap().contains("127.0.0.1:5149"), "{b}");
+    assert!(
+        json(&b)["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:5149"),
+        "{b}"
+    );
     let (s, b) = create(
         &format!("fromImage={repo}&tag=1"),
         &["X-Registry-Auth: %%%".to_string()],
@@ -264,17 +288,32 @@ fn progress_streams_statuses_and_events() {
         "{b}"
     );
     let create_body = serde_json::json!({"Image": format!("{}/x/nothere:1", reg.addr)}).to_string();
-    let (s, b) = api(&d, "POST", "/containers/create", &[], Some(create_body.as_bytes()));
+    let (s, b) = api(
+        &d,
+        "POST",
+        "/containers/create",
+        &[],
+        Some(create_body.as_bytes()),
+    );
     assert_eq!(s, 404, "{b}");
     assert_eq!(
         json(&b)["message"],
         format!("No such image: {}/x/nothere:1", reg.addr)
     );
-    let (s, b) = api(&d, "POST", &format!("/images/{}/x/nothere/push?tag=1", reg.addr), &[], None);
+    let (s, b) = api(
+        &d,
+        "POST",
+        &format!("/images/{}/x/nothere/push?tag=1", reg.addr),
+        &[],
+        None,
+    );
     assert_eq!(s, 404, "{b}");
     assert_eq!(
         json(&b)["message"],
-        format!("An image does not exist locally with the tag: {}/x/nothere", reg.addr)
+        format!(
+            "An image does not exist locally with the tag: {}/x/nothere",
+            reg.addr
+        )
     );
 
     // Up to date: no layer lines.
@@ -289,7 +328,13 @@ fn progress_streams_statuses_and_events() {
     );
 
     // The registry's view.
-    let (s, b) = api(&d, "GET", &format!("/distribution/{repo}:1/json"), &[], None);
+    let (s, b) = api(
+        &d,
+        "GET",
+        &format!("/distribution/{repo}:1/json"),
+        &[],
+        None,
+    );
     assert_eq!(s, 200, "{b}");
     let v = json(&b);
     assert_eq!(v["Descriptor"]["digest"], digest.as_str());
@@ -301,7 +346,13 @@ fn progress_streams_statuses_and_events() {
         v["Platforms"],
         serde_json::json!([{"architecture": host_arch(), "os": "linux"}])
     );
-    let (s, _) = api(&d, "GET", &format!("/distribution/{repo}:nope/json"), &[], None);
+    let (s, _) = api(
+        &d,
+        "GET",
+        &format!("/distribution/{repo}:nope/json"),
+        &[],
+        None,
+    );
     assert_eq!(s, 404);
 
     // /info shows the registry settings as dockerd does.
@@ -317,7 +368,10 @@ fn progress_streams_statuses_and_events() {
     let (_, b) = api(
         &d,
         "GET",
-        &format!("/events?since={since}&until={}&filters=%7B%22type%22%3A%5B%22image%22%5D%7D", chrono_now() + 1),
+        &format!(
+            "/events?since={since}&until={}&filters=%7B%22type%22%3A%5B%22image%22%5D%7D",
+            chrono_now() + 1
+        ),
         &[],
         None,
     );
@@ -355,7 +409,11 @@ fn multi_platform_index_and_zstd_layers() {
     ok(&mut d.docker(&["push", &format!("{r}/x/multi:host")]));
     let (ct, host_manifest) = get_manifest(&d, 5140, "x/multi", "host");
     let layer = gzip(&tar_of(&[("arm-marker", b"arm64\n")]));
-    let cfg = config_json("arm64", &[sha256(&tar_of(&[("arm-marker", b"arm64\n")]))], &["/bin/sh"]);
+    let cfg = config_json(
+        "arm64",
+        &[sha256(&tar_of(&[("arm-marker", b"arm64\n")]))],
+        &["/bin/sh"],
+    );
     upload_blob(&d, 5140, "x/multi", &layer);
     upload_blob(&d, 5140, "x/multi", &cfg);
     let arm = manifest_json(OCI_MANIFEST, OCI_CONFIG, &cfg, &[(OCI_GZIP, &layer)]);
@@ -377,14 +435,20 @@ fn multi_platform_index_and_zstd_layers() {
 
     let multi = format!("{r}/x/multi:multi");
     let out = ok(&mut d.docker(&["pull", &multi]));
-    assert!(out.contains(&format!("Digest: {}", sha256(&index))), "{out}");
+    assert!(
+        out.contains(&format!("Digest: {}", sha256(&index))),
+        "{out}"
+    );
     assert_eq!(d.inspect(&multi, "{{.Id}}"), busybox_id);
     // With an index, the tag's digest is the index's (dockerd records it so).
     assert_eq!(
         d.inspect(&multi, "{{json .RepoDigests}}"),
         format!("[\"{r}/x/multi@{}\"]", sha256(&index))
     );
-    assert_eq!(ok(&mut d.docker(&["run", "--rm", &multi, "echo", "ok"])).trim(), "ok");
+    assert_eq!(
+        ok(&mut d.docker(&["run", "--rm", &multi, "echo", "ok"])).trim(),
+        "ok"
+    );
 
     let out = ok(&mut d.docker(&["pull", "--platform", "linux/arm64", &multi]));
     assert!(out.contains("Downloaded newer image"), "{out}");
@@ -406,11 +470,20 @@ fn multi_platform_index_and_zstd_layers() {
     let rootfs = std::fs::read(busybox_tar()).unwrap();
     let marker = tar_of(&[("marker", b"zstd ok\n")]);
     let (z1, z2) = (zstd(&rootfs), zstd(&marker));
-    let zcfg = config_json(host_arch(), &[sha256(&rootfs), sha256(&marker)], &["cat", "/marker"]);
+    let zcfg = config_json(
+        host_arch(),
+        &[sha256(&rootfs), sha256(&marker)],
+        &["cat", "/marker"],
+    );
     for b in [&z1, &z2, &zcfg] {
         upload_blob(&d, 5140, "x/zstd", b);
     }
-    let zman = manifest_json(OCI_MANIFEST, OCI_CONFIG, &zcfg, &[(OCI_ZSTD, &z1), (OCI_ZSTD, &z2)]);
+    let zman = manifest_json(
+        OCI_MANIFEST,
+        OCI_CONFIG,
+        &zcfg,
+        &[(OCI_ZSTD, &z1), (OCI_ZSTD, &z2)],
+    );
     put_manifest(&d, 5140, "x/zstd", "1", OCI_MANIFEST, &zman);
     let zref = format!("{r}/x/zstd:1");
     let out = ok(&mut d.docker(&["pull", &zref]));
@@ -439,11 +512,19 @@ fn interrupted_pull_leaves_nothing_and_a_later_pull_succeeds() {
     // One 24 MiB incompressible layer: long enough to cut through on a slowed loopback.
     let dir = tempfile::tempdir().unwrap();
     let mut noise = vec![0u8; 24 << 20];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut noise).unwrap();
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut noise,
+    )
+    .unwrap();
     let rootfs = tar_of(&[("noise", &noise)]);
     std::fs::write(dir.path().join("rootfs.tar"), &rootfs).unwrap();
     let big = "127.0.0.1:5143/x/big:1";
-    ok(&mut d.docker(&["import", &dir.path().join("rootfs.tar").to_string_lossy(), big]));
+    ok(&mut d.docker(&[
+        "import",
+        &dir.path().join("rootfs.tar").to_string_lossy(),
+        big,
+    ]));
     ok(&mut d.docker(&["push", big]));
     ok(&mut d.docker(&["rmi", big]));
     let before = stored(&d);
@@ -475,10 +556,16 @@ fn interrupted_pull_leaves_nothing_and_a_later_pull_succeeds() {
     let _ = gone.wait();
     let deadline = Instant::now() + Duration::from_secs(20);
     while stored(&d) != before {
-        assert!(Instant::now() < deadline, "a cancelled pull left {:?}", stored(&d));
+        assert!(
+            Instant::now() < deadline,
+            "a cancelled pull left {:?}",
+            stored(&d)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!output(&mut d.docker(&["image", "inspect", big])).status.success());
+    assert!(!output(&mut d.docker(&["image", "inspect", big]))
+        .status
+        .success());
 
     // The registry goes away: the error is in-band, and nothing is left either.
     let out_path = dir.path().join("pull.out");
@@ -493,7 +580,9 @@ fn interrupted_pull_leaves_nothing_and_a_later_pull_succeeds() {
     assert!(last["errorDetail"]["message"].is_string(), "{body}");
     assert!(last["error"].is_string(), "{body}");
     assert!(!body.contains("Pull complete"), "{body}");
-    assert!(!output(&mut d.docker(&["image", "inspect", big])).status.success());
+    assert!(!output(&mut d.docker(&["image", "inspect", big]))
+        .status
+        .success());
     assert_eq!(stored(&d), before, "no stray blob or layer");
 
     reg.start();
@@ -508,7 +597,11 @@ fn corrupt_blobs_and_lying_configs_store_nothing() {
     let d = TestDaemon::with_busybox(BIN).unwrap();
     let reg = OwnRegistry::new(&d.netns, 5144);
     let mut noise = vec![0u8; 1 << 20];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut noise).unwrap();
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut noise,
+    )
+    .unwrap();
     let tar = tar_of(&[("f", &noise)]);
     let layer = gzip(&tar);
     let cfg = config_json(host_arch(), &[sha256(&tar)], &["/f"]);
@@ -522,13 +615,21 @@ fn corrupt_blobs_and_lying_configs_store_nothing() {
     bad[mid] ^= 0xff;
     std::fs::write(reg.blob_path(&sha256(&layer)), &bad).unwrap();
     let before = stored(&d);
-    let (s, body) = api(&d, "POST", "/images/create?fromImage=127.0.0.1:5144/x/bad&tag=1", &[], None);
+    let (s, body) = api(
+        &d,
+        "POST",
+        "/images/create?fromImage=127.0.0.1:5144/x/bad&tag=1",
+        &[],
+        None,
+    );
     assert_eq!(s, 200, "the manifest was fine: the stream had started");
     let last = messages(&body).pop().unwrap();
-    let msg = last["errorDetail"]["message"].as_str().unwrap_or_default().to_string();
+    let msg = last["errorDetail"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
-        msg.contains("filesystem layer verification failed for digest")
-            || msg.contains("digest"),
+        msg.contains("filesystem layer verification failed for digest") || msg.contains("digest"),
         "{body}"
     );
     assert_eq!(stored(&d), before, "nothing stored");
@@ -540,7 +641,13 @@ fn corrupt_blobs_and_lying_configs_store_nothing() {
     upload_blob(&d, 5144, "x/liar", &liar);
     let man = manifest_json(OCI_MANIFEST, OCI_CONFIG, &liar, &[(OCI_GZIP, &good)]);
     put_manifest(&d, 5144, "x/liar", "1", OCI_MANIFEST, &man);
-    let (_, body) = api(&d, "POST", "/images/create?fromImage=127.0.0.1:5144/x/liar&tag=1", &[], None);
+    let (_, body) = api(
+        &d,
+        "POST",
+        "/images/create?fromImage=127.0.0.1:5144/x/liar&tag=1",
+        &[],
+        None,
+    );
     let last = messages(&body).pop().unwrap();
     assert!(
         last["errorDetail"]["message"]
@@ -550,7 +657,11 @@ fn corrupt_blobs_and_lying_configs_store_nothing() {
         "{body}"
     );
     assert_eq!(stored(&d), before, "nothing stored");
-    assert!(!output(&mut d.docker(&["image", "inspect", "127.0.0.1:5144/x/liar:1"])).status.success());
+    assert!(
+        !output(&mut d.docker(&["image", "inspect", "127.0.0.1:5144/x/liar:1"]))
+            .status
+            .success()
+    );
 }
 
 #[test]
@@ -606,7 +717,11 @@ fn large_image_push_pull_timing() {
     let reg = TestRegistry::distribution(&d.netns, 5145, None).unwrap();
     let ctx = tempfile::tempdir().unwrap();
     let mut noise = vec![0u8; 150 << 20];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut noise).unwrap();
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut noise,
+    )
+    .unwrap();
     std::fs::write(ctx.path().join("noise"), &noise).unwrap();
     let text: String = (0..700_000)
         .map(|i| format!("line {i} of some compressible text for the benchmark\n"))
@@ -636,7 +751,10 @@ fn large_image_push_pull_timing() {
     let mb = size / 1e6;
     if std::env::var_os("BERTH_TIMING_LOG").is_some() {
         for l in d.daemon_log().lines().filter(|l| {
-            l.contains("stored blob") || l.contains("layer extracted") || l.contains("committed") || l.contains("request")
+            l.contains("stored blob")
+                || l.contains("layer extracted")
+                || l.contains("committed")
+                || l.contains("request")
         }) {
             eprintln!("{l}");
         }
@@ -658,18 +776,41 @@ fn add_https_speaks_tls() {
     let dir = tempfile::tempdir().unwrap();
     let st = std::process::Command::new("openssl")
         .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-keyout", "key.pem", "-out", "cert.pem",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
         ])
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     std::fs::write(dir.path().join("hello.txt"), "hello over tls\n").unwrap();
     let mut server = d
         .in_host_netns(&[
-            "openssl", "s_server", "-quiet", "-accept", "127.0.0.1:8443", "-cert", "cert.pem",
-            "-key", "key.pem", "-WWW",
+            "openssl",
+            "s_server",
+            "-quiet",
+            "-accept",
+            "127.0.0.1:8443",
+            "-cert",
+            "cert.pem",
+            "-key",
+            "key.pem",
+            "-WWW",
         ])
         .current_dir(dir.path())
         .stdin(std::process::Stdio::piped())
@@ -716,7 +857,10 @@ fn daemon_registry_flags() {
         cfg["InsecureRegistryCIDRs"],
         serde_json::json!(["10.1.0.0/16", "::1/128", "127.0.0.0/8"])
     );
-    assert_eq!(cfg["Mirrors"], serde_json::json!(["https://mirror.example/"]));
+    assert_eq!(
+        cfg["Mirrors"],
+        serde_json::json!(["https://mirror.example/"])
+    );
     assert_eq!(
         cfg["IndexConfigs"]["myreg.example:5000"],
         serde_json::json!({"Name": "myreg.example:5000", "Mirrors": [], "Secure": false, "Official": false})

@@ -133,7 +133,13 @@ fn bad_or_missing_credentials_are_statuses_before_any_progress() {
 
     // Pull: wrong password 401, none 404 with dockerd's hint — no progress either way.
     let create = |h: &[String]| {
-        api(&d, "POST", &format!("/images/create?fromImage={img}&tag=1"), h, None)
+        api(
+            &d,
+            "POST",
+            &format!("/images/create?fromImage={img}&tag=1"),
+            h,
+            None,
+        )
     };
     let (s, b) = create(std::slice::from_ref(&wrong));
     assert_eq!(s, 401, "{b}");
@@ -148,9 +154,8 @@ fn bad_or_missing_credentials_are_statuses_before_any_progress() {
 
     // The same credentials in the standard base64 alphabet, unpadded.
     use base64::Engine as _;
-    let plain = base64::engine::general_purpose::STANDARD_NO_PAD.encode(
-        serde_json::json!({"username": "u", "password": "secret"}).to_string(),
-    );
+    let plain = base64::engine::general_purpose::STANDARD_NO_PAD
+        .encode(serde_json::json!({"username": "u", "password": "secret"}).to_string());
     let (s, b) = create(&[format!("X-Registry-Auth: {plain}")]);
     assert_eq!(s, 200, "{b}");
 }

@@ -21,9 +21,18 @@ pub fn api(
     body: Option<&[u8]>,
 ) -> (u16, String) {
     let mut c = Command::new("curl");
-    c.args(["-s", "-N", "--max-time", "120", "-X", method, "-w", "\n%{http_code}"])
-        .arg("--unix-socket")
-        .arg(&d.socket);
+    c.args([
+        "-s",
+        "-N",
+        "--max-time",
+        "120",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ])
+    .arg("--unix-socket")
+    .arg(&d.socket);
     for h in headers {
         c.args(["-H", h]);
     }
@@ -129,7 +138,12 @@ pub fn config_json(arch: &str, diff_ids: &[String], cmd: &[&str]) -> Vec<u8> {
 }
 
 /// A manifest naming a config and layers (`(media type, blob)` each).
-pub fn manifest_json(media_type: &str, config_type: &str, config: &[u8], layers: &[(&str, &[u8])]) -> Vec<u8> {
+pub fn manifest_json(
+    media_type: &str,
+    config_type: &str,
+    config: &[u8],
+    layers: &[(&str, &[u8])],
+) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": media_type,
@@ -161,14 +175,20 @@ pub fn upload_blob(d: &TestDaemon, port: u16, repo: &str, bytes: &[u8]) -> Strin
     std::fs::write(file.path(), bytes).unwrap();
     let head = reg_curl(
         d,
-        &["-i", "-X", "POST", &format!("http://127.0.0.1:{port}/v2/{repo}/blobs/uploads/")],
+        &[
+            "-i",
+            "-X",
+            "POST",
+            &format!("http://127.0.0.1:{port}/v2/{repo}/blobs/uploads/"),
+        ],
     );
     let head = String::from_utf8_lossy(&head.stdout).into_owned();
     let loc = head
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("location").then(|| v.trim().to_string())
+            k.eq_ignore_ascii_case("location")
+                .then(|| v.trim().to_string())
         })
         .unwrap_or_else(|| panic!("no upload location: {head}"));
     let loc = if loc.starts_with("http") {
@@ -195,7 +215,14 @@ pub fn upload_blob(d: &TestDaemon, port: u16, repo: &str, bytes: &[u8]) -> Strin
 }
 
 /// PUTs a manifest (or index) under `reference`.
-pub fn put_manifest(d: &TestDaemon, port: u16, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) {
+pub fn put_manifest(
+    d: &TestDaemon,
+    port: u16,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), bytes).unwrap();
     let out = reg_curl(
@@ -211,7 +238,11 @@ pub fn put_manifest(d: &TestDaemon, port: u16, repo: &str, reference: &str, medi
             &format!("http://127.0.0.1:{port}/v2/{repo}/manifests/{reference}"),
         ],
     );
-    assert!(out.status.success(), "manifest PUT failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "manifest PUT failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// GET of a registry path (a manifest, with every accepted type): (content type, body).
@@ -233,7 +264,8 @@ pub fn get_manifest(d: &TestDaemon, port: u16, repo: &str, reference: &str) -> (
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type").then(|| v.trim().to_string())
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
         })
         .unwrap_or_default();
     (ct, out.stdout)
@@ -310,7 +342,12 @@ impl OwnRegistry {
         // shows the host's sockets, where another registry may hold the port.
         let needle = format!("listening on 127.0.0.1:{}", self.port);
         let log = self.dir.path().join("registry.log");
-        let seen = || std::fs::read_to_string(&log).unwrap_or_default().matches(&needle).count();
+        let seen = || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches(&needle)
+                .count()
+        };
         let before = self.starts;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -352,10 +389,17 @@ impl Drop for OwnRegistry {
 /// enough to be interrupted.
 pub fn throttle_loopback(d: &TestDaemon, rate: &str) {
     let out = d
-        .in_host_netns(&["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate, "burst", "64kb", "latency", "400ms"])
+        .in_host_netns(&[
+            "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate, "burst", "64kb",
+            "latency", "400ms",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "tc: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn unthrottle_loopback(d: &TestDaemon) {
