@@ -316,6 +316,22 @@ fn progress_streams_statuses_and_events() {
         )
     );
 
+    // No tag: every tag of the repository, one after the other.
+    ok(&mut d.docker(&["tag", &format!("{repo}:1"), &format!("{repo}:2")]));
+    let (s, b) = api(&d, "POST", &format!("/images/{repo}/push"), &[], None);
+    assert_eq!(s, 200, "{b}");
+    let st = statuses(&messages(&b));
+    assert_eq!(
+        st.iter()
+            .filter(|s| s.starts_with("The push refers to"))
+            .count(),
+        1,
+        "{b}"
+    );
+    assert!(st.iter().any(|s| s.starts_with("1: digest: ")), "{b}");
+    assert!(st.iter().any(|s| s.starts_with("2: digest: ")), "{b}");
+    ok(&mut d.docker(&["rmi", &format!("{repo}:2")]));
+
     // Up to date: no layer lines.
     let (_, body) = create(&format!("fromImage={repo}&tag=1"), &[]);
     assert_eq!(
@@ -906,4 +922,87 @@ fn daemon_registry_flags() {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+}
+
+/// Two pulls of one image at once share its blobs and layers before either commits: the one
+/// whose client goes away must not take away what the other still needs.
+#[test]
+fn concurrent_pulls_and_a_cancelled_one() {
+    let d = TestDaemon::with_busybox(BIN).unwrap();
+    let reg = TestRegistry::distribution(&d.netns, 5147, None).unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    let mut noise = vec![0u8; 16 << 20];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut noise,
+    )
+    .unwrap();
+    std::fs::write(ctx.path().join("noise"), &noise).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY noise /noise\n",
+    )
+    .unwrap();
+    let img = format!("{}/x/shared:1", reg.addr);
+    let (code, out) = d.legacy_build(ctx.path(), &["-t", &img]);
+    assert_eq!(code, Some(0), "{out}");
+    ok(&mut d.docker(&["push", &img]));
+    ok(&mut d.docker(&["rmi", "-f", &img, "busybox"]));
+    ok(&mut d.docker(&["builder", "prune", "-a", "-f"]));
+    ok(&mut d.docker(&["image", "prune", "-a", "-f"]));
+
+    throttle_loopback(&d, "60mbit");
+    let pull = |name: &str| {
+        let out = ctx.path().join(name);
+        let child = std::process::Command::new("curl")
+            .args(["-s", "-N", "-X", "POST", "--unix-socket"])
+            .arg(&d.socket)
+            .arg(format!(
+                "http://berth/images/create?fromImage={}/x/shared&tag=1",
+                reg.addr
+            ))
+            .stdout(std::fs::File::create(&out).unwrap())
+            .spawn()
+            .unwrap();
+        (child, out)
+    };
+    let wait_for = |out: &std::path::Path, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(out)
+            .unwrap_or_default()
+            .contains(what)
+        {
+            assert!(Instant::now() < deadline, "no {what} in {}", out.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // A starts first, so it is the one that stores and extracts the base layer; B finds them
+    // there. A's client goes once both have that layer, before either has the big one.
+    let (mut a, a_out) = pull("a.out");
+    wait_for(&a_out, "Downloading");
+    let (mut b, b_out) = pull("b.out");
+    wait_for(&a_out, "Pull complete");
+    wait_for(&b_out, "Pull complete");
+    let _ = a.kill();
+    let _ = a.wait();
+    assert!(b.wait().unwrap().success());
+    unthrottle_loopback(&d);
+    let body = std::fs::read_to_string(&b_out).unwrap();
+    assert!(
+        body.contains(&format!("Status: Downloaded newer image for {img}")),
+        "{body}\nregistry: {}\ndaemon: {}",
+        reg.log_text(),
+        d.daemon_log()
+    );
+    let sum = ok(&mut d.docker(&["run", "--rm", &img, "sha256sum", "/noise"]));
+    assert_eq!(
+        sum.split_whitespace().next().unwrap(),
+        sha256(&noise).trim_start_matches("sha256:")
+    );
+    // Every blob the image's records name is there (save reads them all).
+    let saved = ctx.path().join("saved.tar");
+    ok(&mut d.docker(&["save", "-o", &saved.to_string_lossy(), &img]));
+    // And a third pull finds everything there.
+    let out = ok(&mut d.docker(&["pull", &img]));
+    assert!(out.contains("Image is up to date"), "{out}");
 }

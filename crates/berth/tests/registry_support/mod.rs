@@ -389,9 +389,10 @@ impl Drop for OwnRegistry {
 /// enough to be interrupted.
 pub fn throttle_loopback(d: &TestDaemon, rate: &str) {
     let out = d
+        // The bucket holds several of loopback's 64 KiB packets: a smaller one drops them all.
         .in_host_netns(&[
-            "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate, "burst", "64kb",
-            "latency", "400ms",
+            "tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate, "burst", "512kb",
+            "latency", "200ms",
         ])
         .output()
         .unwrap();

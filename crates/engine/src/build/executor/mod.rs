@@ -221,7 +221,10 @@ impl Builder {
         // not here is pulled, as dockerd's legacy builder does.
         if !(self.opts.pull && index != usize::MAX) {
             match self.engine.image_by_name(name).await {
-                Err(EngineError::NotFound(_)) if !berth_image::reference::is_full_id(name) => {}
+                // An image id names nothing a registry has.
+                Err(EngineError::NotFound(_))
+                    if !berth_image::reference::is_full_id(name)
+                        && !name.starts_with("sha256:") => {}
                 found => return found,
             }
         }
