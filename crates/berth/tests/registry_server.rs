@@ -49,7 +49,13 @@ fn s(p: &Path) -> String {
 
 /// Copies busybox in, inspects it, lists tags, copies it out both ways and loads the
 /// docker-archive back; `creds`/`tls` are skopeo's flags for the registry.
-fn round_trip(st: &Setup, reg: &TestRegistry, dest_flags: &[&str], src_flags: &[&str], flags: &[&str]) {
+fn round_trip(
+    st: &Setup,
+    reg: &TestRegistry,
+    dest_flags: &[&str],
+    src_flags: &[&str],
+    flags: &[&str],
+) {
     let image = format!("docker://{}/library/busybox:latest", reg.addr);
     let src = format!("docker-archive:{}", s(&st.archive));
     let mut copy_in = vec!["copy"];
@@ -73,7 +79,10 @@ fn round_trip(st: &Setup, reg: &TestRegistry, dest_flags: &[&str], src_flags: &[
     assert_eq!(v["Tags"], serde_json::json!(["latest"]));
 
     // Out again: an OCI layout and a docker-archive.
-    let layout = st.work.path().join(format!("oci-{}", reg.addr.replace(':', "-")));
+    let layout = st
+        .work
+        .path()
+        .join(format!("oci-{}", reg.addr.replace(':', "-")));
     let oci = format!("oci:{}:busybox", s(&layout));
     let by_digest = format!("docker://{}/library/busybox@{digest}", reg.addr);
     let mut copy_out = vec!["copy"];
@@ -84,7 +93,10 @@ fn round_trip(st: &Setup, reg: &TestRegistry, dest_flags: &[&str], src_flags: &[
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
 
-    let out_tar = st.work.path().join(format!("out-{}.tar", reg.addr.replace(':', "-")));
+    let out_tar = st
+        .work
+        .path()
+        .join(format!("out-{}.tar", reg.addr.replace(':', "-")));
     let dest = format!("docker-archive:{}:copied:latest", s(&out_tar));
     let mut copy_out = vec!["copy"];
     copy_out.extend_from_slice(src_flags);
@@ -99,12 +111,27 @@ fn skopeo_copies_into_and_out_of_berths_registry() {
     let st = setup();
     let reg = TestRegistry::berth(Path::new(BIN), &st.d.netns, 5000, &[]).unwrap();
     let insecure = ["--dest-tls-verify=false"];
-    round_trip(&st, &reg, &insecure, &["--src-tls-verify=false"], &["--tls-verify=false"]);
+    round_trip(
+        &st,
+        &reg,
+        &insecure,
+        &["--src-tls-verify=false"],
+        &["--tls-verify=false"],
+    );
 
     // A second tag, then delete by tag's digest (skopeo delete resolves the tag).
     let image = format!("docker://{}/library/busybox:latest", reg.addr);
     let other = format!("docker://{}/other/busybox:v2", reg.addr);
-    ok(&mut skopeo(&st, &["copy", "--src-tls-verify=false", "--dest-tls-verify=false", &image, &other]));
+    ok(&mut skopeo(
+        &st,
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &image,
+            &other,
+        ],
+    ));
     ok(&mut skopeo(&st, &["delete", "--tls-verify=false", &image]));
     let err = fails(&mut skopeo(&st, &["inspect", "--tls-verify=false", &image]));
     assert!(err.contains("manifest unknown"), "{err}");
@@ -121,13 +148,29 @@ fn skopeo_with_htpasswd_basic_auth() {
         TestRegistry::berth(Path::new(BIN), &st.d.netns, 5000, &["--htpasswd", &s(&pw)]).unwrap();
     let image = format!("docker://{}/library/busybox:latest", reg.addr);
     let src = format!("docker-archive:{}", s(&st.archive));
-    let err = fails(&mut skopeo(&st, &["copy", "--dest-tls-verify=false", &src, &image]));
-    assert!(err.contains("unauthorized") || err.contains("authentication required"), "{err}");
     let err = fails(&mut skopeo(
         &st,
-        &["copy", "--dest-tls-verify=false", "--dest-creds", "u:wrong", &src, &image],
+        &["copy", "--dest-tls-verify=false", &src, &image],
     ));
-    assert!(err.contains("unauthorized") || err.contains("authentication required"), "{err}");
+    assert!(
+        err.contains("unauthorized") || err.contains("authentication required"),
+        "{err}"
+    );
+    let err = fails(&mut skopeo(
+        &st,
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "u:wrong",
+            &src,
+            &image,
+        ],
+    ));
+    assert!(
+        err.contains("unauthorized") || err.contains("authentication required"),
+        "{err}"
+    );
     round_trip(
         &st,
         &reg,
@@ -135,7 +178,16 @@ fn skopeo_with_htpasswd_basic_auth() {
         &["--src-tls-verify=false", "--src-creds", "u:secret"],
         &["--tls-verify=false", "--creds", "u:secret"],
     );
-    ok(&mut skopeo(&st, &["delete", "--tls-verify=false", "--creds", "u:secret", &image]));
+    ok(&mut skopeo(
+        &st,
+        &[
+            "delete",
+            "--tls-verify=false",
+            "--creds",
+            "u:secret",
+            &image,
+        ],
+    ));
 }
 
 #[test]
@@ -152,9 +204,14 @@ fn skopeo_with_token_auth() {
     let image = format!("docker://{}/library/busybox:latest", reg.addr);
     let src = format!("docker-archive:{}", s(&st.archive));
     // Anonymous: the token service answers, the registry denies.
-    let err = fails(&mut skopeo(&st, &["copy", "--dest-tls-verify=false", &src, &image]));
+    let err = fails(&mut skopeo(
+        &st,
+        &["copy", "--dest-tls-verify=false", &src, &image],
+    ));
     assert!(
-        err.contains("denied") || err.contains("unauthorized") || err.contains("authentication required"),
+        err.contains("denied")
+            || err.contains("unauthorized")
+            || err.contains("authentication required"),
         "{err}"
     );
     round_trip(
@@ -164,17 +221,45 @@ fn skopeo_with_token_auth() {
         &["--src-tls-verify=false", "--src-creds", "u:secret"],
         &["--tls-verify=false", "--creds", "u:secret"],
     );
-    ok(&mut skopeo(&st, &["delete", "--tls-verify=false", "--creds", "u:secret", &image]));
-    let err = fails(&mut skopeo(&st, &["inspect", "--tls-verify=false", "--creds", "u:secret", &image]));
+    ok(&mut skopeo(
+        &st,
+        &[
+            "delete",
+            "--tls-verify=false",
+            "--creds",
+            "u:secret",
+            &image,
+        ],
+    ));
+    let err = fails(&mut skopeo(
+        &st,
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            "u:secret",
+            &image,
+        ],
+    ));
     assert!(err.contains("manifest unknown"), "{err}");
 }
 
 #[test]
 fn skopeo_over_tls_with_a_self_signed_certificate() {
     let st = setup();
-    let (cert, key) = (st.work.path().join("cert.pem"), st.work.path().join("key.pem"));
+    let (cert, key) = (
+        st.work.path().join("cert.pem"),
+        st.work.path().join("key.pem"),
+    );
     ok(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
         .args(["-addext", "basicConstraints=critical,CA:FALSE"])

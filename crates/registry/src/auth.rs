@@ -34,7 +34,11 @@ impl Htpasswd {
                 continue;
             }
             let Some((user, hash)) = line.split_once(':') else {
-                tracing::warn!("{}:{}: not a user:hash line, ignored", path.display(), i + 1);
+                tracing::warn!(
+                    "{}:{}: not a user:hash line, ignored",
+                    path.display(),
+                    i + 1
+                );
                 continue;
             };
             if !["$2y$", "$2a$", "$2b$"].iter().any(|p| hash.starts_with(p)) {
@@ -150,7 +154,9 @@ fn token_allows(access: &[ResourceActions], need: &Need) -> bool {
         access.iter().any(|a| {
             a.kind == kind
                 && a.name == name
-                && a.actions.iter().any(|x| x == "*" || actions.contains(&x.as_str()))
+                && a.actions
+                    .iter()
+                    .any(|x| x == "*" || actions.contains(&x.as_str()))
         })
     };
     match need {
@@ -348,7 +354,10 @@ fn grant(scopes: &[String]) -> Vec<ResourceActions> {
         let Some(ra) = ResourceActions::parse_scope(s) else {
             continue;
         };
-        match out.iter_mut().find(|x| x.kind == ra.kind && x.name == ra.name) {
+        match out
+            .iter_mut()
+            .find(|x| x.kind == ra.kind && x.name == ra.name)
+        {
             Some(x) => {
                 x.actions.extend(ra.actions);
                 x.actions.sort();

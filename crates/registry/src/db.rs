@@ -68,8 +68,6 @@ impl Db {
         Ok(Db { conn })
     }
 
-
-
     pub fn reader(&self) -> Reader<'_> {
         Reader(&self.conn)
     }
@@ -96,8 +94,6 @@ impl Db {
             .execute("DELETE FROM blob_links WHERE digest = ?1", [d.as_str()])?;
         Ok(())
     }
-
-
 
     /// Stores a manifest's row and, in the same transaction, points `tag` at it. `check` runs
     /// inside the transaction first (the referenced-content check), so a concurrent delete
@@ -161,23 +157,17 @@ impl Db {
             params![repo, tag],
         )? > 0)
     }
-
-
-
-
 }
 
 impl<'a> Reader<'a> {
     /// A repository exists once it has a blob or a manifest.
     pub fn repo_exists(&self, repo: &str) -> rusqlite::Result<bool> {
-        self.0
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM blob_links WHERE repo = ?1)
+        self.0.query_row(
+            "SELECT EXISTS (SELECT 1 FROM blob_links WHERE repo = ?1)
                      OR EXISTS (SELECT 1 FROM manifests WHERE repo = ?1)",
-                [repo],
-                |r| r.get(0),
-            )
-            .map_err(Into::into)
+            [repo],
+            |r| r.get(0),
+        )
     }
     /// A blob the repository may serve: uploaded or mounted into it, or one of its manifests.
     pub fn has_blob(&self, repo: &str, d: &Digest) -> rusqlite::Result<bool> {
@@ -211,14 +201,18 @@ impl<'a> Reader<'a> {
         Ok(d.and_then(|d| Digest::parse(&d).ok()))
     }
     /// Up to `limit` tags after `last`, in byte order (Go's `sort.Strings`).
-    pub fn tags(&self, repo: &str, last: Option<&str>, limit: usize) -> rusqlite::Result<Vec<String>> {
+    pub fn tags(
+        &self,
+        repo: &str,
+        last: Option<&str>,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<String>> {
         let mut st = self.0.prepare_cached(
             "SELECT tag FROM tags WHERE repo = ?1 AND tag > ?2 ORDER BY tag LIMIT ?3",
         )?;
-        let rows = st.query_map(
-            params![repo, last.unwrap_or(""), limit_param(limit)],
-            |r| r.get(0),
-        )?;
+        let rows = st.query_map(params![repo, last.unwrap_or(""), limit_param(limit)], |r| {
+            r.get(0)
+        })?;
         rows.collect()
     }
     /// Up to `limit` repository names after `last`, in byte order.
@@ -239,13 +233,15 @@ impl<'a> Reader<'a> {
              FROM manifests WHERE repo = ?1 AND subject = ?2 ORDER BY digest",
         )?;
         let rows = st.query_map(params![repo, d.as_str()], manifest_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.into_iter().flatten().collect())
+        Ok(rows
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect())
     }
     /// Every manifest digest of every repository (gc's roots).
     pub fn all_manifest_digests(&self) -> rusqlite::Result<Vec<Digest>> {
-        let mut st = self
-            .0
-            .prepare("SELECT DISTINCT digest FROM manifests")?;
+        let mut st = self.0.prepare("SELECT DISTINCT digest FROM manifests")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for r in rows {

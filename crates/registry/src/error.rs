@@ -130,38 +130,47 @@ impl Code {
 
 /// One error answer: a code, its status (overridable: an out-of-order chunk is
 /// `BLOB_UPLOAD_INVALID` with 416), a detail and extra headers (challenges, `Range`).
+/// Boxed: handlers pass it up through many `Result`s.
 #[derive(Debug)]
-pub struct ApiError {
-    pub code: Code,
-    pub status: StatusCode,
-    pub message: String,
-    pub detail: Value,
-    pub headers: HeaderMap,
+pub struct ApiError(Box<ErrorAnswer>);
+
+#[derive(Debug)]
+struct ErrorAnswer {
+    code: Code,
+    status: StatusCode,
+    message: String,
+    detail: Value,
+    headers: HeaderMap,
 }
 
 impl ApiError {
     pub fn new(code: Code) -> Self {
-        ApiError {
+        ApiError(Box::new(ErrorAnswer {
             code,
             status: code.status(),
             message: code.message().to_string(),
             detail: Value::Null,
             headers: HeaderMap::new(),
-        }
+        }))
+    }
+
+    #[cfg(test)]
+    pub fn code(&self) -> Code {
+        self.0.code
     }
 
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.message = message.into();
+        self.0.message = message.into();
         self
     }
 
     pub fn with_detail(mut self, detail: Value) -> Self {
-        self.detail = detail;
+        self.0.detail = detail;
         self
     }
 
     pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
+        self.0.status = status;
         self
     }
 
@@ -169,7 +178,7 @@ impl ApiError {
     /// validated names and numbers, so this never happens in practice).
     pub fn with_header(mut self, name: HeaderName, value: &str) -> Self {
         if let Ok(v) = HeaderValue::from_str(value) {
-            self.headers.insert(name, v);
+            self.0.headers.insert(name, v);
         }
         self
     }
@@ -208,20 +217,21 @@ impl From<tokio::task::JoinError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let e = *self.0;
         let body = json!({"errors": [{
-            "code": self.code.as_str(),
-            "message": self.message,
-            "detail": self.detail,
+            "code": e.code.as_str(),
+            "message": e.message,
+            "detail": e.detail,
         }]})
         .to_string();
-        let mut resp = (self.status, body).into_response();
+        let mut resp = (e.status, body).into_response();
         let headers = resp.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
-        headers.extend(self.headers);
-        resp.extensions_mut().insert(ErrorCodeTag(self.code));
+        headers.extend(e.headers);
+        resp.extensions_mut().insert(ErrorCodeTag(e.code));
         resp
     }
 }

@@ -11,8 +11,7 @@ use crate::error::{ApiError, Code};
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_MANIFEST_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const DOCKER_SCHEMA1: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
@@ -80,7 +79,10 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Manifest, ApiErr
         serde_json::from_slice(body).map_err(|e| invalid(format!("manifest invalid: {e}")))?;
     let header_type = bare_media_type(content_type);
     if header_type.is_some_and(|t| DOCKER_SCHEMA1.contains(&t))
-        || raw.media_type.as_deref().is_some_and(|t| DOCKER_SCHEMA1.contains(&t))
+        || raw
+            .media_type
+            .as_deref()
+            .is_some_and(|t| DOCKER_SCHEMA1.contains(&t))
         || raw.schema_version == Some(1)
     {
         return Err(invalid("Docker image manifest schema 1 is not supported"));
@@ -136,7 +138,15 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Manifest, ApiErr
 /// The body's `mediaType` wins; the header must agree with it when both are manifest types.
 /// A body without one takes the header's, or is recognised by its shape.
 fn media_type(raw: &RawManifest, header: Option<&str>) -> Result<String, ApiError> {
-    let known = |t: &str| [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST].contains(&t);
+    let known = |t: &str| {
+        [
+            OCI_MANIFEST,
+            OCI_INDEX,
+            DOCKER_MANIFEST,
+            DOCKER_MANIFEST_LIST,
+        ]
+        .contains(&t)
+    };
     match (raw.media_type.as_deref(), header) {
         (Some(body), Some(h)) if known(h) && body != h => Err(invalid(format!(
             "mediaType {body:?} does not match Content-Type {h:?}"
@@ -152,7 +162,10 @@ fn media_type(raw: &RawManifest, header: Option<&str>) -> Result<String, ApiErro
 
 fn descriptor_digest(d: &RawDescriptor) -> Result<Digest, ApiError> {
     if d.size < 0 {
-        return Err(invalid(format!("descriptor {} has a negative size", d.digest)));
+        return Err(invalid(format!(
+            "descriptor {} has a negative size",
+            d.digest
+        )));
     }
     if d.media_type.is_empty() {
         return Err(invalid(format!("descriptor {} has no mediaType", d.digest)));
@@ -217,7 +230,10 @@ mod tests {
         .to_string();
         let m = parse(body.as_bytes(), Some(DOCKER_MANIFEST)).unwrap();
         assert_eq!(m.blobs.len(), 2);
-        assert_eq!(m.artifact_type.as_deref(), Some("application/vnd.docker.container.image.v1+json"));
+        assert_eq!(
+            m.artifact_type.as_deref(),
+            Some("application/vnd.docker.container.image.v1+json")
+        );
         let (blobs, children) = references(body.as_bytes());
         assert_eq!(blobs.len(), 3);
         assert!(children.is_empty());
@@ -229,15 +245,26 @@ mod tests {
             ("not json", None),
             (r#"{"schemaVersion":1}"#, None),
             (r#"{"schemaVersion":2}"#, None),
-            (r#"{"schemaVersion":2,"mediaType":"text/plain","config":{}}"#, None),
-            (r#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:00","size":1}}"#, None),
-            (r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#, None),
-            (r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
-             Some(DOCKER_MANIFEST_LIST)),
+            (
+                r#"{"schemaVersion":2,"mediaType":"text/plain","config":{}}"#,
+                None,
+            ),
+            (
+                r#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:00","size":1}}"#,
+                None,
+            ),
+            (
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#,
+                None,
+            ),
+            (
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+                Some(DOCKER_MANIFEST_LIST),
+            ),
         ];
         for (body, ct) in cases {
             let e = parse(body.as_bytes(), *ct).unwrap_err();
-            assert_eq!(e.code, Code::ManifestInvalid, "{body}");
+            assert_eq!(e.code(), Code::ManifestInvalid, "{body}");
         }
     }
 

@@ -69,8 +69,9 @@ pub fn check_name(name: &str) -> Result<(), ApiError> {
 /// `DIGEST_INVALID` (another algorithm's digest can never name our content).
 pub fn parse_digest(s: &str) -> Result<Digest, ApiError> {
     Digest::parse(s).map_err(|_| {
-        ApiError::new(Code::DigestInvalid)
-            .with_message(format!("invalid digest {s:?}: only sha256 digests are supported"))
+        ApiError::new(Code::DigestInvalid).with_message(format!(
+            "invalid digest {s:?}: only sha256 digests are supported"
+        ))
     })
 }
 
@@ -162,15 +163,12 @@ mod tests {
             Reference::parse(d.as_str()).unwrap(),
             Reference::Digest(d.clone())
         );
+        assert_eq!(Reference::parse("v1").unwrap(), Reference::Tag("v1".into()));
         assert_eq!(
-            Reference::parse("v1").unwrap(),
-            Reference::Tag("v1".into())
-        );
-        assert_eq!(
-            Reference::parse("sha256:00").unwrap_err().code,
+            Reference::parse("sha256:00").unwrap_err().code(),
             Code::DigestInvalid
         );
-        assert_eq!(Reference::parse("..").unwrap_err().code, Code::TagInvalid);
+        assert_eq!(Reference::parse("..").unwrap_err().code(), Code::TagInvalid);
     }
 
     #[test]

@@ -252,7 +252,11 @@ async fn serve_connection(stream: TcpStream, app: Router, tls: Option<TlsAccepto
         .adaptive_window(true);
     let service = TowerToHyperService::new(app);
     let result = match tls {
-        None => builder.serve_connection(TokioIo::new(stream), service).await,
+        None => {
+            builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+        }
         Some(acceptor) => {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => builder.serve_connection(TokioIo::new(s), service).await,

@@ -52,7 +52,10 @@ impl Storage {
         tokio::task::spawn_blocking(move || this.db_sync(f)).await?
     }
 
-    pub fn db_sync<T>(&self, f: impl FnOnce(&mut Db) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    pub fn db_sync<T>(
+        &self,
+        f: impl FnOnce(&mut Db) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         // A panic while holding the lock leaves no half-done SQLite state (transactions roll
         // back on drop), so a poisoned lock is still usable.
         let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());

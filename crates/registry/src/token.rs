@@ -190,9 +190,8 @@ mod tests {
         let other = TokenSigner::from_key(&[8u8; 32]);
         assert_eq!(other.verify(&t, 1000), None, "other key");
         let mut parts: Vec<&str> = t.split('.').collect();
-        let forged = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&Claims::new("admin", vec![], 300, 1000)).unwrap(),
-        );
+        let forged = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&Claims::new("admin", vec![], 300, 1000)).unwrap());
         parts[1] = &forged;
         assert_eq!(s.verify(&parts.join("."), 1000), None, "forged payload");
         assert_eq!(s.verify("garbage", 1000), None);
@@ -215,7 +214,10 @@ mod tests {
         let b = TokenSigner::load_or_create(dir.path()).unwrap();
         assert!(b.verify(&t, 1000).is_some());
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(dir.path().join("token.key")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("token.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

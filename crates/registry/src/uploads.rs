@@ -3,32 +3,30 @@
 //! a blob costs one fsync and one rename, not a second read; a session recovered from disk
 //! after a restart has no hash state and is re-read once when it finishes.
 //!
-//! One request at a time works on a session (a per-session lock). The lock travels with the
-//! write into its blocking thread, so a client that disconnects mid-body cannot leave a writer
+//! One request at a time works on a session (a per-session lock). The lock travels with each
+//! write into its blocking job, so a client that disconnects mid-body cannot leave a write
 //! running while the next request appends.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use berth_store::Digest;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::{mpsc, Mutex as AsyncMutex, OwnedMutexGuard};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::error::{ApiError, Code};
 use crate::names::{valid_name, valid_upload_id};
 use crate::storage::Storage;
 
-/// Bytes buffered between the socket and the disk: large writes, few syscalls.
+/// Bytes gathered from the socket per write: large writes, few syscalls and thread hops.
 const WRITE_BUFFER: usize = 1 << 20;
-/// Chunks in flight between the request task and the writer thread.
-const CHANNEL_DEPTH: usize = 32;
 
 pub struct Session {
     pub id: String,
@@ -97,8 +95,7 @@ impl Uploads {
     /// another repository's).
     pub async fn lock(&self, id: &str, repo: &str) -> Result<SessionGuard, ApiError> {
         let unknown = || {
-            ApiError::new(Code::BlobUploadUnknown)
-                .with_detail(serde_json::json!({ "uuid": id }))
+            ApiError::new(Code::BlobUploadUnknown).with_detail(serde_json::json!({ "uuid": id }))
         };
         if !valid_upload_id(id) {
             return Err(unknown());
@@ -257,77 +254,108 @@ pub enum AppendError {
     Io(io::Error),
 }
 
+/// A session with its data file open for appending.
+type Writer = (SessionGuard, File);
+
+/// The writer, idle or lent to the one write job in flight.
+enum Slot {
+    Idle(Writer),
+    Busy(tokio::task::JoinHandle<(Writer, io::Result<()>)>),
+}
+
+impl Slot {
+    /// Waits for the write in flight, if any, and returns the writer with its outcome.
+    async fn settle(self) -> Result<(Writer, io::Result<()>), tokio::task::JoinError> {
+        match self {
+            Slot::Idle(w) => Ok((w, Ok(()))),
+            Slot::Busy(job) => job.await,
+        }
+    }
+}
+
 /// Appends the request body to the session. Returns the session back (still locked) with the
 /// outcome: the bytes appended, or why it stopped.
+///
+/// The body is gathered into large buffers; each is hashed and written by a short blocking
+/// job while the next one arrives. No thread waits on the network, and the session travels
+/// with each job: a client that disconnects mid-write cannot leave a write running while the
+/// next request appends.
 pub async fn append(
     guard: SessionGuard,
     body: Body,
     idle_timeout: Duration,
 ) -> Result<(SessionGuard, Result<u64, AppendError>), ApiError> {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-    let writer = tokio::task::spawn_blocking(move || {
-        let mut guard = guard;
-        let result = write_chunks(&mut guard, &mut rx);
-        (guard, result)
-    });
-    let mut stream = body.into_data_stream();
+    let path = guard.data();
+    let file =
+        tokio::task::spawn_blocking(move || OpenOptions::new().append(true).open(path)).await?;
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => return Ok((guard, Err(AppendError::Io(e)))),
+    };
+    let mut slot = Slot::Idle((guard, file));
+    let mut buf = BytesMut::with_capacity(WRITE_BUFFER);
+    let mut total = 0u64;
     let mut interrupted = None;
+    let mut stream = body.into_data_stream();
     loop {
-        match tokio::time::timeout(idle_timeout, stream.next()).await {
+        let chunk = match tokio::time::timeout(idle_timeout, stream.next()).await {
             Err(_) => {
                 interrupted = Some("the client sent nothing for too long".to_string());
-                break;
+                None
             }
-            Ok(None) => break,
-            Ok(Some(Ok(chunk))) => {
-                if tx.send(chunk).await.is_err() {
-                    break; // the writer failed; its error is reported below
-                }
-            }
+            Ok(None) => None,
+            Ok(Some(Ok(c))) => Some(c),
             Ok(Some(Err(e))) => {
                 interrupted = Some(e.to_string());
-                break;
+                None
             }
+        };
+        let done = chunk.is_none();
+        if let Some(c) = chunk {
+            buf.extend_from_slice(&c);
+        }
+        if buf.len() < WRITE_BUFFER && !done {
+            continue;
+        }
+        let (writer, written) = slot.settle().await?;
+        if let Err(e) = written {
+            return Ok((writer.0, Err(AppendError::Io(e))));
+        }
+        slot = if buf.is_empty() {
+            Slot::Idle(writer)
+        } else {
+            let data = buf.split().freeze();
+            total += data.len() as u64;
+            Slot::Busy(tokio::task::spawn_blocking(move || {
+                write_buffer(writer, data)
+            }))
+        };
+        if done {
+            break;
         }
     }
-    drop(tx);
-    // A failed join (the writer panicked) released the session's lock with the thread; the
-    // next request re-reads the file's length.
-    let (guard, written) = writer.await?;
+    let ((guard, _file), written) = slot.settle().await?;
     let result = match (written, interrupted) {
         (Err(e), _) => Err(AppendError::Io(e)),
-        (Ok(_), Some(why)) => Err(AppendError::Interrupted(why)),
-        (Ok(n), None) => Ok(n),
+        (Ok(()), Some(why)) => Err(AppendError::Interrupted(why)),
+        (Ok(()), None) => Ok(total),
     };
     Ok((guard, result))
 }
 
-fn write_chunks(session: &mut Session, rx: &mut mpsc::Receiver<Bytes>) -> io::Result<u64> {
-    let file = OpenOptions::new().append(true).open(session.data())?;
-    let mut w = BufWriter::with_capacity(WRITE_BUFFER, file);
-    let mut n = 0u64;
-    let result = (|| {
-        while let Some(chunk) = rx.blocking_recv() {
-            w.write_all(&chunk)?;
-            if let Some(h) = session.hasher.as_mut() {
-                h.update(&chunk);
-            }
-            n += chunk.len() as u64;
-        }
-        w.flush()
-    })();
-    match result {
+fn write_buffer((mut guard, mut file): Writer, data: Bytes) -> (Writer, io::Result<()>) {
+    let r = file.write_all(&data);
+    match &r {
         Ok(()) => {
-            session.size += n;
-            Ok(n)
+            if let Some(h) = guard.hasher.as_mut() {
+                h.update(&data);
+            }
+            guard.size += data.len() as u64;
         }
-        Err(e) => {
-            // Part of the data may be on disk: the next lock re-reads the length and drops the
-            // hash state.
-            session.hasher = None;
-            Err(e)
-        }
+        // Part of it may be on disk: the next lock re-reads the length and drops the hash.
+        Err(_) => guard.hasher = None,
     }
+    ((guard, file), r)
 }
 
 /// Finishes a session: the bytes must hash to `expected`, else the session and its bytes are
@@ -341,9 +369,12 @@ pub async fn finish(
 ) -> Result<u64, ApiError> {
     let storage2 = Arc::clone(storage);
     let expected2 = expected.clone();
+    // The session's files go in the same blocking job: a client that disconnects now leaves
+    // nothing behind.
     let (guard, outcome) = tokio::task::spawn_blocking(move || {
         let mut guard = guard;
         let outcome = verify_and_commit(&storage2, &mut guard, &expected2);
+        remove_dir(&guard.dir);
         (guard, outcome)
     })
     .await?;

@@ -87,7 +87,11 @@ async fn token_flow() {
     let r = reg.get("/v2/team/app/tags/list").await;
     let c = challenge(&header(r.headers(), "www-authenticate"));
     assert_eq!(c["scope"], "repository:team/app:pull");
-    let r = reg.req(Method::POST, "/v2/team/app/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/team/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     let c = challenge(&header(r.headers(), "www-authenticate"));
     assert_eq!(c["scope"], "repository:team/app:pull,push");
     assert_eq!(code(r).await, "UNAUTHORIZED");
@@ -122,34 +126,69 @@ async fn token_flow() {
     assert_eq!(c["error"], "insufficient_scope");
     assert_eq!(code(r).await, "DENIED");
     // The catalog needs registry:catalog:*.
-    assert_eq!(reg.get("/v2/_catalog").await.status(), StatusCode::UNAUTHORIZED);
-    let v = json_of(token_from(&reg, &realm, "service=berth-registry&scope=registry:catalog:*", Some(&creds)).await).await;
+    assert_eq!(
+        reg.get("/v2/_catalog").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let v = json_of(
+        token_from(
+            &reg,
+            &realm,
+            "service=berth-registry&scope=registry:catalog:*",
+            Some(&creds),
+        )
+        .await,
+    )
+    .await;
     reg.auth = Some(format!("Bearer {}", v["token"].as_str().unwrap()));
     let v = json_of(reg.get("/v2/_catalog").await).await;
     assert_eq!(v["repositories"][0], "team/app");
 
     // A pull-only token cannot push; mount needs pull on the source.
     let v = json_of(
-        token_from(&reg, &realm, "service=berth-registry&scope=repository:team/app:pull", Some(&creds)).await,
+        token_from(
+            &reg,
+            &realm,
+            "service=berth-registry&scope=repository:team/app:pull",
+            Some(&creds),
+        )
+        .await,
     )
     .await;
     reg.auth = Some(format!("Bearer {}", v["token"].as_str().unwrap()));
     assert_eq!(reg.get("/v2/team/app/manifests/v1").await.status(), 200);
-    let r = reg.req(Method::POST, "/v2/team/app/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/team/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(code(r).await, "DENIED");
     let layer = sha(b"layer");
     let v = json_of(
-        token_from(&reg, &realm, "service=berth-registry&scope=repository:copy:pull,push", Some(&creds)).await,
+        token_from(
+            &reg,
+            &realm,
+            "service=berth-registry&scope=repository:copy:pull,push",
+            Some(&creds),
+        )
+        .await,
     )
     .await;
     reg.auth = Some(format!("Bearer {}", v["token"].as_str().unwrap()));
     let r = reg
-        .req(Method::POST, &format!("/v2/copy/blobs/uploads/?mount={layer}&from=team/app"))
+        .req(
+            Method::POST,
+            &format!("/v2/copy/blobs/uploads/?mount={layer}&from=team/app"),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED, "no pull on team/app: no mount");
+    assert_eq!(
+        r.status(),
+        StatusCode::ACCEPTED,
+        "no pull on team/app: no mount"
+    );
     let v = json_of(
         token_from(
             &reg,
@@ -162,14 +201,23 @@ async fn token_flow() {
     .await;
     reg.auth = Some(format!("Bearer {}", v["token"].as_str().unwrap()));
     let r = reg
-        .req(Method::POST, &format!("/v2/copy/blobs/uploads/?mount={layer}&from=team/app"))
+        .req(
+            Method::POST,
+            &format!("/v2/copy/blobs/uploads/?mount={layer}&from=team/app"),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 
     // Anonymous: a token with no access; requests are then denied.
-    let r = token_from(&reg, &realm, "service=berth-registry&scope=repository:team/app:pull", None).await;
+    let r = token_from(
+        &reg,
+        &realm,
+        "service=berth-registry&scope=repository:team/app:pull",
+        None,
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     let anon = json_of(r).await["token"].as_str().unwrap().to_string();
     reg.auth = Some(format!("Bearer {anon}"));
@@ -179,9 +227,18 @@ async fn token_flow() {
     assert_eq!(code(r).await, "DENIED");
 
     // Wrong password at the token service.
-    let r = token_from(&reg, &realm, "service=berth-registry", Some(&basic("u", "nope"))).await;
+    let r = token_from(
+        &reg,
+        &realm,
+        "service=berth-registry",
+        Some(&basic("u", "nope")),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(json_of(r).await["details"], "incorrect username or password");
+    assert_eq!(
+        json_of(r).await["details"],
+        "incorrect username or password"
+    );
     // A forged or mangled token.
     let mut forged = token.clone();
     forged.insert(forged.len() / 2, 'x');
@@ -263,12 +320,20 @@ async fn refresh_tokens() {
     .await
     .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = post(form(&[("grant_type", "client_credentials")])).await.unwrap();
+    let r = post(form(&[("grant_type", "client_credentials")]))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // GET with offline_token=true (docker's fallback) also returns one.
     let v = json_of(
-        token_from(&reg, &realm, "service=berth-registry&offline_token=true&client_id=docker", Some(&basic("u", "secret"))).await,
+        token_from(
+            &reg,
+            &realm,
+            "service=berth-registry&offline_token=true&client_id=docker",
+            Some(&basic("u", "secret")),
+        )
+        .await,
     )
     .await;
     assert!(v["refresh_token"].as_str().is_some());
@@ -286,7 +351,10 @@ async fn refresh_tokens() {
     let r = reg2
         .http
         .post(format!("{}/token", reg2.base))
-        .body(form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]))
+        .body(form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+        ]))
         .send()
         .await
         .unwrap();

@@ -23,14 +23,33 @@ async fn gc_dry_run_then_real_following_indexes() {
         "manifests": [{"mediaType": DOCKER_MANIFEST, "digest": child, "size": child_body.len()}]
     }))
     .unwrap();
-    assert_eq!(reg.put_manifest("app", "multi", OCI_INDEX, &index).await.status(), 201);
-    assert_eq!(reg.delete(&format!("/v2/app/manifests/{child}")).await.status(), 202);
+    assert_eq!(
+        reg.put_manifest("app", "multi", OCI_INDEX, &index)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        reg.delete(&format!("/v2/app/manifests/{child}"))
+            .await
+            .status(),
+        202
+    );
     // Removed: a deleted image (manifest, config, layer) and a blob no manifest names.
     let (_, gone) = reg.push_image("other", "v1", &[b"gone-layer"]).await;
-    assert_eq!(reg.delete(&format!("/v2/other/manifests/{gone}")).await.status(), 202);
+    assert_eq!(
+        reg.delete(&format!("/v2/other/manifests/{gone}"))
+            .await
+            .status(),
+        202
+    );
     let orphan = reg.push_blob("other", b"orphan").await;
     // An upload left behind.
-    let r = reg.req(Method::POST, "/v2/app/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     let upload = header(r.headers(), "docker-upload-uuid");
     reg.req(Method::PATCH, &header(r.headers(), "location"))
         .body(b"half".to_vec())
@@ -49,10 +68,13 @@ async fn gc_dry_run_then_real_following_indexes() {
     assert!(dry.dry_run);
     let mut removable: Vec<String> = dry.blobs.iter().map(|(d, _)| d.to_string()).collect();
     removable.sort();
-    let gone_config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"tag":"other:v1"}}"#
-    );
-    let mut expect = vec![gone.clone(), sha(gone_config.as_bytes()), sha(b"gone-layer"), orphan.clone()];
+    let gone_config = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"tag":"other:v1"}"#;
+    let mut expect = vec![
+        gone.clone(),
+        sha(gone_config.as_bytes()),
+        sha(b"gone-layer"),
+        orphan.clone(),
+    ];
     expect.sort();
     assert_eq!(removable, expect);
     assert_eq!(dry.uploads, vec![upload.clone()]);
@@ -72,12 +94,29 @@ async fn gc_dry_run_then_real_following_indexes() {
     let root = reg.store();
     let reg2 = start_with(|o| o.root = root).await;
     assert_eq!(reg2.get("/v2/app/manifests/v1").await.status(), 200);
-    assert_eq!(reg2.get(&format!("/v2/app/manifests/{kept}")).await.status(), 200);
+    assert_eq!(
+        reg2.get(&format!("/v2/app/manifests/{kept}"))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(reg2.get("/v2/app/manifests/multi").await.status(), 200);
-    assert_eq!(reg2.get(&format!("/v2/app/blobs/{}", sha(b"child-layer"))).await.status(), 200);
-    assert_eq!(reg2.head(&format!("/v2/other/blobs/{orphan}")).await.status(), 404);
+    assert_eq!(
+        reg2.get(&format!("/v2/app/blobs/{}", sha(b"child-layer")))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        reg2.head(&format!("/v2/other/blobs/{orphan}"))
+            .await
+            .status(),
+        404
+    );
     // The index's child can be pushed again by digest: its blobs are still there.
-    let r = reg2.put_manifest("app", &child, DOCKER_MANIFEST, &child_body).await;
+    let r = reg2
+        .put_manifest("app", &child, DOCKER_MANIFEST, &child_body)
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
 
@@ -91,7 +130,11 @@ fn gc_refuses_what_is_not_a_registry() {
 #[tokio::test(flavor = "multi_thread")]
 async fn server_sweeps_abandoned_uploads() {
     let reg = start_with(|o| o.upload_ttl = Duration::from_secs(1)).await;
-    let r = reg.req(Method::POST, "/v2/a/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/a/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     let loc = header(r.headers(), "location");
     assert_eq!(reg.upload_dirs(), 1);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -107,7 +150,11 @@ async fn server_sweeps_abandoned_uploads() {
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_resume_across_a_restart() {
     let mut reg = start_plain().await;
-    let r = reg.req(Method::POST, "/v2/r/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/r/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     let loc = header(r.headers(), "location");
     reg.req(Method::PATCH, &loc)
         .header("content-range", "0-4")
@@ -131,7 +178,11 @@ async fn uploads_resume_across_a_restart() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(
-        reg2.get(&format!("/v2/r/blobs/{d}")).await.bytes().await.unwrap(),
+        reg2.get(&format!("/v2/r/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
         &b"hello world"[..]
     );
 }

@@ -39,13 +39,20 @@ async fn monolithic_uploads_and_blob_reads() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(header(r.headers(), "location"), format!("/v2/a/b/blobs/{d}"));
+    assert_eq!(
+        header(r.headers(), "location"),
+        format!("/v2/a/b/blobs/{d}")
+    );
     assert_eq!(header(r.headers(), "docker-content-digest"), d);
 
     // POST, then PUT ?digest= with the body.
     let other = b"put-body".to_vec();
     let od = sha(&other);
-    let r = reg.req(Method::POST, "/v2/a/b/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/a/b/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let loc = header(r.headers(), "location");
     assert!(loc.starts_with("/v2/a/b/blobs/uploads/"), "{loc}");
@@ -58,15 +65,28 @@ async fn monolithic_uploads_and_blob_reads() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(reg.get(&format!("/v2/a/b/blobs/{od}")).await.bytes().await.unwrap(), other);
+    assert_eq!(
+        reg.get(&format!("/v2/a/b/blobs/{od}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+        other
+    );
 
     // HEAD and GET.
     let r = reg.head(&format!("/v2/a/b/blobs/{d}")).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(header(r.headers(), "content-length"), data.len().to_string());
+    assert_eq!(
+        header(r.headers(), "content-length"),
+        data.len().to_string()
+    );
     assert_eq!(header(r.headers(), "docker-content-digest"), d);
     let r = reg.get(&format!("/v2/a/b/blobs/{d}")).await;
-    assert_eq!(header(r.headers(), "content-type"), "application/octet-stream");
+    assert_eq!(
+        header(r.headers(), "content-type"),
+        "application/octet-stream"
+    );
     assert_eq!(r.bytes().await.unwrap(), data);
 
     // Range: a resumed download.
@@ -77,7 +97,10 @@ async fn monolithic_uploads_and_blob_reads() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(header(r.headers(), "content-range"), "bytes 15990-15999/16000");
+    assert_eq!(
+        header(r.headers(), "content-range"),
+        "bytes 15990-15999/16000"
+    );
     assert_eq!(r.bytes().await.unwrap(), &data[15990..]);
     let r = reg
         .req(Method::GET, &format!("/v2/a/b/blobs/{d}"))
@@ -112,7 +135,11 @@ async fn chunked_upload_out_of_order_and_resume() {
     let reg = start_plain().await;
     let data = b"abcdefghij".to_vec();
     let d = sha(&data);
-    let r = reg.req(Method::POST, "/v2/c/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/c/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     let loc = header(r.headers(), "location");
     let uuid = header(r.headers(), "docker-upload-uuid");
     assert!(loc.ends_with(&uuid));
@@ -153,7 +180,14 @@ async fn chunked_upload_out_of_order_and_resume() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{}", text(r).await);
-    assert_eq!(reg.get(&format!("/v2/c/blobs/{d}")).await.bytes().await.unwrap(), data);
+    assert_eq!(
+        reg.get(&format!("/v2/c/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+        data
+    );
     // The session is over.
     let r = reg.get(&loc).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -166,13 +200,13 @@ async fn streamed_patch_as_docker_sends_it() {
     let chunks: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 64 * 1024]).collect();
     let all: Vec<u8> = chunks.concat();
     let d = sha(&all);
-    let r = reg.req(Method::POST, "/v2/s/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/s/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     let loc = header(r.headers(), "location");
-    let stream = futures_util::stream::iter(
-        chunks
-            .into_iter()
-            .map(Ok::<_, std::io::Error>),
-    );
+    let stream = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
     let r = reg
         .req(Method::PATCH, &loc)
         .body(reqwest::Body::wrap_stream(stream))
@@ -187,7 +221,14 @@ async fn streamed_patch_as_docker_sends_it() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(reg.get(&format!("/v2/s/blobs/{d}")).await.bytes().await.unwrap(), all);
+    assert_eq!(
+        reg.get(&format!("/v2/s/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+        all
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -195,7 +236,10 @@ async fn digest_mismatch_leaves_nothing() {
     let reg = start_plain().await;
     let wrong = sha(b"something else");
     let r = reg
-        .req(Method::POST, &format!("/v2/m/blobs/uploads/?digest={wrong}"))
+        .req(
+            Method::POST,
+            &format!("/v2/m/blobs/uploads/?digest={wrong}"),
+        )
         .body(b"payload".to_vec())
         .send()
         .await
@@ -203,9 +247,17 @@ async fn digest_mismatch_leaves_nothing() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(r).await, "DIGEST_INVALID");
     // Chunked, then a wrong digest at the end.
-    let r = reg.req(Method::POST, "/v2/m/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/m/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     let loc = header(r.headers(), "location");
-    reg.req(Method::PATCH, &loc).body(b"payload".to_vec()).send().await.unwrap();
+    reg.req(Method::PATCH, &loc)
+        .body(b"payload".to_vec())
+        .send()
+        .await
+        .unwrap();
     let r = reg
         .req(Method::PUT, &format!("{loc}?digest={wrong}"))
         .send()
@@ -215,7 +267,11 @@ async fn digest_mismatch_leaves_nothing() {
     assert_eq!(code(r).await, "DIGEST_INVALID");
     assert_eq!(code(reg.get(&loc).await).await, "BLOB_UPLOAD_UNKNOWN");
     // A PUT without a digest.
-    let r = reg.req(Method::POST, "/v2/m/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/m/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     let loc = header(r.headers(), "location");
     let r = reg.req(Method::PUT, &loc).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -224,7 +280,12 @@ async fn digest_mismatch_leaves_nothing() {
     // Nothing kept: no blob, no session, no link.
     assert!(reg.stored_blobs().is_empty(), "{:?}", reg.stored_blobs());
     assert_eq!(reg.upload_dirs(), 0);
-    assert_eq!(reg.head(&format!("/v2/m/blobs/{}", sha(b"payload"))).await.status(), 404);
+    assert_eq!(
+        reg.head(&format!("/v2/m/blobs/{}", sha(b"payload")))
+            .await
+            .status(),
+        404
+    );
     let tmp = std::fs::read_dir(reg.store().join("tmp")).unwrap().count();
     assert_eq!(tmp, 0);
 }
@@ -232,7 +293,11 @@ async fn digest_mismatch_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_and_foreign_sessions() {
     let reg = start_plain().await;
-    let r = reg.req(Method::POST, "/v2/x/blobs/uploads/").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/x/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     let loc = header(r.headers(), "location");
     let uuid = header(r.headers(), "docker-upload-uuid");
     // Another repository cannot use the session.
@@ -241,11 +306,20 @@ async fn cancel_and_foreign_sessions() {
     assert_eq!(code(r).await, "BLOB_UPLOAD_UNKNOWN");
     let r = reg.delete(&loc).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = reg.req(Method::PATCH, &loc).body(b"x".to_vec()).send().await.unwrap();
+    let r = reg
+        .req(Method::PATCH, &loc)
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(code(r).await, "BLOB_UPLOAD_UNKNOWN");
     assert_eq!(reg.upload_dirs(), 0);
     // Made-up and hostile session ids.
-    for id in ["00000000-0000-0000-0000-000000000000", "..%2F..%2Fregistry.db", "zz"] {
+    for id in [
+        "00000000-0000-0000-0000-000000000000",
+        "..%2F..%2Fregistry.db",
+        "zz",
+    ] {
         let r = reg.get(&format!("/v2/x/blobs/uploads/{id}")).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{id}");
     }
@@ -264,12 +338,18 @@ async fn cross_repository_mount() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(header(r.headers(), "location"), format!("/v2/dst/blobs/{d}"));
+    assert_eq!(
+        header(r.headers(), "location"),
+        format!("/v2/dst/blobs/{d}")
+    );
     assert_eq!(header(r.headers(), "docker-content-digest"), d);
     assert_eq!(reg.head(&format!("/v2/dst/blobs/{d}")).await.status(), 200);
     // Not in `from`: an upload session instead.
     let r = reg
-        .req(Method::POST, &format!("/v2/dst2/blobs/uploads/?mount={d}&from=empty"))
+        .req(
+            Method::POST,
+            &format!("/v2/dst2/blobs/uploads/?mount={d}&from=empty"),
+        )
         .send()
         .await
         .unwrap();
@@ -277,7 +357,10 @@ async fn cross_repository_mount() {
     assert!(header(r.headers(), "location").starts_with("/v2/dst2/blobs/uploads/"));
     assert_eq!(reg.head(&format!("/v2/dst2/blobs/{d}")).await.status(), 404);
     let r = reg
-        .req(Method::POST, "/v2/dst2/blobs/uploads/?mount=sha256:bad&from=src/repo")
+        .req(
+            Method::POST,
+            "/v2/dst2/blobs/uploads/?mount=sha256:bad&from=src/repo",
+        )
         .send()
         .await
         .unwrap();
@@ -287,7 +370,9 @@ async fn cross_repository_mount() {
 #[tokio::test(flavor = "multi_thread")]
 async fn manifests_put_get_head_delete() {
     let reg = start_plain().await;
-    let (body, d) = reg.push_image("lib/app", "v1", &[b"layer-1", b"layer-2"]).await;
+    let (body, d) = reg
+        .push_image("lib/app", "v1", &[b"layer-1", b"layer-2"])
+        .await;
 
     for reference in ["v1", d.as_str()] {
         let r = reg
@@ -300,9 +385,14 @@ async fn manifests_put_get_head_delete() {
         assert_eq!(header(r.headers(), "content-type"), DOCKER_MANIFEST);
         assert_eq!(header(r.headers(), "docker-content-digest"), d);
         assert_eq!(r.bytes().await.unwrap(), body);
-        let r = reg.head(&format!("/v2/lib/app/manifests/{reference}")).await;
+        let r = reg
+            .head(&format!("/v2/lib/app/manifests/{reference}"))
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(header(r.headers(), "content-length"), body.len().to_string());
+        assert_eq!(
+            header(r.headers(), "content-length"),
+            body.len().to_string()
+        );
         assert_eq!(header(r.headers(), "docker-content-digest"), d);
     }
     let r = reg.get("/v2/lib/app/manifests/v2").await;
@@ -310,9 +400,14 @@ async fn manifests_put_get_head_delete() {
     assert_eq!(code(r).await, "MANIFEST_UNKNOWN");
 
     // PUT by digest: the body must hash to it.
-    let r = reg.put_manifest("lib/app", &d, DOCKER_MANIFEST, &body).await;
+    let r = reg
+        .put_manifest("lib/app", &d, DOCKER_MANIFEST, &body)
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(header(r.headers(), "location"), format!("/v2/lib/app/manifests/{d}"));
+    assert_eq!(
+        header(r.headers(), "location"),
+        format!("/v2/lib/app/manifests/{d}")
+    );
     let r = reg
         .put_manifest("lib/app", &sha(b"other"), DOCKER_MANIFEST, &body)
         .await;
@@ -326,11 +421,15 @@ async fn manifests_put_get_head_delete() {
         "layers": []
     }))
     .unwrap();
-    let r = reg.put_manifest("lib/app", "bad", OCI_MANIFEST, &missing).await;
+    let r = reg
+        .put_manifest("lib/app", "bad", OCI_MANIFEST, &missing)
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(r).await, "MANIFEST_BLOB_UNKNOWN");
     // The blobs exist, but in another repository.
-    let r = reg.put_manifest("elsewhere", "v1", DOCKER_MANIFEST, &body).await;
+    let r = reg
+        .put_manifest("elsewhere", "v1", DOCKER_MANIFEST, &body)
+        .await;
     assert_eq!(code(r).await, "MANIFEST_BLOB_UNKNOWN");
 
     // An index: its entries must be manifests of the repository.
@@ -342,11 +441,15 @@ async fn manifests_put_get_head_delete() {
         }))
         .unwrap()
     };
-    let r = reg.put_manifest("lib/app", "multi", DOCKER_LIST, &index(&sha(b"x"))).await;
+    let r = reg
+        .put_manifest("lib/app", "multi", DOCKER_LIST, &index(&sha(b"x")))
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(code(r).await, "MANIFEST_UNKNOWN");
     let list = index(&d);
-    let r = reg.put_manifest("lib/app", "multi", DOCKER_LIST, &list).await;
+    let r = reg
+        .put_manifest("lib/app", "multi", DOCKER_LIST, &list)
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = reg.get("/v2/lib/app/manifests/multi").await;
     assert_eq!(header(r.headers(), "content-type"), DOCKER_LIST);
@@ -358,26 +461,43 @@ async fn manifests_put_get_head_delete() {
     .unwrap();
     let r = reg.put_manifest("lib/app", "oci", OCI_INDEX, &oci).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(header(reg.get("/v2/lib/app/manifests/oci").await.headers(), "content-type"), OCI_INDEX);
+    assert_eq!(
+        header(
+            reg.get("/v2/lib/app/manifests/oci").await.headers(),
+            "content-type"
+        ),
+        OCI_INDEX
+    );
 
     // Malformed, mistyped, oversized, badly tagged.
-    let r = reg.put_manifest("lib/app", "v9", OCI_MANIFEST, b"{not json").await;
+    let r = reg
+        .put_manifest("lib/app", "v9", OCI_MANIFEST, b"{not json")
+        .await;
     assert_eq!(code(r).await, "MANIFEST_INVALID");
     let r = reg.put_manifest("lib/app", "v9", DOCKER_LIST, &body).await;
     assert_eq!(code(r).await, "MANIFEST_INVALID");
     let r = reg
-        .put_manifest("lib/app", "v9", "application/vnd.docker.distribution.manifest.v1+prettyjws", b"{\"schemaVersion\":1}")
+        .put_manifest(
+            "lib/app",
+            "v9",
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            b"{\"schemaVersion\":1}",
+        )
         .await;
     assert_eq!(code(r).await, "MANIFEST_INVALID");
     let huge = vec![b' '; 4 * 1024 * 1024 + 1];
     let r = reg.put_manifest("lib/app", "v9", OCI_MANIFEST, &huge).await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(code(r).await, "SIZE_INVALID");
-    let r = reg.put_manifest("lib/app", ".bad", DOCKER_MANIFEST, &body).await;
+    let r = reg
+        .put_manifest("lib/app", ".bad", DOCKER_MANIFEST, &body)
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(r).await, "TAG_INVALID");
     let long_tag = "t".repeat(129);
-    let r = reg.put_manifest("lib/app", &long_tag, DOCKER_MANIFEST, &body).await;
+    let r = reg
+        .put_manifest("lib/app", &long_tag, DOCKER_MANIFEST, &body)
+        .await;
     assert_eq!(code(r).await, "TAG_INVALID");
     // None of the refused manifests was stored.
     let blobs = reg.stored_blobs();
@@ -388,20 +508,44 @@ async fn manifests_put_get_head_delete() {
     let r = reg.delete("/v2/lib/app/manifests/v1").await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(reg.get("/v2/lib/app/manifests/v1").await.status(), 404);
-    assert_eq!(reg.get(&format!("/v2/lib/app/manifests/{d}")).await.status(), 200);
-    assert_eq!(code(reg.delete("/v2/lib/app/manifests/v1").await).await, "MANIFEST_UNKNOWN");
+    assert_eq!(
+        reg.get(&format!("/v2/lib/app/manifests/{d}"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        code(reg.delete("/v2/lib/app/manifests/v1").await).await,
+        "MANIFEST_UNKNOWN"
+    );
     // Manifest deletion by digest.
-    let r = reg.put_manifest("lib/app", "again", DOCKER_MANIFEST, &body).await;
+    let r = reg
+        .put_manifest("lib/app", "again", DOCKER_MANIFEST, &body)
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = reg.delete(&format!("/v2/lib/app/manifests/{d}")).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    assert_eq!(reg.get(&format!("/v2/lib/app/manifests/{d}")).await.status(), 404);
+    assert_eq!(
+        reg.get(&format!("/v2/lib/app/manifests/{d}"))
+            .await
+            .status(),
+        404
+    );
     // Its tags went with it.
     assert_eq!(reg.get("/v2/lib/app/manifests/again").await.status(), 404);
-    assert_eq!(reg.delete(&format!("/v2/lib/app/manifests/{d}")).await.status(), 404);
+    assert_eq!(
+        reg.delete(&format!("/v2/lib/app/manifests/{d}"))
+            .await
+            .status(),
+        404
+    );
 
     // Methods a path does not have.
-    let r = reg.req(Method::POST, "/v2/lib/app/manifests/v1").send().await.unwrap();
+    let r = reg
+        .req(Method::POST, "/v2/lib/app/manifests/v1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(code(r).await, "UNSUPPORTED");
 }
@@ -437,7 +581,12 @@ async fn follow_pages(reg: &Reg, first: &str, key: &str) -> (Vec<Vec<String>>, V
         );
         if !link.is_empty() {
             assert!(link.ends_with(">; rel=\"next\""), "{link}");
-            let u = link.trim_start_matches('<').split('>').next().unwrap().to_string();
+            let u = link
+                .trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap()
+                .to_string();
             links.push(u.clone());
             next = Some(u);
         }
@@ -458,10 +607,7 @@ async fn tags_and_catalog_pagination() {
     assert_eq!(v["tags"], json!(["T1", "t0", "t1", "t2", "t3", "t4"]));
 
     let (pages, links) = follow_pages(&reg, "/v2/pages/tags/list?n=4", "tags").await;
-    assert_eq!(
-        pages,
-        vec![vec!["T1", "t0", "t1", "t2"], vec!["t3", "t4"]]
-    );
+    assert_eq!(pages, vec![vec!["T1", "t0", "t1", "t2"], vec!["t3", "t4"]]);
     assert_eq!(links, vec!["/v2/pages/tags/list?last=t2&n=4"]);
     let (pages, _) = follow_pages(&reg, "/v2/pages/tags/list?n=2", "tags").await;
     assert_eq!(pages.len(), 3);
@@ -514,7 +660,11 @@ async fn referrers_api() {
         }
         serde_json::to_vec(&m).unwrap()
     };
-    let sig = referrer(Some("application/vnd.example.sig"), "application/vnd.oci.empty.v1+json", "sig");
+    let sig = referrer(
+        Some("application/vnd.example.sig"),
+        "application/vnd.oci.empty.v1+json",
+        "sig",
+    );
     let sbom = referrer(None, "application/vnd.example.sbom", "sbom");
     for m in [&sig, &sbom] {
         let d = sha(m);
@@ -546,19 +696,33 @@ async fn referrers_api() {
     assert_eq!(
         found,
         vec![
-            (sha(&sbom), "application/vnd.example.sbom".to_string(), "sbom".to_string()),
-            (sha(&sig), "application/vnd.example.sig".to_string(), "sig".to_string()),
+            (
+                sha(&sbom),
+                "application/vnd.example.sbom".to_string(),
+                "sbom".to_string()
+            ),
+            (
+                sha(&sig),
+                "application/vnd.example.sig".to_string(),
+                "sig".to_string()
+            ),
         ]
     );
     let r = reg
-        .get(&format!("/v2/art/referrers/{subject}?artifactType=application/vnd.example.sig"))
+        .get(&format!(
+            "/v2/art/referrers/{subject}?artifactType=application/vnd.example.sig"
+        ))
         .await;
     assert_eq!(header(r.headers(), "oci-filters-applied"), "artifactType");
     let v = json_of(r).await;
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(v["manifests"][0]["digest"], sha(&sig));
     // No referrers: an empty index, never 404.
-    let v = json_of(reg.get(&format!("/v2/art/referrers/{}", sha(b"none"))).await).await;
+    let v = json_of(
+        reg.get(&format!("/v2/art/referrers/{}", sha(b"none")))
+            .await,
+    )
+    .await;
     assert_eq!(v["manifests"], json!([]));
     let v = json_of(reg.get(&format!("/v2/norepo/referrers/{subject}")).await).await;
     assert_eq!(v["manifests"], json!([]));
@@ -589,7 +753,9 @@ async fn invalid_names_never_reach_the_disk() {
     let long = format!("/v2/{}/tags/list", "a".repeat(256));
     assert_eq!(reg.raw("GET", &long).await.0, 400);
     // Digests and references are checked too.
-    let (status, body) = reg.raw("GET", "/v2/a/blobs/sha256:..%2F..%2Fregistry.db").await;
+    let (status, body) = reg
+        .raw("GET", "/v2/a/blobs/sha256:..%2F..%2Fregistry.db")
+        .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("DIGEST_INVALID"));
     let (status, body) = reg.raw("GET", "/v2/a/manifests/..%2F..").await;
@@ -599,4 +765,64 @@ async fn invalid_names_never_reach_the_disk() {
     assert_eq!(reg.upload_dirs(), 0);
     // And nothing was made where a traversal would have led.
     assert!(!reg.root.path().join("evil").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupted_upload_keeps_what_arrived_and_resumes() {
+    use tokio::io::AsyncWriteExt;
+    let reg = start_plain().await;
+    let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let d = sha(&data);
+    let r = reg
+        .req(Method::POST, "/v2/resume/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    let loc = header(r.headers(), "location");
+    // The client announces 3 MiB, sends 2 MiB + 5 bytes, and drops the connection.
+    let sent = 2 * 1024 * 1024 + 5;
+    let addr = reg.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PATCH {loc} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&data[..sent]).await.unwrap();
+    s.shutdown().await.unwrap();
+    drop(s);
+    // The server keeps what arrived; the client asks where to continue.
+    let mut range = String::new();
+    for _ in 0..50 {
+        let r = reg.get(&loc).await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        range = header(r.headers(), "range");
+        if range == format!("0-{}", sent - 1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(range, format!("0-{}", sent - 1));
+    let r = reg
+        .req(Method::PATCH, &loc)
+        .header("content-range", format!("{sent}-{}", data.len() - 1))
+        .body(data[sent..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = reg
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        reg.get(&format!("/v2/resume/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+        data
+    );
 }

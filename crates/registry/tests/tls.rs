@@ -13,7 +13,14 @@ use reqwest::{Method, StatusCode};
 fn self_signed(dir: &Path) -> TlsFiles {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
         // A leaf, not a CA (webpki refuses a CA certificate as a server's).
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
@@ -24,7 +31,11 @@ fn self_signed(dir: &Path) -> TlsFiles {
         .arg(&cert)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     TlsFiles { cert, key }
 }
 
@@ -67,7 +78,10 @@ async fn https_with_a_self_signed_certificate() {
         );
         let v = json_of(
             reg.http
-                .get(format!("{}/token?service=berth-registry&scope=repository:tls/app:pull,push", reg.base))
+                .get(format!(
+                    "{}/token?service=berth-registry&scope=repository:tls/app:pull,push",
+                    reg.base
+                ))
                 .basic_auth("u", Some("secret"))
                 .send()
                 .await
@@ -77,7 +91,12 @@ async fn https_with_a_self_signed_certificate() {
         reg.auth = Some(format!("Bearer {}", v["token"].as_str().unwrap()));
         let big = vec![7u8; 3 * 1024 * 1024];
         let (_, d) = reg.push_image("tls/app", "v1", &[&big]).await;
-        assert_eq!(reg.get(&format!("/v2/tls/app/manifests/{d}")).await.status(), 200);
+        assert_eq!(
+            reg.get(&format!("/v2/tls/app/manifests/{d}"))
+                .await
+                .status(),
+            200
+        );
         let r = reg
             .req(Method::GET, &format!("/v2/tls/app/blobs/{}", sha(&big)))
             .send()

@@ -11,16 +11,13 @@ use axum::response::{IntoResponse, Response};
 use berth_store::Digest;
 use bytes::Bytes;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use super::{empty, AppState};
 use crate::error::{ApiError, Code};
 use crate::names::parse_digest;
 
 /// One read from the file, one frame to the socket.
-const READ_CHUNK: usize = 512 * 1024;
-/// Frames read ahead of the socket.
-const READ_AHEAD: usize = 4;
+const READ_CHUNK: usize = 1024 * 1024;
 
 fn unknown(d: &Digest) -> ApiError {
     ApiError::new(Code::BlobUnknown).with_detail(json!({ "digest": d.as_str() }))
@@ -93,39 +90,65 @@ pub(super) async fn get(
     Ok(resp)
 }
 
-/// `len` bytes of `file` from `start`, read on a blocking thread; the thread stops when the
-/// client goes away (the channel closes).
-fn file_body(mut file: File, start: u64, len: u64) -> Body {
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        if start > 0 {
-            if let Err(e) = file.seek(SeekFrom::Start(start)) {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        }
-        let mut left = len;
-        while left > 0 {
-            let want = left.min(READ_CHUNK as u64) as usize;
-            let mut buf = vec![0u8; want];
-            let chunk = match file.read(&mut buf) {
-                Ok(0) => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-                Ok(n) => {
-                    buf.truncate(n);
-                    left -= n as u64;
-                    Ok(Bytes::from(buf))
+/// `len` bytes of `file` from `start`. Each chunk is read by a short blocking job, the next
+/// one started as soon as the previous is handed to the socket: reads overlap sends, and no
+/// thread waits on a slow client.
+fn file_body(file: File, start: u64, len: u64) -> Body {
+    struct State {
+        next: Option<tokio::task::JoinHandle<(File, io::Result<Bytes>)>>,
+        left: u64,
+    }
+    fn read_next(
+        mut file: File,
+        want: usize,
+        seek: Option<u64>,
+    ) -> tokio::task::JoinHandle<(File, io::Result<Bytes>)> {
+        tokio::task::spawn_blocking(move || {
+            let r = (|| {
+                if let Some(pos) = seek {
+                    file.seek(SeekFrom::Start(pos))?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Err(e),
-            };
-            let failed = chunk.is_err();
-            if tx.blocking_send(chunk).is_err() || failed {
-                return;
+                let mut buf = vec![0u8; want];
+                let n = loop {
+                    match file.read(&mut buf) {
+                        Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                };
+                buf.truncate(n);
+                Ok(Bytes::from(buf))
+            })();
+            (file, r)
+        })
+    }
+    let first = read_next(
+        file,
+        len.min(READ_CHUNK as u64) as usize,
+        Some(start).filter(|s| *s > 0),
+    );
+    let state = State {
+        next: Some(first),
+        left: len,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        let job = st.next.take()?;
+        let (file, chunk) = match job.await {
+            Ok(r) => r,
+            Err(e) => return Some((Err(io::Error::other(e)), st)),
+        };
+        if let Ok(b) = &chunk {
+            st.left -= b.len() as u64;
+            if st.left > 0 {
+                st.next = Some(read_next(
+                    file,
+                    st.left.min(READ_CHUNK as u64) as usize,
+                    None,
+                ));
             }
         }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+        Some((chunk, st))
     });
     Body::from_stream(stream)
 }

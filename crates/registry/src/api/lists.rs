@@ -27,8 +27,7 @@ fn page(uri: &Uri) -> Result<Page, ApiError> {
     let n = match query_get(&q, "n") {
         None | Some("") => None,
         Some(s) => Some(s.parse::<usize>().map_err(|_| {
-            ApiError::new(Code::PaginationNumberInvalid)
-                .with_detail(json!({ "n": s }))
+            ApiError::new(Code::PaginationNumberInvalid).with_detail(json!({ "n": s }))
         })?),
     };
     Ok(Page {
@@ -87,7 +86,9 @@ pub(super) async fn tags(st: &Arc<AppState>, name: &str, uri: &Uri) -> Result<Re
             }
             // Without `n` the whole list (the spec's default), in pages of at most usize::MAX.
             let default = if p.n.is_some() { PAGE_MAX } else { usize::MAX };
-            paginate(&p, default, &path, |last, limit| Ok(r.tags(&name2, last, limit)?))
+            paginate(&p, default, &path, |last, limit| {
+                Ok(r.tags(&name2, last, limit)?)
+            })
         })
         .await?;
     Ok(json_page(json!({ "name": name, "tags": tags }), link))
@@ -139,9 +140,7 @@ pub(super) async fn referrers(
             digest: r.digest.to_string(),
             size: r.size,
             artifact_type: r.artifact_type,
-            annotations: r
-                .annotations
-                .and_then(|a| serde_json::from_str(&a).ok()),
+            annotations: r.annotations.and_then(|a| serde_json::from_str(&a).ok()),
         })
         .collect();
     let body = json!({

@@ -64,7 +64,10 @@ async fn common_headers_and_log(req: Request, next: Next) -> Response {
     );
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_millis();
-    let code = resp.extensions().get::<ErrorCodeTag>().map(|c| c.0.as_str());
+    let code = resp
+        .extensions()
+        .get::<ErrorCodeTag>()
+        .map(|c| c.0.as_str());
     if resp.status().is_server_error() {
         tracing::warn!(%method, path, status, ms, code, "request failed");
     } else {
@@ -190,7 +193,12 @@ async fn route(st: Arc<AppState>, req: Request) -> Result<Response, ApiError> {
 }
 
 impl AppState {
-    async fn authorize(&self, uri: &Uri, headers: &HeaderMap, need: &Need) -> Result<Grant, ApiError> {
+    async fn authorize(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        need: &Need,
+    ) -> Result<Grant, ApiError> {
         let realm = format!("{}://{}/token", self.scheme, self.host(uri, headers));
         self.auth.authorize(headers, need, &realm).await
     }
@@ -261,8 +269,14 @@ mod tests {
             parse_target("a/blobs/sha256%3Aaa"),
             Some(("a", Target::Blob(d.into())))
         );
-        assert_eq!(parse_target("x/y/blobs/uploads/"), Some(("x/y", Target::UploadStart)));
-        assert_eq!(parse_target("x/blobs/uploads"), Some(("x", Target::UploadStart)));
+        assert_eq!(
+            parse_target("x/y/blobs/uploads/"),
+            Some(("x/y", Target::UploadStart))
+        );
+        assert_eq!(
+            parse_target("x/blobs/uploads"),
+            Some(("x", Target::UploadStart))
+        );
         assert_eq!(
             parse_target("x/blobs/uploads/u-1"),
             Some(("x", Target::Upload("u-1".into())))

@@ -10,15 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::{query, query_get, St};
-use crate::auth::{basic_credentials, TokenError, TokenService, Who};
+use crate::auth::{basic_credentials, TokenError, Who};
 
 /// A token request's form is small; more is not a token request.
 const FORM_MAX: usize = 64 * 1024;
 
-fn service(st: &super::AppState) -> Result<&TokenService, Response> {
-    st.tokens
-        .as_ref()
-        .ok_or_else(|| (StatusCode::NOT_FOUND, "404 page not found\n").into_response())
+/// Without `--token` there is no token service.
+fn no_service() -> Response {
+    (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
 }
 
 fn scopes(pairs: &[(String, String)]) -> Vec<String> {
@@ -30,9 +29,8 @@ fn scopes(pairs: &[(String, String)]) -> Vec<String> {
 }
 
 pub(super) async fn get_token(State(st): St, uri: Uri, headers: HeaderMap) -> Response {
-    let ts = match service(&st) {
-        Ok(ts) => ts,
-        Err(r) => return r,
+    let Some(ts) = st.tokens.as_ref() else {
+        return no_service();
     };
     let q = query(&uri);
     let who = match basic_credentials(&headers) {
@@ -47,9 +45,8 @@ pub(super) async fn get_token(State(st): St, uri: Uri, headers: HeaderMap) -> Re
 }
 
 pub(super) async fn post_token(State(st): St, body: Body) -> Response {
-    let ts = match service(&st) {
-        Ok(ts) => ts,
-        Err(r) => return r,
+    let Some(ts) = st.tokens.as_ref() else {
+        return no_service();
     };
     let Ok(bytes) = axum::body::to_bytes(body, FORM_MAX).await else {
         return bad_request("the token request's form is too large or broken");

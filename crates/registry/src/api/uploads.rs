@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::body::HttpBody as _;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use berth_store::Digest;
-use axum::body::HttpBody as _;
 
 use super::{empty, query, query_get, AppState};
 use crate::auth::{Action, Grant, Need};
@@ -88,7 +88,10 @@ async fn try_mount(
 
 pub(super) async fn status(st: &Arc<AppState>, name: &str, id: &str) -> Result<Response, ApiError> {
     let guard = st.uploads.lock(id, name).await?;
-    Ok(empty(StatusCode::NO_CONTENT, &session_headers(name, &guard)))
+    Ok(empty(
+        StatusCode::NO_CONTENT,
+        &session_headers(name, &guard),
+    ))
 }
 
 pub(super) async fn patch(

@@ -135,7 +135,13 @@ impl Reg {
         d
     }
 
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Response {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Response {
         self.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
             .header("content-type", media_type)
             .body(body.to_vec())
@@ -147,7 +153,9 @@ impl Reg {
     /// Pushes config + layers and a Docker schema 2 manifest tagged `tag`; returns the
     /// manifest's bytes and digest.
     pub async fn push_image(&self, repo: &str, tag: &str, layers: &[&[u8]]) -> (Vec<u8>, String) {
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"tag":"{repo}:{tag}"}}"#);
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"tag":"{repo}:{tag}"}}"#
+        );
         let body = self.image_manifest(repo, config.as_bytes(), layers).await;
         let r = self.put_manifest(repo, tag, DOCKER_MANIFEST, &body).await;
         assert_eq!(r.status(), StatusCode::CREATED, "{}", text(r).await);
