@@ -39,6 +39,18 @@ fn digest_line(out: &str, tag: &str) -> String {
 fn push_pull_round_trip_through_both_clis() {
     let d = TestDaemon::with_busybox(BIN).unwrap();
     let reg = TestRegistry::distribution(&d.netns, 5140, None).unwrap();
+    round_trip(&d, &reg);
+}
+
+/// The same against Berth's own registry server.
+#[test]
+fn push_pull_round_trip_with_berths_registry() {
+    let d = TestDaemon::with_busybox(BIN).unwrap();
+    let reg = TestRegistry::berth(&d.berth_bin, &d.netns, 5148, &[]).unwrap();
+    round_trip(&d, &reg);
+}
+
+fn round_trip(d: &TestDaemon, reg: &TestRegistry) {
     let r = reg.addr.clone();
     let busybox_id = d.inspect("busybox", "{{.Id}}");
     for which in clis() {

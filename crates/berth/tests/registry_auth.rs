@@ -36,14 +36,34 @@ fn login_then_push_pull_and_build_with_the_stored_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = write_htpasswd(dir.path(), "u").unwrap();
     let reg = TestRegistry::distribution(&d.netns, 5141, Some(&htpasswd)).unwrap();
+    credentials_flow(&d, &reg);
+}
+
+/// Berth's registry, basic auth and then its bearer-token flow (realm, service, scope).
+#[test]
+fn the_same_with_berths_registry_basic_and_token_auth() {
+    let d = TestDaemon::with_busybox(BIN).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = write_htpasswd(dir.path(), "u").unwrap();
+    let h = htpasswd.to_string_lossy().into_owned();
+    let basic = TestRegistry::berth(&d.berth_bin, &d.netns, 5149, &["--htpasswd", &h]).unwrap();
+    credentials_flow(&d, &basic);
+    d.import_busybox().unwrap();
+    let token =
+        TestRegistry::berth(&d.berth_bin, &d.netns, 5150, &["--htpasswd", &h, "--token"]).unwrap();
+    credentials_flow(&d, &token);
+}
+
+fn credentials_flow(d: &TestDaemon, reg: &TestRegistry) {
     let r = reg.addr.clone();
 
-    let bad = login(&d, &r, "u", "wrong");
+    let bad = login(d, &r, "u", "wrong");
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("401"), "{err}");
+    // distribution's text ("… failed with status: 401 Unauthorized") or the registry's own.
+    assert!(err.contains("401") || err.contains("unauthorized"), "{err}");
 
-    let good = login(&d, &r, "u", "secret");
+    let good = login(d, &r, "u", "secret");
     assert!(
         good.status.success(),
         "{}",
@@ -57,7 +77,7 @@ fn login_then_push_pull_and_build_with_the_stored_credentials() {
     assert!(out.contains(": Pushed"), "{out}");
     ok(&mut d.docker(&["rmi", "-f", &img, "busybox"]));
     let out = ok(&mut d.docker(&["pull", &img]));
-    assert!(out.contains("Pull complete"), "{out}");
+    assert!(out.contains("Status: Downloaded newer image"), "{out}");
     assert_eq!(d.run_rm(&[&img, "echo", "private"]), "private\n");
 
     // The legacy builder sends every stored credential in X-Registry-Config.
@@ -76,7 +96,7 @@ fn login_then_push_pull_and_build_with_the_stored_credentials() {
     // GET /distribution with the stored credentials (what `docker buildx imagetools`… and
     // `docker service` use).
     let (s, b) = api(
-        &d,
+        d,
         "GET",
         &format!("/distribution/{img}/json"),
         &[auth_header("u", "secret", &r)],
