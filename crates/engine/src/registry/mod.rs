@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod compress;
+mod download;
 mod inspect;
 mod leases;
 pub mod platform;
