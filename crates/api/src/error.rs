@@ -28,6 +28,7 @@ impl From<EngineError> for ApiError {
             EngineError::Conflict(_) => StatusCode::CONFLICT,
             EngineError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
+            EngineError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             EngineError::NotModified => StatusCode::NOT_MODIFIED,
             EngineError::Internal(_) | EngineError::CommandFailed { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR

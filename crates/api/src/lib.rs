@@ -4,6 +4,7 @@
 pub mod error;
 mod json;
 pub mod query;
+pub mod registry_auth;
 mod routes;
 mod stream;
 

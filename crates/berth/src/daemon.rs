@@ -36,6 +36,19 @@ struct DaemonArgs {
     /// Default: 10% of the data root's filesystem, at most 20GB
     #[arg(long, value_parser = parse_cache_size)]
     builder_cache_max_size: Option<u64>,
+    /// Registry to reach over plain HTTP or unverified TLS: host[:port] or a CIDR
+    /// (127.0.0.0/8 and ::1 always are)
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    insecure_registries: Vec<String>,
+    /// Mirror (https://host[:port]) tried before Docker Hub for its pulls
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    registry_mirrors: Vec<String>,
+    /// Layers a pull downloads at once
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_downloads: u16,
+    /// Layers a push uploads at once
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_uploads: u16,
 }
 
 fn parse_cache_size(s: &str) -> std::result::Result<u64, String> {
@@ -119,7 +132,15 @@ async fn run(args: DaemonArgs) -> Result<()> {
         exec_root: args.exec_root,
         self_exe: std::env::current_exe().context("cannot find the berth binary")?,
         builder_cache_max_size: Some(cache_cap),
+        registry: berth_engine::registry::RegistryOptions {
+            insecure: args.insecure_registries,
+            mirrors: args.registry_mirrors,
+            max_concurrent_downloads: args.max_concurrent_downloads.into(),
+            max_concurrent_uploads: args.max_concurrent_uploads.into(),
+        },
     };
+    // Bad registry flags stop the daemon before it listens, as dockerd's do.
+    cfg.registry.client_config()?;
     let listener = bind(&sock).await?;
     let engine = Engine::open(cfg.clone())
         .await

@@ -9,11 +9,15 @@
 mod auth;
 mod client;
 mod config;
+mod download;
+mod endpoint;
 mod error;
+mod http;
 
 pub use auth::Credentials;
-pub use client::{Access, BlobDownload, Client, FetchedManifest, ManifestInfo, Repository};
+pub use client::{Access, Client, FetchedManifest, ManifestInfo, Repository};
 pub use config::{RegistryConfig, DEFAULT_CERTS_DIR};
+pub use download::BlobDownload;
 pub use error::DistributionError;
 
 /// The registry host Docker Hub's references name (`docker.io/library/busybox`).
@@ -33,3 +37,25 @@ pub const ACCEPTED_MANIFESTS: &[&str] = &[
 
 /// The distribution-spec's limit for a manifest a registry must accept; we never read more.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// The engine runs transfers in spawned tasks: everything here must be `Send` (and the shared
+/// handles `Sync`).
+#[cfg(test)]
+#[allow(dead_code)]
+fn futures_are_send(c: &Client, r: &Repository, d: &berth_store::Digest, dl: &mut BlobDownload) {
+    fn send<T: Send>(_: T) {}
+    fn shared<T: Send + Sync>() {}
+    shared::<Client>();
+    shared::<Repository>();
+    send(c.login("x", &Credentials::default()));
+    send(r.get_manifest("x"));
+    send(r.head_manifest("x"));
+    send(r.put_manifest("x", "y", bytes::Bytes::new()));
+    send(r.blob_size(d));
+    send(r.get_blob_bytes(d, 1));
+    send(r.get_blob(d, None));
+    send(r.mount_blob(d, "x"));
+    send(r.push_blob(d, bytes::Bytes::new()));
+    send(r.push_blob_stream(Box::pin(futures_util::stream::empty())));
+    send(dl.next_chunk());
+}

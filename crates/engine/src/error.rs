@@ -14,6 +14,9 @@ pub enum EngineError {
     /// 400: bad parameter or body.
     #[error("{0}")]
     InvalidArgument(String),
+    /// 401: a registry refused the credentials.
+    #[error("{0}")]
+    Unauthorized(String),
     /// 403: the operation is not allowed on this object (a read-only rootfs).
     #[error("{0}")]
     Forbidden(String),

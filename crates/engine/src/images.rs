@@ -26,7 +26,7 @@ fn labels(img: &Image) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-fn label_attrs(img: &Image) -> BTreeMap<String, String> {
+pub(crate) fn label_attrs(img: &Image) -> BTreeMap<String, String> {
     labels(img).into_iter().collect()
 }
 

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod names;
 pub mod network;
 pub mod prune;
+pub mod registry;
 pub mod resources;
 pub mod shim;
 pub mod signals;
@@ -40,6 +41,8 @@ pub struct EngineConfig {
     /// `--builder-cache-max-size`: the classic builder's cache is cut back to this many
     /// bytes (least recently used steps first) after each build; None or 0: no cap.
     pub builder_cache_max_size: Option<u64>,
+    /// dockerd's registry flags (insecure registries, mirrors, transfer limits).
+    pub registry: registry::RegistryOptions,
 }
 
 pub struct Engine {
@@ -52,6 +55,9 @@ pub struct Engine {
     pub execs: exec::ExecRegistry,
     pub networks: network::Networks,
     pub volumes: volume::Volumes,
+    /// The registry client: connection pools and tokens shared by every pull and push.
+    pub registry: berth_distribution::Client,
+    pub(crate) pull_leases: registry::Leases,
     shutting_down: AtomicBool,
 }
 
@@ -65,6 +71,7 @@ impl Engine {
         ] {
             tokio::fs::create_dir_all(&d).await?;
         }
+        let registry = cfg.registry.client()?;
         let db = Arc::new(MetadataDb::open(&cfg.data_root.join("berth.db"))?);
         let images = Arc::new(ImageService::open(&cfg.data_root, db.clone())?);
         let _ = images.layers().sweep_temp();
@@ -87,6 +94,8 @@ impl Engine {
             execs: exec::ExecRegistry::default(),
             networks: network::Networks::default(),
             volumes: volume::Volumes::default(),
+            registry,
+            pull_leases: registry::Leases::default(),
             shutting_down: AtomicBool::new(false),
         });
         engine.open_networks().await?;

@@ -8,10 +8,10 @@ use berth_store::{Compression, Digest, ExtractOptions, LayerRecord, LayerStore};
 use crate::error::ImageError;
 use crate::service::ImageService;
 
-/// Files one import/load created, removed again if it fails before the DB
-/// commit. Anything a DB record names by then is left alone.
+/// Files one import/load/pull created, removed again if it fails before the DB commit.
+/// Anything a DB record names by then is left alone.
 #[derive(Default)]
-pub(crate) struct Rollback {
+pub struct Rollback {
     blobs: Vec<Digest>,
     layers: Vec<Digest>,
     armed: bool,
@@ -25,8 +25,21 @@ impl Rollback {
         }
     }
 
+    /// A blob this operation stored.
     pub fn blob(&mut self, d: Digest) {
         self.blobs.push(d);
+    }
+
+    /// A layer directory (chain id) this operation extracted.
+    pub fn layer(&mut self, chain_id: Digest) {
+        self.layers.push(chain_id);
+    }
+
+    /// Takes over what `other` recorded (work done on another thread), leaving it empty.
+    pub fn absorb(&mut self, other: &mut Rollback) {
+        self.blobs.append(&mut other.blobs);
+        self.layers.append(&mut other.layers);
+        other.armed = false;
     }
 
     /// Everything is now referenced by the DB: keep it.
@@ -35,11 +48,20 @@ impl Rollback {
     }
 
     pub fn run(&mut self, svc: &ImageService) {
+        self.run_except(svc, &|_| false);
+    }
+
+    /// `run`, keeping the blobs and layers `keep` names: what a concurrent operation (another
+    /// pull of the same layer) relies on although this one created it.
+    pub fn run_except(&mut self, svc: &ImageService, keep: &dyn Fn(&Digest) -> bool) {
         if !self.armed {
             return;
         }
         self.armed = false;
         for l in self.layers.drain(..).rev() {
+            if keep(&l) {
+                continue;
+            }
             if matches!(svc.db().get_layer(&l), Ok(None)) {
                 if let Err(e) = svc.layers().remove(&l) {
                     tracing::warn!(chain_id = %l, error = %e, "rollback: could not remove layer");
@@ -47,6 +69,9 @@ impl Rollback {
             }
         }
         for b in self.blobs.drain(..) {
+            if keep(&b) {
+                continue;
+            }
             let used = svc
                 .db()
                 .transaction(|tx| tx.blob_in_use(&b))
@@ -91,7 +116,22 @@ impl ImageService {
                 d
             }
         };
-        let mut f = self.content().open_blob(&blob)?;
+        self.extract_layer_blob(parent, &blob, expected_diff, defer_sync, &mut |_| {}, rb)
+    }
+
+    /// Extracts the stored blob `blob` (plain, gzip or zstd tar) on top of `parent` and checks
+    /// its diff id against `expected_diff`. `progress` is told how many bytes of the blob were
+    /// read so far. The layer directory goes to `rb` when this call created it.
+    pub fn extract_layer_blob(
+        &self,
+        parent: Option<&Digest>,
+        blob: &Digest,
+        expected_diff: Option<&Digest>,
+        defer_sync: bool,
+        progress: &mut dyn FnMut(u64),
+        rb: &mut Rollback,
+    ) -> Result<LayerRecord, ImageError> {
+        let mut f = self.content().open_blob(blob)?;
         let mut head = [0u8; 4];
         let n = read_up_to(&mut f, &mut head)?;
         let compression = Compression::detect(&head[..n]);
@@ -100,7 +140,12 @@ impl ImageService {
             defer_sync,
             ..self.extract_options.clone()
         };
-        let applied = self.layers().apply(parent, f, &opts)?;
+        let counted = CountingReader {
+            inner: f,
+            count: 0,
+            progress,
+        };
+        let applied = self.layers().apply(parent, counted, &opts)?;
         if !applied.already_existed {
             rb.layers.push(applied.chain_id.clone());
         }
@@ -120,7 +165,7 @@ impl ImageService {
             chain_id: applied.chain_id,
             diff_id: applied.diff_id,
             parent: parent.cloned(),
-            blob: Some(blob),
+            blob: Some(blob.clone()),
             blob_media_type: compression.oci_layer_media_type().to_string(),
             size: applied.size,
         })
@@ -156,11 +201,27 @@ impl ImageService {
     }
 
     /// The existing record when this chain is already extracted and known.
-    pub(crate) fn known_layer(&self, chain: &Digest) -> Result<Option<LayerRecord>, ImageError> {
+    pub fn known_layer(&self, chain: &Digest) -> Result<Option<LayerRecord>, ImageError> {
         match self.db().get_layer(chain)? {
             Some(rec) if self.layers().exists(chain) => Ok(Some(rec)),
             _ => Ok(None),
         }
+    }
+}
+
+/// Counts what is read through it, for progress reports.
+struct CountingReader<'a, R> {
+    inner: R,
+    count: u64,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        (self.progress)(self.count);
+        Ok(n)
     }
 }
 

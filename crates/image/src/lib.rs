@@ -8,14 +8,18 @@ pub mod config;
 pub mod error;
 mod ingest;
 mod load;
-mod oci;
+pub mod oci;
+mod pulled;
 pub mod reference;
 mod save;
 mod service;
 
+pub use berth_store::Digest;
 pub use commit::CommitRequest;
 pub use config::{ContainerConfig, History, ImageConfig, RootFs};
 pub use error::ImageError;
+pub use ingest::Rollback;
+pub use pulled::PulledImage;
 pub use reference::Reference;
 pub use service::{DeleteItem, HistoryEntry, Image, ImageService, ImportOptions, LoadedImage};
 

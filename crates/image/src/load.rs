@@ -404,7 +404,12 @@ impl ImageService {
             size: records.iter().map(|r| r.size).sum(),
             added_at: chrono::Utc::now().timestamp(),
         };
-        let tags: Vec<String> = p.tags.iter().map(Reference::full).collect();
+        let mut tags: Vec<String> = p.tags.iter().map(Reference::full).collect();
+        // An OCI layout names its manifests by digest: each name is pinned to it as a pull
+        // would pin it (after the tags, so that `previous` lines up with `p.tags`).
+        if let Some((md, _)) = &p.manifest {
+            tags.extend(p.tags.iter().map(|t| t.with_digest(md.clone()).full()));
+        }
         let previous = self.commit(&records, &record, &tags)?;
         rb.disarm();
         tracing::info!(%id, tags = tags.len(), "loaded image");

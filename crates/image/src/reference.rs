@@ -210,6 +210,26 @@ impl Reference {
         }
     }
 
+    /// The same repository pinned to `digest`, without a tag (`repo@sha256:…`).
+    pub fn with_digest(&self, digest: Digest) -> Reference {
+        Reference {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: None,
+            digest: Some(digest),
+        }
+    }
+
+    /// The bare repository, no tag, no digest (`docker pull -a`'s reference).
+    pub fn without_tag(&self) -> Reference {
+        Reference {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: None,
+            digest: None,
+        }
+    }
+
     pub fn domain(&self) -> &str {
         &self.domain
     }

@@ -58,25 +58,13 @@ impl ImageService {
                     })?;
                 let size = self.content().size(&blob)?;
                 tw.blob(&blob, size, self.content().open_blob(&blob)?)?;
-                layer_descs.push(Descriptor {
-                    media_type: layer.blob_media_type.clone(),
-                    digest: blob,
-                    size: size as i64,
-                    platform: None,
-                    annotations: BTreeMap::new(),
-                });
+                layer_descs.push(Descriptor::new(&layer.blob_media_type, blob, size));
             }
 
             let manifest = Manifest {
                 schema_version: 2,
                 media_type: oci::OCI_MANIFEST.to_string(),
-                config: Descriptor {
-                    media_type: oci::OCI_CONFIG.to_string(),
-                    digest: sel.id.clone(),
-                    size: config_size as i64,
-                    platform: None,
-                    annotations: BTreeMap::new(),
-                },
+                config: Descriptor::new(oci::OCI_CONFIG, sel.id.clone(), config_size),
                 layers: layer_descs.clone(),
             };
             let mbytes = serde_json::to_vec(&manifest).map_err(ImageError::json("manifest"))?;
@@ -84,11 +72,8 @@ impl ImageService {
             tw.blob(&mdigest, mbytes.len() as u64, &mbytes[..])?;
 
             let desc = |annotations| Descriptor {
-                media_type: oci::OCI_MANIFEST.to_string(),
-                digest: mdigest.clone(),
-                size: mbytes.len() as i64,
-                platform: None,
                 annotations,
+                ..Descriptor::new(oci::OCI_MANIFEST, mdigest.clone(), mbytes.len() as u64)
             };
             if sel.tags.is_empty() {
                 index.manifests.push(desc(BTreeMap::new()));

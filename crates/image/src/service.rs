@@ -133,13 +133,11 @@ impl ImageService {
             let Ok(r) = Reference::parse_normalized(r) else {
                 continue;
             };
-            if r.digest().is_some() {
-                repo_digests.push(r.familiar());
-            } else {
-                repo_tags.push(r.familiar());
-                if let Some(m) = &record.manifest_digest {
-                    repo_digests.push(format!("{}@{m}", r.familiar_repository()));
-                }
+            // RepoDigests are the digest references a pull, push or OCI load recorded, as
+            // dockerd's reference store keeps them; a tag alone names no registry digest.
+            match r.digest() {
+                Some(d) => repo_digests.push(format!("{}@{d}", r.familiar_repository())),
+                None => repo_tags.push(r.familiar()),
             }
         }
         repo_tags.sort();
@@ -473,6 +471,9 @@ impl ImageService {
                 items.push(DeleteItem::Untagged(parsed.familiar()));
             }
             refs = self.tags_of(&id)?;
+            if parsed.digest().is_none() {
+                refs = self.untag_orphan_digests(&parsed, refs, &mut items)?;
+            }
             if !refs.is_empty() {
                 return Ok(items);
             }
@@ -538,6 +539,46 @@ impl ImageService {
         }
         tracing::info!(%id, layers = removed.len(), "image deleted");
         Ok(items)
+    }
+}
+
+impl ImageService {
+    /// dockerd's rule after untagging `untagged`: when no tag of that repository is left on the
+    /// image, its digest references in that repository go too (they only pinned what the tag
+    /// named). Returns the references left.
+    fn untag_orphan_digests(
+        &self,
+        untagged: &Reference,
+        refs: Vec<String>,
+        items: &mut Vec<DeleteItem>,
+    ) -> Result<Vec<String>, ImageError> {
+        let same_repo = |r: &Reference| r.repository() == untagged.repository();
+        let parsed: Vec<(String, Option<Reference>)> = refs
+            .into_iter()
+            .map(|r| {
+                let p = Reference::parse_normalized(&r).ok();
+                (r, p)
+            })
+            .collect();
+        let tag_left = parsed.iter().any(|(_, p)| {
+            p.as_ref()
+                .is_some_and(|p| same_repo(p) && p.digest().is_none())
+        });
+        if tag_left {
+            return Ok(parsed.into_iter().map(|(r, _)| r).collect());
+        }
+        let mut left = Vec::new();
+        for (raw, p) in parsed {
+            match p {
+                Some(p) if same_repo(&p) && p.digest().is_some() => {
+                    if self.db.remove_tag(&raw)? {
+                        items.push(DeleteItem::Untagged(p.familiar()));
+                    }
+                }
+                _ => left.push(raw),
+            }
+        }
+        Ok(left)
     }
 }
 

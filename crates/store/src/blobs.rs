@@ -41,6 +41,23 @@ impl ContentStore {
         self.put_inner(r, Some(expected), true).map(|(_, n)| n)
     }
 
+    /// `put_verified` without the fsyncs: the caller syncs the file system (`sync_fs`) once
+    /// for many blobs before anything names them.
+    pub fn put_verified_unsynced(
+        &self,
+        r: impl Read,
+        expected: &Digest,
+    ) -> Result<u64, StoreError> {
+        self.put_inner(r, Some(expected), false).map(|(_, n)| n)
+    }
+
+    /// One syncfs of the file system the store is on: every unsynced write becomes durable.
+    pub fn sync_fs(&self) -> Result<(), StoreError> {
+        let dir = File::open(&self.blobs)?;
+        rustix::fs::syncfs(&dir).map_err(io::Error::from)?;
+        Ok(())
+    }
+
     pub fn put_bytes(&self, b: &[u8]) -> Result<Digest, StoreError> {
         self.put(b).map(|(d, _)| d)
     }

@@ -76,6 +76,20 @@ CREATE INDEX build_cache_parent ON build_cache(parent_id);
     r#"
 ALTER TABLE build_cache ADD COLUMN usage_count INTEGER NOT NULL DEFAULT 1;
 "#,
+    // Where a layer's compressed form is known to be (dockerd's v2 metadata): filled by pulls
+    // and pushes, read by pushes to skip ("Layer already exists") or mount ("Mounted from")
+    // a blob instead of uploading it, and to find the digest a layer compressed here had.
+    r#"
+CREATE TABLE layer_sources (
+    diff_id    TEXT NOT NULL,
+    blob       TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    registry   TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    PRIMARY KEY (diff_id, blob, registry, repository)
+);
+"#,
 ];
 
 /// An image: its config digest and the layers it stacks.
@@ -352,6 +366,88 @@ impl MetadataDb {
         let mut st = conn.prepare("SELECT name, record FROM volumes ORDER BY name")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// A layer's compressed blob as one repository of one registry holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSource {
+    /// The uncompressed layer tar's digest.
+    pub diff_id: Digest,
+    /// The blob's digest (the compressed archive).
+    pub blob: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// `host[:port]` as references name it (`docker.io`).
+    pub registry: String,
+    /// The repository path (`library/busybox`).
+    pub repository: String,
+}
+
+impl MetadataDb {
+    /// Records (or refreshes) where a layer's blob is.
+    pub fn add_layer_source(&self, s: &LayerSource) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO layer_sources (diff_id, blob, media_type, size, registry, repository)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(diff_id, blob, registry, repository) DO UPDATE SET
+                 media_type = excluded.media_type, size = excluded.size",
+            params![
+                s.diff_id.as_str(),
+                s.blob.as_str(),
+                s.media_type,
+                s.size as i64,
+                s.registry,
+                s.repository
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Where the layer `diff_id` is known to be, most recently recorded last.
+    pub fn layer_sources(&self, diff_id: &Digest) -> Result<Vec<LayerSource>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT blob, media_type, size, registry, repository FROM layer_sources
+             WHERE diff_id = ?1 ORDER BY rowid",
+        )?;
+        let rows = st.query_map([diff_id.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (blob, media_type, size, registry, repository) = row?;
+            out.push(LayerSource {
+                diff_id: diff_id.clone(),
+                blob: digest_col(blob)?,
+                media_type,
+                size: size.max(0) as u64,
+                registry,
+                repository,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Forgets one source (the registry no longer has the blob).
+    pub fn remove_layer_source(&self, s: &LayerSource) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM layer_sources
+             WHERE diff_id = ?1 AND blob = ?2 AND registry = ?3 AND repository = ?4",
+            params![
+                s.diff_id.as_str(),
+                s.blob.as_str(),
+                s.registry,
+                s.repository
+            ],
+        )?;
+        Ok(())
     }
 }
 
@@ -757,6 +853,29 @@ mod tests {
         assert!(db.build_cache_parents().unwrap().contains("sha256:a"));
         db.build_cache_delete("k").unwrap();
         assert!(db.build_cache_get("k", 6).unwrap().is_none());
+    }
+
+    #[test]
+    fn layer_sources_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = MetadataDb::open(&dir.path().join("t.db")).unwrap();
+        let src = |repo: &str, size| LayerSource {
+            diff_id: d("diff"),
+            blob: d("blob"),
+            media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+            size,
+            registry: "127.0.0.1:5000".into(),
+            repository: repo.into(),
+        };
+        db.add_layer_source(&src("x/a", 1)).unwrap();
+        db.add_layer_source(&src("x/b", 1)).unwrap();
+        // The same place again refreshes it, never duplicates it.
+        db.add_layer_source(&src("x/a", 2)).unwrap();
+        let got = db.layer_sources(&d("diff")).unwrap();
+        assert_eq!(got, vec![src("x/a", 2), src("x/b", 1)]);
+        assert!(db.layer_sources(&d("other")).unwrap().is_empty());
+        db.remove_layer_source(&src("x/a", 2)).unwrap();
+        assert_eq!(db.layer_sources(&d("diff")).unwrap(), vec![src("x/b", 1)]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod upper;
 
 pub use blobs::ContentStore;
 pub use compression::Compression;
-pub use db::{ImageRecord, LayerRecord, MetadataDb};
+pub use db::{ImageRecord, LayerRecord, LayerSource, MetadataDb};
 pub use digest::Digest;
 pub use error::StoreError;
 pub use extract::{

@@ -4,13 +4,13 @@ use super::images::blocking_reader;
 use crate::error::{ApiError, ApiResult};
 use crate::json::Json;
 use crate::query::Params;
+use crate::registry_auth::{base64_decode, registry_config};
 use crate::stream::json_line;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use berth_engine::build::options::{MAX_SECRETS_BYTES, SECRETS_HEADER};
 use berth_engine::build::{BuildEvent, BuildOptions};
 use std::collections::HashMap;
@@ -25,20 +25,6 @@ fn json_map<V: serde::de::DeserializeOwned>(
         Some(v) => serde_json::from_str(v)
             .map_err(|e| ApiError::bad_request(format!("invalid {key} parameter: {e}"))),
     }
-}
-
-/// Base64 as clients write it: standard or URL-safe alphabet, padded or not.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-    use base64::engine::DecodePaddingMode;
-    let cfg = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-    let url_safe = s.contains(['-', '_']);
-    let alphabet = if url_safe {
-        &base64::alphabet::URL_SAFE
-    } else {
-        &base64::alphabet::STANDARD
-    };
-    GeneralPurpose::new(alphabet, cfg).decode(s.trim()).ok()
 }
 
 /// The build's secrets from `X-Berth-Build-Secrets` (Berth's CLI sends it; the classic API
@@ -113,6 +99,7 @@ fn options(p: &Params) -> ApiResult<BuildOptions> {
             .map(str::to_string),
         cache_from: list("cachefrom"),
         secrets: HashMap::new(),
+        registry_auths: Default::default(),
         context_session: p
             .get("berthsession")
             .filter(|s| !s.is_empty())
@@ -124,6 +111,7 @@ fn event_json(e: BuildEvent) -> serde_json::Value {
     match e {
         BuildEvent::Stream(s) => serde_json::json!({ "stream": s }),
         BuildEvent::Aux(v) => serde_json::json!({ "aux": v }),
+        BuildEvent::Progress(m) => m.to_json(),
         BuildEvent::Error { message, code } => {
             let mut detail = serde_json::json!({ "message": message });
             if let Some(c) = code {
@@ -142,6 +130,7 @@ pub async fn build(
 ) -> ApiResult<Response> {
     let opts = BuildOptions {
         secrets: secrets(&headers)?,
+        registry_auths: registry_config(&headers),
         ..options(&p)?
     };
     let rx = match p.get("remote").filter(|r| !r.is_empty()) {
@@ -210,6 +199,7 @@ pub async fn prune(State(engine): State<AppState>, p: Params) -> ApiResult<impl 
 mod tests {
     use super::*;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
 
     fn header(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -5,7 +5,7 @@ use crate::stream::json_line;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_image::reference::Reference;
 use berth_image::ImportOptions;
@@ -42,12 +42,15 @@ fn target_reference(repo: &str, tag: &str) -> ApiResult<Option<Reference>> {
 }
 
 /// `POST /images/create`: `fromSrc` imports a rootfs tarball; `fromImage` pulls.
-pub async fn create(State(engine): State<AppState>, p: Params, body: Body) -> ApiResult<Response> {
+pub async fn create(
+    State(engine): State<AppState>,
+    p: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     if let Some(image) = p.get("fromImage") {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("pull access denied for {image}: pulling from registries is not supported by this engine yet; use `import` or `load`"),
-        ));
+        let image = image.to_string();
+        return super::registry::pull(engine, &p, &headers, &image).await;
     }
     let src = p.get("fromSrc").unwrap_or("");
     if src != "-" {
@@ -132,6 +135,7 @@ pub async fn post_by_name(
     State(engine): State<AppState>,
     Path(path): Path<String>,
     p: Params,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(name) = path.strip_suffix("/tag") {
         let repo = p.get("repo").unwrap_or("");
@@ -146,11 +150,8 @@ pub async fn post_by_name(
         engine.tag_image(name, &target).await?;
         return Ok(StatusCode::CREATED.into_response());
     }
-    if path.ends_with("/push") {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "pushing to registries is not supported by this engine yet",
-        ));
+    if let Some(name) = path.strip_suffix("/push") {
+        return super::registry::push(engine, name, &p, &headers).await;
     }
     Err(ApiError::new(StatusCode::NOT_FOUND, "page not found"))
 }

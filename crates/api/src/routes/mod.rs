@@ -6,6 +6,7 @@ mod exec;
 mod images;
 mod networks;
 mod prune;
+mod registry;
 mod resources;
 mod system;
 mod volumes;
@@ -19,6 +20,8 @@ pub fn routes() -> Router<AppState> {
         .route("/_ping", get(system::ping).head(system::ping_head))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/auth", post(registry::login))
+        .route("/distribution/{*name}", get(registry::distribution))
         .route("/events", get(events::events))
         .route("/system/df", get(prune::system_df))
         .route("/containers/prune", post(prune::containers))

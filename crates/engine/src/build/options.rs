@@ -46,6 +46,8 @@ pub struct BuildOptions {
     /// `berthsession`: the body holds only what a context comparison asked for, applied to
     /// the context kept for that client (see `Engine::compare_build_context`).
     pub context_session: Option<String>,
+    /// `X-Registry-Config`: credentials for the registries base images are pulled from.
+    pub registry_auths: crate::registry::RegistryAuths,
 }
 
 /// Written out by hand so that a `{:?}` of the options never prints a secret's value.
@@ -81,6 +83,8 @@ impl std::fmt::Debug for BuildOptions {
 pub enum BuildEvent {
     Stream(String),
     Aux(serde_json::Value),
+    /// A message of a base image's pull, passed on as dockerd's legacy builder does.
+    Progress(crate::registry::JsonMessage),
     /// The failure, with the failing RUN's exit code when there is one.
     Error {
         message: String,

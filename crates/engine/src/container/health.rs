@@ -390,6 +390,7 @@ mod tests {
             exec_root: dir.join("run"),
             self_exe: "/bin/false".into(),
             builder_cache_max_size: None,
+            registry: Default::default(),
         })
         .await
         .unwrap();

@@ -1,6 +1,6 @@
 //! Downloads for builds: `ADD <url>` and the `remote=` context of `POST /build`. Plain HTTP
-//! over hyper's client connection (the engine has no TLS client yet: `https://` is refused
-//! with a clear error), redirects followed, every wait bounded.
+//! over hyper's client connection; `https://` through a TLS client (rustls with the ring
+//! provider, the system's roots). Redirects followed, every wait bounded.
 
 use crate::error::{EngineError, Result};
 use crate::Engine;
@@ -37,6 +37,9 @@ pub(crate) struct Download {
 pub(crate) async fn fetch(url: &str, tmp: &Path) -> Result<Download> {
     let mut url = url::Url::parse(url).map_err(|e| bad(format!("invalid URL {url}: {e}")))?;
     for _ in 0..=MAX_REDIRECTS {
+        if url.scheme() == "https" {
+            return fetch_tls(url, tmp).await;
+        }
         let resp = tokio::time::timeout(HEAD_TIMEOUT, request(&url))
             .await
             .map_err(|_| bad(format!("GET {url}: timed out")))??;
@@ -97,14 +100,87 @@ pub(crate) async fn fetch(url: &str, tmp: &Path) -> Result<Download> {
     )))
 }
 
+/// The TLS client, built once: its connections are pooled across downloads.
+fn tls_client() -> Result<reqwest::Client> {
+    static CLIENT: std::sync::OnceLock<std::result::Result<reqwest::Client, String>> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            // rustls needs a process-wide provider: ring, unless one is installed already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .user_agent("berth-builder")
+                .connect_timeout(HEAD_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+                .tls_backend_rustls()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| EngineError::Internal(format!("TLS client: {e}")))
+}
+
+/// The error and its causes in one line (reqwest's Display alone hides the TLS reason).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// `fetch` for an https URL (redirects, to http too, are the TLS client's to follow).
+async fn fetch_tls(url: url::Url, tmp: &Path) -> Result<Download> {
+    let client = tls_client()?;
+    let mut resp = tokio::time::timeout(HEAD_TIMEOUT, client.get(url.clone()).send())
+        .await
+        .map_err(|_| bad(format!("GET {url}: timed out")))?
+        .map_err(|e| bad(format!("GET {url}: {}", chain(&e))))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(bad(format!(
+            "failed to GET {url} with status {status}: {}",
+            status.canonical_reason().unwrap_or("")
+        )));
+    }
+    let last_modified = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .map(|t| t.timestamp());
+    let final_url = resp.url().clone();
+    std::fs::create_dir_all(tmp)?;
+    let mut file = tempfile::tempfile_in(tmp)?;
+    let mut hash = Sha256::new();
+    let mut len = 0u64;
+    loop {
+        let chunk = tokio::time::timeout(IDLE_TIMEOUT, resp.chunk())
+            .await
+            .map_err(|_| bad(format!("GET {url}: timed out reading the body")))?
+            .map_err(|e| bad(format!("GET {url}: {}", chain(&e))))?;
+        let Some(data) = chunk else { break };
+        hash.update(&data);
+        len += data.len() as u64;
+        file.write_all(&data)?;
+    }
+    file.flush()?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(Download {
+        file,
+        len,
+        digest: format!("sha256:{}", hex::encode(hash.finalize())),
+        last_modified,
+        url: final_url,
+    })
+}
+
 async fn request(url: &url::Url) -> Result<hyper::Response<hyper::body::Incoming>> {
     match url.scheme() {
         "http" => {}
-        "https" => {
-            return Err(bad(format!(
-                "{url}: https downloads need a TLS client, which this engine's builder does not have yet"
-            )))
-        }
         s => return Err(bad(format!("{url}: unsupported URL scheme {s}"))),
     }
     let host = url

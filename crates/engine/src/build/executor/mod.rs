@@ -217,21 +217,42 @@ impl Builder {
         if lower == "scratch" {
             return Ok(scratch());
         }
-        let img = self.engine.image_by_name(name).await.map_err(|e| match e {
-            EngineError::NotFound(_) => EngineError::NotFound(format!(
-                "pull access denied for {name}, repository does not exist or may require 'docker login': this engine does not pull during builds; load the image first"
-            )),
-            e => e,
-        })?;
-        // `--pull` asks for a fresh base (a FROM, not a COPY --from): say plainly that the
-        // local one is used until the engine has a registry client.
-        if self.opts.pull && index != usize::MAX {
-            self.say(format!(
-                "Not pulling {name}: this engine has no registry client yet; using the local image\n"
-            ))
-            .await;
+        // `--pull` asks for a fresh base (a FROM, not a COPY --from); otherwise a base that is
+        // not here is pulled, as dockerd's legacy builder does.
+        if !(self.opts.pull && index != usize::MAX) {
+            match self.engine.image_by_name(name).await {
+                // An image id names nothing a registry has.
+                Err(EngineError::NotFound(_))
+                    if !berth_image::reference::is_full_id(name)
+                        && !name.starts_with("sha256:") => {}
+                found => return found,
+            }
         }
-        Ok(img)
+        self.pull_base(name).await
+    }
+
+    /// Pulls a base image, its progress messages going into the build's stream.
+    async fn pull_base(&self, name: &str) -> Result<Image> {
+        use crate::registry::{ProgressSink, PullRequest};
+        let reference = berth_image::Reference::parse_normalized(name)?.with_default_tag();
+        let req = PullRequest {
+            creds: self.opts.registry_auths.for_domain(reference.domain()),
+            reference,
+            platform: self.opts.platform.clone(),
+        };
+        let (sink, mut rx) = ProgressSink::channel(256);
+        let pull = async move {
+            let res = self.engine.pull_image(req, &sink).await;
+            drop(sink);
+            res
+        };
+        let forward = async {
+            while let Some(m) = rx.recv().await {
+                self.say_event(BuildEvent::Progress(m));
+            }
+        };
+        let (res, ()) = tokio::join!(pull, forward);
+        res
     }
 
     async fn run_stage(

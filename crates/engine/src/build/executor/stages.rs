@@ -216,8 +216,12 @@ impl Shared {
     }
 
     fn say(&self, order: usize, line: String) {
+        self.say_event(order, BuildEvent::Stream(line));
+    }
+
+    fn say_event(&self, order: usize, e: BuildEvent) {
         if !self.quiet {
-            self.transcripts[order].push(line);
+            self.transcripts[order].push_event(e);
         }
     }
 
@@ -258,13 +262,13 @@ impl Shared {
         }) = steps.get(key)
         {
             if ran_by > order {
-                let using = vec![USING_CACHE.to_string()];
+                let using = vec![BuildEvent::Stream(USING_CACHE.to_string())];
                 if let Some(lines) = self.transcripts[ran_by].replace(piece, using) {
                     tracing::debug!(key, from = ran_by, to = order, "build: a step's lines move");
                     let t = &self.transcripts[order];
                     let mine = t.piece();
                     for l in lines {
-                        t.push(l);
+                        t.push_event(l);
                     }
                     t.piece();
                     steps.insert(key.to_string(), StepState::Ran { order, piece: mine });
@@ -322,8 +326,8 @@ struct Transcript {
 
 #[derive(Default)]
 struct Pieces {
-    /// The lines not printed yet, in pieces.
-    pieces: Vec<Vec<String>>,
+    /// The lines (and a pull's progress messages) not printed yet, in pieces.
+    pieces: Vec<Vec<BuildEvent>>,
     /// The piece the printer has reached (the ones before it are printed).
     read: Option<usize>,
     /// The stage has ended: nothing more comes.
@@ -332,10 +336,14 @@ struct Pieces {
 
 impl Transcript {
     fn push(&self, line: String) {
+        self.push_event(BuildEvent::Stream(line));
+    }
+
+    fn push_event(&self, e: BuildEvent) {
         let mut s = lock(&self.state);
         match s.pieces.last_mut() {
-            Some(p) => p.push(line),
-            None => s.pieces.push(vec![line]),
+            Some(p) => p.push(e),
+            None => s.pieces.push(vec![e]),
         }
         drop(s);
         self.wake.notify_one();
@@ -349,7 +357,7 @@ impl Transcript {
     }
 
     /// Replaces piece `p`, if the printer has not reached it; returns what it held.
-    fn replace(&self, p: usize, with: Vec<String>) -> Option<Vec<String>> {
+    fn replace(&self, p: usize, with: Vec<BuildEvent>) -> Option<Vec<BuildEvent>> {
         let mut s = lock(&self.state);
         if s.read.is_some_and(|r| r >= p) || p >= s.pieces.len() {
             return None;
@@ -363,7 +371,7 @@ impl Transcript {
     }
 
     /// The lines not printed yet (taken out), and whether the stage has ended.
-    fn unread(&self) -> (Vec<String>, bool) {
+    fn unread(&self) -> (Vec<BuildEvent>, bool) {
         let mut s = lock(&self.state);
         let mut out = Vec::new();
         if let Some(last) = s.pieces.len().checked_sub(1) {
@@ -381,7 +389,7 @@ impl Transcript {
             let (lines, closed) = self.unread();
             for l in lines {
                 // A client gone away is not the build's failure: it runs to its end.
-                let _ = tx.send(BuildEvent::Stream(l)).await;
+                let _ = tx.send(l).await;
             }
             if closed {
                 return;
@@ -414,6 +422,11 @@ impl Builder {
 
     pub(super) fn say_line(&self, line: String) {
         self.build.say(self.order, line);
+    }
+
+    /// A message that is not a line of text (a base image pull's progress).
+    pub(super) fn say_event(&self, e: BuildEvent) {
+        self.build.say_event(self.order, e);
     }
 
     /// An error once an earlier stage has failed: the sequential build would not get here.
@@ -487,8 +500,20 @@ impl Drop for Builder {
 mod tests {
     use super::*;
 
-    fn lines(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn lines(v: &[&str]) -> Vec<BuildEvent> {
+        v.iter()
+            .map(|s| BuildEvent::Stream(s.to_string()))
+            .collect()
+    }
+
+    fn concat(events: Vec<BuildEvent>) -> String {
+        events
+            .into_iter()
+            .map(|e| match e {
+                BuildEvent::Stream(s) => s,
+                other => format!("{other:?}"),
+            })
+            .collect()
     }
 
     fn shared(n: usize) -> Arc<Shared> {
@@ -540,7 +565,7 @@ mod tests {
             b.reuse("k", order);
             b.say(order, " ---> i\n".into());
         }
-        let text = |o: usize| b.transcripts[o].unread().0.concat();
+        let text = |o: usize| concat(b.transcripts[o].unread().0);
         assert_eq!(
             text(0),
             "Step 0/9 : RUN x\n ---> Running in c\nout\n ---> i\n"

@@ -1,0 +1,194 @@
+//! One layer blob fetched into the content store: at most N at once, streamed through the
+//! store's hashing writer (nothing is kept unless it hashes to the digest the manifest names),
+//! stopped together with the others of its pull on the first failure or when the client goes.
+
+use super::progress::{JsonMessage, LayerProgress, ProgressSink};
+use super::pull::{cancelled, is_foreign, lock};
+use crate::error::{EngineError, Result};
+use crate::Engine;
+use berth_distribution::{BlobDownload, DistributionError, Repository};
+use berth_image::oci::Descriptor;
+use berth_image::Rollback;
+use berth_store::StoreError;
+use bytes::Bytes;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+/// The downloads of one pull: stopped together, the first failure being the one reported.
+#[derive(Default)]
+pub(super) struct Failure {
+    cancel: AtomicBool,
+    first: Mutex<Option<String>>,
+}
+
+impl Failure {
+    pub(super) fn fail(&self, e: &EngineError) {
+        lock(&self.first).get_or_insert_with(|| e.to_string());
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    pub(super) fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// The error to report: the first failure, else `e`.
+    pub(super) fn error(&self, e: EngineError) -> EngineError {
+        match lock(&self.first).clone() {
+            Some(first) => EngineError::Internal(first),
+            None => e,
+        }
+    }
+}
+
+/// One layer blob to fetch into the content store.
+pub(super) struct Download {
+    pub engine: Arc<Engine>,
+    pub repo: Arc<Repository>,
+    pub desc: Descriptor,
+    pub sink: ProgressSink,
+    pub slots: Arc<Semaphore>,
+    pub failure: Arc<Failure>,
+    pub rb: Arc<Mutex<Rollback>>,
+}
+
+impl Download {
+    pub(super) async fn run(self) -> Result<()> {
+        let digest = self.desc.digest.clone();
+        let id = digest.short().to_string();
+        if self.engine.images.content().contains(&digest) {
+            self.sink
+                .send(JsonMessage::layer("Download complete", id))
+                .await;
+            return Ok(());
+        }
+        let _slot = match self.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                self.sink
+                    .send(JsonMessage::layer("Waiting", id.clone()))
+                    .await;
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(EngineError::internal)?
+            }
+        };
+        if self.failure.cancelled() || self.sink.is_closed() {
+            return Err(cancelled());
+        }
+        let size = self.desc.size.max(0) as u64;
+        let dl = self
+            .repo
+            .get_blob(&digest, Some(size))
+            .await
+            .map_err(|e| self.blob_error(e))?;
+        let total = if size > 0 {
+            size
+        } else {
+            dl.total.unwrap_or(0)
+        };
+        let mut reader = BlobReader {
+            dl,
+            rt: tokio::runtime::Handle::current(),
+            buf: Bytes::new(),
+            received: 0,
+            progress: LayerProgress::new(self.sink.clone(), &id, "Downloading", total),
+            failure: self.failure.clone(),
+            error: None,
+        };
+        let content = self.engine.images.content().clone();
+        let expected = digest.clone();
+        let (res, reader) = tokio::task::spawn_blocking(move || {
+            // Synced once for the whole image, before the commit names it.
+            let res = content.put_verified_unsynced(&mut reader, &expected);
+            (res, reader)
+        })
+        .await
+        .map_err(EngineError::internal)?;
+        match res {
+            Ok(_) => {
+                lock(&self.rb).blob(digest.clone());
+                if reader.resumed() > 0 {
+                    tracing::info!(%digest, resumed = reader.resumed(), "download resumed");
+                }
+                self.sink
+                    .send(JsonMessage::layer("Download complete", id))
+                    .await;
+                Ok(())
+            }
+            Err(StoreError::DigestMismatch { .. }) => Err(EngineError::Internal(format!(
+                "filesystem layer verification failed for digest {digest}"
+            ))),
+            Err(e) => Err(match reader.error {
+                Some(de) => self.blob_error(de),
+                None if reader.failure.cancelled() || self.sink.is_closed() => cancelled(),
+                None => EngineError::Internal(format!("writing layer {digest}: {e}")),
+            }),
+        }
+    }
+
+    fn blob_error(&self, e: DistributionError) -> EngineError {
+        if is_foreign(&self.desc.media_type) && e.is_not_found() {
+            return EngineError::Internal(format!(
+                "layer {} is a foreign layer, to be downloaded from {}: foreign layers are not supported",
+                self.desc.digest,
+                self.desc.urls.join(", ")
+            ));
+        }
+        EngineError::Internal(e.to_string())
+    }
+}
+
+/// A download as a blocking reader for the content store (which hashes while it writes).
+struct BlobReader {
+    dl: BlobDownload,
+    rt: tokio::runtime::Handle,
+    buf: Bytes,
+    received: u64,
+    progress: LayerProgress,
+    failure: Arc<Failure>,
+    /// The registry client's error, kept to report it as it is.
+    error: Option<DistributionError>,
+}
+
+impl BlobReader {
+    fn resumed(&self) -> u32 {
+        self.dl.resumed()
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            if self.failure.cancelled() || self.progress.sink().is_closed() {
+                return Err(std::io::Error::other("cancelled"));
+            }
+            match self.rt.block_on(self.dl.next_chunk()) {
+                Ok(Some(b)) => {
+                    self.received += b.len() as u64;
+                    self.progress.update(self.received);
+                    self.buf = b;
+                }
+                Ok(None) => {
+                    let id = self.progress.id().to_string();
+                    self.progress
+                        .sink()
+                        .send_blocking(JsonMessage::layer("Verifying Checksum", id));
+                    return Ok(0);
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.error = Some(e);
+                    return Err(std::io::Error::other(msg));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        let _ = self.buf.split_to(n);
+        Ok(n)
+    }
+}
