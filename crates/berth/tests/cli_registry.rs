@@ -172,7 +172,7 @@ fn login_push_pull_logout_through_an_authenticated_registry() {
         "{ours}"
     );
     assert_eq!(settled(&ours), settled(&theirs));
-    assert!(ours.starts_with(&format!("1: Pulling from bb\n")), "{ours}");
+    assert!(ours.starts_with("1: Pulling from bb\n"), "{ours}");
     assert!(
         ours.ends_with(&format!(
             "Status: Downloaded newer image for {addr}/bb:1\n{addr}/bb:1\n"
