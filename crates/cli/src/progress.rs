@@ -307,13 +307,31 @@ impl Decoder {
     }
 }
 
-/// A line of the docker CLI's "tui" notes: ` Info -> text` (coloured on a terminal).
+/// The docker CLI's "tui" note: ` Info -> text`, coloured and in italics on a terminal; the
+/// lines after the first are indented under it.
 pub fn note(terminal: bool, text: &str) -> String {
-    if terminal {
-        format!("\n\x1b[1m\x1b[106m\x1b[30mi\x1b[0m\x1b[0m \x1b[96mInfo \u{2192} \x1b[0m\x1b[0m\x1b[3m{text}\x1b[0m\n")
+    const INDENT: &str = "         ";
+    let style = |line: &str| {
+        if terminal {
+            format!("\x1b[3m{line}\x1b[0m")
+        } else {
+            line.to_string()
+        }
+    };
+    let mut out = String::from("\n");
+    out.push_str(if terminal {
+        "\x1b[1m\x1b[106m\x1b[30mi\x1b[0m\x1b[0m \x1b[96mInfo \u{2192} \x1b[0m\x1b[0m"
     } else {
-        format!("\n Info -> {text}\n")
+        " Info -> "
+    });
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push_str(INDENT);
+        }
+        out.push_str(&style(line));
+        out.push('\n');
     }
+    out
 }
 
 #[cfg(test)]
@@ -461,6 +479,20 @@ mod tests {
         assert_eq!(d.finish(), Err(DecodeError("unexpected EOF".into())));
         let mut d = Decoder::default();
         assert!(d.push(b"{]").is_err());
+    }
+
+    #[test]
+    fn notes_like_the_docker_cli() {
+        assert_eq!(note(false, "one"), "\n Info -> one\n");
+        // What docker 28.2 wrote to a terminal before asking for a Docker Hub password.
+        let pat = "A Personal Access Token (PAT) can be used instead.\nTo create a PAT, visit \x1b[4mhttps://app.docker.com/settings\x1b[0m\n\n";
+        assert_eq!(
+            note(true, pat),
+            "\n\x1b[1m\x1b[106m\x1b[30mi\x1b[0m\x1b[0m \x1b[96mInfo \u{2192} \x1b[0m\x1b[0m\x1b[3mA Personal Access Token (PAT) can be used instead.\x1b[0m\n\
+             \x20        \x1b[3mTo create a PAT, visit \x1b[4mhttps://app.docker.com/settings\x1b[0m\x1b[0m\n\
+             \x20        \x1b[3m\x1b[0m\n\
+             \x20        \x1b[3m\x1b[0m\n"
+        );
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub async fn pull_image(
     use crate::commands::registry::{self, Sink};
     let r = registry::parse_reference(image)?.with_default_tag();
     let sink = if quiet { Sink::Discard } else { Sink::Stderr };
-    registry::pull(docker, &r, false, platform, sink).await
+    registry::pull(docker, &r, false, platform, sink, None).await
 }
 
 /// `POST /containers/create`, pulling the image on a 404 as the docker CLI does.

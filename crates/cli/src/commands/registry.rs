@@ -5,7 +5,8 @@
 use crate::client::{api_request, collect_body, http_status, status, ApiResponse};
 use crate::commands::build::query::{encode, Query};
 use crate::credentials::{
-    convert_to_hostname, registry_auth_header, AuthConfig, ConfigFile, Stored, INDEX_SERVER,
+    convert_to_hostname, key_for_domain, registry_auth_header, AuthConfig, ConfigFile, Stored,
+    INDEX_SERVER,
 };
 use crate::progress::{self, Decoder, Renderer};
 use crate::stream::{isatty, term_size};
@@ -148,13 +149,42 @@ pub async fn show_progress(
     decoder.finish().map_err(|e| status(1, e.0))
 }
 
+/// POSTs `path` with the stored credentials of `r`'s registry. When the daemon answers 401
+/// and a user is at the terminal, asks for credentials and tries once more with them (docker
+/// 28's `RegistryAuthenticationPrivilegedFunc`, which does not store them); without a
+/// terminal the 401 is the error (docker would wait for input that never comes).
+async fn post_with_login(
+    docker: &Docker,
+    path: &str,
+    r: &Reference,
+    retry_as: Option<&str>,
+) -> Result<ApiResponse> {
+    let first = api_request(docker, "POST", path, &[auth_header_for(r)], None).await;
+    let cmd = match (first, retry_as) {
+        (Err(e), Some(cmd)) if is_unauthorized(&e) && isatty(0) => cmd,
+        (first, _) => return first,
+    };
+    println!("\nLogin prior to {cmd}:");
+    let key = key_for_domain(r.domain());
+    let stored = config_file().get(key).unwrap_or_else(|e| {
+        eprintln!("Unable to retrieve stored credentials for {key}, error: {e}.");
+        AuthConfig::default()
+    });
+    let auth = with_terminal(|p| p.credentials("", "", &stored.username, key, true))?;
+    let header = ("x-registry-auth", registry_auth_header(&auth));
+    api_request(docker, "POST", path, &[header], None).await
+}
+
 /// `POST /images/create?fromImage=…&tag=…` with the stored credentials, drawn to `sink`.
+/// `retry_as`: the command name when a refused pull may ask for credentials (`pull`; never
+/// `run`'s pull, as in docker).
 pub async fn pull(
     docker: &Docker,
     r: &Reference,
     all_tags: bool,
     platform: Option<&str>,
     sink: Sink,
+    retry_as: Option<&str>,
 ) -> Result<()> {
     let mut q = Query::new();
     q.insert("fromImage", vec![r.repository()]);
@@ -165,7 +195,7 @@ pub async fn pull(
         q.insert("platform", vec![p.to_lowercase()]);
     }
     let path = format!("/images/create?{}", encode(&q));
-    let resp = api_request(docker, "POST", &path, &[auth_header_for(r)], None).await?;
+    let resp = post_with_login(docker, &path, r, retry_as).await?;
     show_progress(resp, sink, |_| {}).await
 }
 
@@ -189,7 +219,8 @@ fn default_tag(name: &str, all_tags: bool, quiet: bool) -> Result<Reference> {
 pub async fn cmd_pull(docker: &Docker, a: PullArgs) -> Result<i32> {
     let r = default_tag(&a.name, a.all_tags, a.quiet)?;
     let sink = if a.quiet { Sink::Discard } else { Sink::Stdout };
-    pull(docker, &r, a.all_tags, a.platform.as_deref(), sink).await?;
+    let platform = a.platform.as_deref();
+    pull(docker, &r, a.all_tags, platform, sink, Some("pull")).await?;
     println!("{}", r.full());
     Ok(0)
 }
@@ -207,7 +238,7 @@ pub async fn cmd_push(docker: &Docker, a: PushArgs) -> Result<i32> {
     if !q.is_empty() {
         path = format!("{path}?{}", encode(&q));
     }
-    let resp = api_request(docker, "POST", &path, &[auth_header_for(&r)], None).await?;
+    let resp = post_with_login(docker, &path, &r, Some("push")).await?;
     let sink = if a.quiet { Sink::Discard } else { Sink::Stdout };
     let mut notes = Vec::new();
     let shown = show_progress(resp, sink, |aux| notes.extend(push_note(aux))).await;
@@ -427,52 +458,89 @@ fn read_input(input: &mut dyn BufRead, out: &mut dyn Write, prompt: &str) -> Res
     Ok(line.trim().to_string())
 }
 
-/// docker's `PromptUserForCredentials`: asks for what the flags left out.
-pub fn prompt_credentials(
-    input: &mut dyn BufRead,
-    out: &mut dyn Write,
-    user: &str,
-    password: &str,
-    default_user: &str,
-    server: &str,
-) -> Result<AuthConfig> {
-    let mut user = user.trim().to_string();
-    if user.is_empty() {
-        if server == INDEX_SERVER {
-            let _ = writeln!(out, "{REGISTER_SUGGEST}");
-            if hints_enabled() {
-                let _ = writeln!(out, "{PAT_SUGGEST}\n");
+/// Where login prompts read and write: stdin, stdout, stderr in the CLI.
+pub struct Prompter<'a> {
+    pub input: &'a mut dyn BufRead,
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    /// Whether `err` is a terminal (notes are coloured there).
+    pub err_terminal: bool,
+}
+
+impl Prompter<'_> {
+    /// docker's `PromptUserForCredentials`: asks for what the flags left out. `hub_texts`:
+    /// the Docker Hub advice docker prints for its own registry (and, in docker 28, before
+    /// retrying a pull or push that the registry refused).
+    pub fn credentials(
+        &mut self,
+        user: &str,
+        password: &str,
+        default_user: &str,
+        server: &str,
+        hub_texts: bool,
+    ) -> Result<AuthConfig> {
+        let mut user = user.trim().to_string();
+        if user.is_empty() {
+            if hub_texts {
+                let _ = writeln!(self.out, "{REGISTER_SUGGEST}");
+                if hints_enabled() {
+                    let _ = writeln!(self.out, "{PAT_SUGGEST}\n");
+                }
+            }
+            let default_user = default_user.trim();
+            let prompt = if default_user.is_empty() {
+                "Username: ".to_string()
+            } else {
+                format!("Username ({default_user}): ")
+            };
+            user = read_input(self.input, self.out, &prompt)?;
+            if user.is_empty() {
+                user = default_user.to_string();
+            }
+            if user.is_empty() {
+                return Err(status(1, "Error: Non-null Username Required"));
             }
         }
-        let default_user = default_user.trim();
-        let prompt = if default_user.is_empty() {
-            "Username: ".to_string()
-        } else {
-            format!("Username ({default_user}): ")
-        };
-        user = read_input(input, out, &prompt)?;
-        if user.is_empty() {
-            user = default_user.to_string();
+        let mut password = password.to_string();
+        if password.trim().is_empty() {
+            let echo_off = NoEcho::new();
+            if hub_texts {
+                let url = if self.err_terminal {
+                    "\x1b[4mhttps://app.docker.com/settings\x1b[0m"
+                } else {
+                    "https://app.docker.com/settings"
+                };
+                let text = format!(
+                    "A Personal Access Token (PAT) can be used instead.\nTo create a PAT, visit {url}\n\n"
+                );
+                let _ = write!(self.err, "{}", progress::note(self.err_terminal, &text));
+            }
+            password = read_input(self.input, self.out, "Password: ")?;
+            drop(echo_off);
+            let _ = writeln!(self.out);
+            if password.is_empty() {
+                return Err(status(1, "Error: Password Required"));
+            }
         }
-        if user.is_empty() {
-            return Err(status(1, "Error: Non-null Username Required"));
-        }
+        Ok(AuthConfig {
+            username: user,
+            password,
+            serveraddress: server.to_string(),
+            ..Default::default()
+        })
     }
-    let mut password = password.to_string();
-    if password.trim().is_empty() {
-        let echo_off = NoEcho::new();
-        password = read_input(input, out, "Password: ")?;
-        drop(echo_off);
-        let _ = writeln!(out);
-        if password.is_empty() {
-            return Err(status(1, "Error: Password Required"));
-        }
-    }
-    Ok(AuthConfig {
-        username: user,
-        password,
-        serveraddress: server.to_string(),
-        ..Default::default()
+}
+
+/// Runs `f` with the process's own terminal streams as a [`Prompter`].
+fn with_terminal<T>(f: impl FnOnce(&mut Prompter) -> T) -> T {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    f(&mut Prompter {
+        input: &mut input,
+        out: &mut out,
+        err: &mut err,
+        err_terminal: isatty(2),
     })
 }
 
@@ -521,14 +589,15 @@ pub async fn cmd_login(docker: &Docker, a: LoginArgs) -> Result<i32> {
                     "Error: Cannot perform an interactive login from a non TTY device",
                 ));
             }
-            let auth = prompt_credentials(
-                &mut std::io::stdin().lock(),
-                &mut std::io::stdout(),
-                &input.user,
-                &input.password,
-                &stored.username,
-                &input.server,
-            )?;
+            let auth = with_terminal(|p| {
+                p.credentials(
+                    &input.user,
+                    &input.password,
+                    &stored.username,
+                    &input.server,
+                    input.server == INDEX_SERVER,
+                )
+            })?;
             let reply = post_auth(docker, &auth).await?;
             keep_credentials(&mut cfg, auth, &reply)?;
             reply.status
@@ -638,17 +707,25 @@ mod tests {
         password: &str,
         default_user: &str,
         server: &str,
-    ) -> (Result<AuthConfig>, String) {
+    ) -> (Result<AuthConfig>, String, String) {
         let mut input = std::io::Cursor::new(typed.as_bytes().to_vec());
-        let mut out = Vec::new();
-        let r = prompt_credentials(&mut input, &mut out, user, password, default_user, server);
-        (r, String::from_utf8(out).unwrap())
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut p = Prompter {
+            input: &mut input,
+            out: &mut out,
+            err: &mut err,
+            err_terminal: false,
+        };
+        let r = p.credentials(user, password, default_user, server, server == INDEX_SERVER);
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        (r, text(out), text(err))
     }
 
     #[test]
     fn login_prompts_like_docker() {
-        let (r, out) = prompt("u\nsecret\n", "", "", "", "127.0.0.1:5161");
+        let (r, out, err) = prompt("u\nsecret\n", "", "", "", "127.0.0.1:5161");
         assert_eq!(out, "Username: Password: \n");
+        assert!(err.is_empty());
         let r = r.unwrap();
         assert_eq!(
             (
@@ -658,26 +735,33 @@ mod tests {
             ),
             ("u", "secret", "127.0.0.1:5161")
         );
-        let (r, out) = prompt("\npw\n", "", "", "old", "r");
+        let (r, out, _) = prompt("\npw\n", "", "", "old", "r");
         assert_eq!(out, "Username (old): Password: \n");
         assert_eq!(r.unwrap().username, "old");
-        let (r, _) = prompt("\n", "", "", "", "r");
+        let (r, _, _) = prompt("\n", "", "", "", "r");
         assert_eq!(
             crate::client::error_message(&r.unwrap_err()),
             "Error: Non-null Username Required"
         );
-        let (r, _) = prompt("\n", "u", "", "", "r");
+        let (r, _, _) = prompt("\n", "u", "", "", "r");
         assert_eq!(
             crate::client::error_message(&r.unwrap_err()),
             "Error: Password Required"
         );
+        // At the end of input: the same, never a wait.
+        let (r, _, _) = prompt("", "", "", "", "r");
+        assert!(r.is_err());
         // -u and -p: no questions.
-        let (r, out) = prompt("", "u", "p", "", "r");
+        let (r, out, _) = prompt("", "u", "p", "", "r");
         assert!(out.is_empty());
         assert_eq!(r.unwrap().password, "p");
-        // Docker Hub gets docker's suggestion first.
-        let (_, out) = prompt("u\np\n", "", "", "", INDEX_SERVER);
+        // Docker Hub gets docker's advice first, and the note about tokens.
+        let (_, out, err) = prompt("u\np\n", "", "", "", INDEX_SERVER);
         assert!(out.starts_with(REGISTER_SUGGEST));
+        assert_eq!(
+            err,
+            "\n Info -> A Personal Access Token (PAT) can be used instead.\n         To create a PAT, visit https://app.docker.com/settings\n         \n         \n"
+        );
     }
 
     #[test]
