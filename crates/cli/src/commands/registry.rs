@@ -569,9 +569,11 @@ pub async fn cmd_login(docker: &Docker, a: LoginArgs) -> Result<i32> {
     if input.user.is_empty() && input.password.is_empty() {
         if let Ok(ac) = cfg.get(&input.server) {
             usable = !ac.username.is_empty() && !ac.password.is_empty();
+            // docker's GetDefaultAuthConfig keeps neither the token nor the email.
             stored = AuthConfig {
                 serveraddress: input.server.clone(),
                 identitytoken: String::new(),
+                email: String::new(),
                 ..ac
             };
         }
