@@ -8,6 +8,8 @@ command -v hyperfine >/dev/null || { echo "hyperfine missing: run scripts/setup.
 
 pids=()
 cleanup() {
+  # Registries are (re)started by hyperfine's --prepare scripts: their pids live in files.
+  for f in "$BENCH_DIR"/*.pid; do [ -f "$f" ] && pids+=("$(cat "$f")"); done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 1
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -26,7 +28,7 @@ hyperfine_median_ms() { python3 -c "import json,statistics;print(round(statistic
 build_berth() {
   if [ -z "${BERTH:-}" ]; then
     cargo build --release -q -p berth
-    BERTH=$PWD/target/x86_64-unknown-linux-gnu/release/berth
+    BERTH=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/berth
   fi
   [ -f "$BENCH_DIR/busybox.tar" ] || bash scripts/busybox-image.sh "$BENCH_DIR/busybox.tar"
 }
@@ -63,4 +65,38 @@ start_podman() {
 import_busybox() { # docker-cli-prefix
   $1 rmi -f busybox:latest >/dev/null 2>&1 || true
   $1 import "$BENCH_DIR/busybox.tar" busybox:latest >/dev/null
+}
+
+# registry_script KIND PORT: writes (and prints the path of) a script that (re)starts a registry
+# on 127.0.0.1:PORT with EMPTY storage, detached, its pid in $BENCH_DIR/registry-PORT.pid:
+# Debian's docker-registry (KIND=distribution) or `berth registry serve` (KIND=berth). It is a
+# file so that hyperfine's --prepare can run it before every run.
+registry_script() {
+  local kind=$1 port=$2 dir=$BENCH_DIR/registry-$2 start
+  local script=$BENCH_DIR/registry-$2.sh pidf=$BENCH_DIR/registry-$2.pid
+  case $kind in
+    distribution)
+      printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+        "$dir/data" "$port" > "$dir.yml"
+      start="docker-registry serve $dir.yml";;
+    berth) start="$BERTH registry serve --addr 127.0.0.1:$port --root $dir/data";;
+    *) echo "unknown registry kind $kind" >&2; return 1;;
+  esac
+  cat > "$script" <<EOF
+if [ -f $pidf ]; then
+  pid=\$(cat $pidf); kill \$pid 2>/dev/null
+  for _ in \$(seq 100); do kill -0 \$pid 2>/dev/null || break; sleep 0.05; done
+  rm -f $pidf
+fi
+rm -rf $dir/data && mkdir -p $dir/data
+setsid $start </dev/null >>$dir.log 2>&1 &
+echo \$! > $pidf
+for _ in \$(seq 200); do
+  case \$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$port/v2/) in 200|401) exit 0;; esac
+  kill -0 \$(cat $pidf) 2>/dev/null || { echo "registry on $port died: see $dir.log" >&2; exit 1; }
+  sleep 0.05
+done
+echo "registry on $port does not answer: see $dir.log" >&2; exit 1
+EOF
+  echo "$script"
 }

@@ -63,7 +63,12 @@ fn round_trip(d: &TestDaemon, reg: &TestRegistry) {
             out.contains(&format!("The push refers to repository [{repo}]")),
             "{out}"
         );
-        assert!(out.contains(": Pushed"), "{out}");
+        // The first CLI uploads the layer; the next finds it in the registry under the first
+        // one's repository and mounts it from there.
+        assert!(
+            out.contains(": Pushed") || out.contains(": Mounted from"),
+            "{out}"
+        );
         let digest = digest_line(&out, "1");
         let digests = d.inspect(&one, "{{json .RepoDigests}}");
         assert!(digests.contains(&format!("{repo}@{digest}")), "{digests}");
@@ -74,14 +79,15 @@ fn round_trip(d: &TestDaemon, reg: &TestRegistry) {
         assert!(!out.contains(": Pushed"), "{out}");
         assert_eq!(digest_line(&out, "1"), digest, "same bytes, same manifest");
 
-        // Another repository of the registry: mounted, not uploaded.
+        // Another repository of the registry: mounted, not uploaded (from this CLI's busybox
+        // repository or an earlier CLI's: the layer is in both).
         let other = format!("{r}/{which}/other:2");
         ok(&mut c(&["tag", "busybox", &other]));
         let out = ok(&mut c(&["push", &other]));
-        assert!(
-            out.contains(&format!(": Mounted from {which}/busybox")),
-            "{out}"
-        );
+        let mounted = clis()
+            .iter()
+            .any(|w| out.contains(&format!(": Mounted from {w}/busybox")));
+        assert!(mounted, "{out}");
 
         // Back from the registry into a store without the image.
         ok(&mut c(&["rmi", "-f", &one, &other, "busybox"]));
@@ -148,8 +154,9 @@ fn round_trip(d: &TestDaemon, reg: &TestRegistry) {
         let err = fails(&mut c(&["pull", &format!("{r}/{which}/nothere:1")]));
         assert!(err.contains("not found"), "{err}");
 
-        // The next CLI starts from busybox:latest again.
+        // The next CLI starts from busybox:latest again, and only from it.
         ok(&mut c(&["tag", &pinned, "busybox:latest"]));
+        ok(&mut c(&["rmi", &pinned]));
     }
 }
 

@@ -261,47 +261,111 @@ async fn raw_request(
     path: &str,
     body: Option<&[u8]>,
 ) -> Result<Option<(u16, Vec<u8>)>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = current_host();
-    let Some(sock_path) = host.strip_prefix("unix://") else {
+    if !current_host().starts_with("unix://") {
         return Ok(None);
-    };
-    let mut sock = tokio::net::UnixStream::connect(sock_path)
-        .await
-        .map_err(|_| status(1, cannot_connect(&host)))?;
-    let body_head = match body {
-        Some(b) => format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ),
-        None => String::new(),
-    };
-    let req = format!(
-        "{method} /v{}{} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: berth-cli\r\n{body_head}Connection: close\r\n\r\n",
-        docker.client_version(),
-        path
-    );
-    sock.write_all(req.as_bytes()).await?;
-    if let Some(b) = body {
-        sock.write_all(b).await?;
     }
-    let mut buf = Vec::new();
-    sock.read_to_end(&mut buf).await?;
-    let Some(he) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        anyhow::bail!("malformed response from the daemon");
+    let headers: &[(&str, String)] = match body {
+        Some(_) => &[("content-type", "application/json".to_string())],
+        None => &[],
     };
-    let head = String::from_utf8_lossy(&buf[..he]).to_ascii_lowercase();
-    let code: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    let body = if head.contains("transfer-encoding: chunked") {
-        crate::stream::dechunk(&buf[he + 4..])
-    } else {
-        buf[he + 4..].to_vec()
+    let resp = send(docker, method, path, headers, body.map(<[u8]>::to_vec)).await?;
+    let code = resp.status().as_u16();
+    Ok(Some((code, collect_body(resp).await?)))
+}
+
+/// A daemon response whose body is read as it arrives (progress streams).
+pub type ApiResponse = hyper::Response<hyper::body::Incoming>;
+
+/// Sends one API request (`path` without the version prefix) on a fresh connection to the
+/// current host, a UNIX socket or plain TCP; the response comes back whatever its status.
+/// For what bollard cannot express: progress streams with every field, headers of our own.
+pub async fn send(
+    docker: &Docker,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<Vec<u8>>,
+) -> Result<ApiResponse> {
+    use http_body_util::Full;
+    let host = current_host();
+    let (authority, unix_path) = match host.split_once("://") {
+        Some(("unix", p)) => ("api.moby.localhost".to_string(), Some(p.to_string())),
+        Some(("tcp" | "http", a)) => (a.trim_end_matches('/').to_string(), None),
+        Some(_) => return Err(status(1, cannot_connect(&host))),
+        None => ("api.moby.localhost".to_string(), Some(host.clone())),
     };
-    Ok(Some((code, body)))
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("/v{}{}", docker.client_version(), path))
+        .header("host", authority.as_str())
+        .header("user-agent", "berth-cli");
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let req = req.body(Full::new(bytes::Bytes::from(body.unwrap_or_default())))?;
+    let refused = |_| status(1, cannot_connect(&host));
+    match unix_path {
+        Some(p) => {
+            let io = tokio::net::UnixStream::connect(&p).await.map_err(refused)?;
+            send_on(io, req).await
+        }
+        None => {
+            let io = tokio::net::TcpStream::connect(&authority)
+                .await
+                .map_err(refused)?;
+            send_on(io, req).await
+        }
+    }
+}
+
+async fn send_on<I>(
+    io: I,
+    req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<ApiResponse>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = hyper_util::rt::TokioIo::new(io);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("daemon connection: {e}");
+        }
+    });
+    Ok(sender.send_request(req).await?)
+}
+
+/// [`send`], with a non-2xx answer turned into bollard's server error, so that it prints as
+/// docker's "Error response from daemon: …".
+pub async fn api_request(
+    docker: &Docker,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<Vec<u8>>,
+) -> Result<ApiResponse> {
+    let resp = send(docker, method, path, headers, body).await?;
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status_code = resp.status().as_u16();
+    let body = collect_body(resp).await.unwrap_or_default();
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
+    Err(anyhow::Error::new(
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        },
+    ))
+}
+
+/// The whole body of a response.
+pub async fn collect_body(resp: ApiResponse) -> Result<Vec<u8>> {
+    use http_body_util::BodyExt;
+    Ok(resp.into_body().collect().await?.to_bytes().to_vec())
 }
 
 /// Go's `json.Indent(dst, src, "", indent)`: re-indents JSON keeping the key order.

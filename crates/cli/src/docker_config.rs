@@ -2,8 +2,23 @@
 //! ~/.docker/config.json) that change how our commands behave.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-fn config_dir() -> Option<PathBuf> {
+/// The global `--config DIR` flag, which wins over `$DOCKER_CONFIG` as in docker.
+static CONFIG_FLAG: OnceLock<PathBuf> = OnceLock::new();
+
+/// Records `--config` (once, at start-up).
+pub fn set_config_dir(dir: &str) {
+    if !dir.is_empty() {
+        let _ = CONFIG_FLAG.set(PathBuf::from(dir));
+    }
+}
+
+/// The directory of the client's config.json: `--config`, `$DOCKER_CONFIG`, else `~/.docker`.
+pub fn config_dir() -> Option<PathBuf> {
+    if let Some(d) = CONFIG_FLAG.get() {
+        return Some(d.clone());
+    }
     match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
         Some(d) => Some(PathBuf::from(d)),
         None => std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")),

@@ -5,8 +5,10 @@
 
 pub mod client;
 pub mod commands;
+pub mod credentials;
 pub mod docker_config;
 pub mod output;
+pub mod progress;
 pub mod stream;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -23,6 +25,7 @@ use commands::network::{
     LsArgs as NetworkLsArgs, PortArgs, PruneArgs as NetworkPruneArgs, RmArgs as NetworkRmArgs,
 };
 use commands::prune::{self as prn, ContainerPruneArgs, DfArgs, ImagePruneArgs, SystemPruneArgs};
+use commands::registry::{self as reg, LoginArgs, LogoutArgs, PullArgs, PushArgs};
 use commands::resources::{self as res, PauseArgs, StatsArgs, TopArgs, UpdateArgs};
 use commands::run_opts::ContainerFlags;
 use commands::system::{self as sys, FormatArgs, InspectArgs};
@@ -131,6 +134,14 @@ enum Cmd {
     Save(SaveArgs),
     /// Build an image from a Dockerfile
     Build(BuildArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Authenticate to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Show the Berth version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -230,6 +241,10 @@ enum ImageCmd {
     Prune(ImagePruneArgs),
     /// Build an image from a Dockerfile
     Build(BuildArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -444,6 +459,9 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
             return 125;
         }
     };
+    if let Some(dir) = &cli.config {
+        docker_config::set_config_dir(dir);
+    }
     if cli.version {
         println!("Berth version {}", env!("CARGO_PKG_VERSION"));
         return 0;
@@ -487,6 +505,10 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
                 Err(e)
             }
         };
+    }
+    // `logout` only edits the client's config file.
+    if let Cmd::Logout(a) = sub {
+        return reg::cmd_logout(a).await;
     }
     // `run` / `create` connection failures also exit 125.
     let is_run = matches!(
@@ -682,7 +704,16 @@ async fn dispatch(choice: client::HostChoice, sub: Cmd) -> anyhow::Result<i32> {
         Cmd::Builder {
             cmd: BuilderCmd::Prune(a),
         } => bld::cmd_builder_prune(d, a).await,
-        Cmd::Version(_) => unreachable!(),
+        Cmd::Pull(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Pull(a),
+        } => reg::cmd_pull(d, a).await,
+        Cmd::Push(a)
+        | Cmd::Image {
+            cmd: ImageCmd::Push(a),
+        } => reg::cmd_push(d, a).await,
+        Cmd::Login(a) => reg::cmd_login(d, a).await,
+        Cmd::Version(_) | Cmd::Logout(_) => unreachable!(),
     }
 }
 
@@ -831,6 +862,55 @@ mod tests {
             })
         ));
         assert!(parse(&["build"]).is_err());
+    }
+
+    #[test]
+    fn registry_commands_are_registered() {
+        for argv in [&["pull", "-q", "x"][..], &["image", "pull", "-a", "x"]] {
+            match parse(argv).unwrap().cmd {
+                Some(
+                    Cmd::Pull(a)
+                    | Cmd::Image {
+                        cmd: ImageCmd::Pull(a),
+                    },
+                ) => assert_eq!(a.name, "x"),
+                other => panic!("{other:?}"),
+            }
+        }
+        for argv in [&["push", "x:1"][..], &["image", "push", "-a", "x"]] {
+            assert!(matches!(
+                parse(argv).unwrap().cmd,
+                Some(
+                    Cmd::Push(_)
+                        | Cmd::Image {
+                            cmd: ImageCmd::Push(_)
+                        }
+                )
+            ));
+        }
+        match parse(&["login", "-u", "me", "--password-stdin", "reg:5000"])
+            .unwrap()
+            .cmd
+        {
+            Some(Cmd::Login(a)) => {
+                assert_eq!(a.username.as_deref(), Some("me"));
+                assert!(a.password_stdin);
+                assert_eq!(a.server.as_deref(), Some("reg:5000"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["logout"]).unwrap().cmd,
+            Some(Cmd::Logout(_))
+        ));
+        assert_eq!(
+            arity(&["berth", "login", "a", "b"]).unwrap().lines().next(),
+            Some("berth: 'berth login' requires at most 1 argument")
+        );
+        assert_eq!(
+            arity(&["berth", "pull"]).unwrap().lines().next(),
+            Some("berth: 'berth pull' requires 1 argument")
+        );
     }
 
     fn arity(args: &[&str]) -> Option<String> {

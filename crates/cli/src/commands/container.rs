@@ -44,46 +44,18 @@ fn ctx_for(f: &ContainerFlags) -> Ctx {
     }
 }
 
-/// Pulls an image, printing progress lines to stderr (as `docker run` does).
+/// Pulls an image for `run`/`create` with the stored credentials, drawing progress on stderr
+/// (stdout belongs to the container), as the docker CLI does.
 pub async fn pull_image(
     docker: &Docker,
     image: &str,
     platform: Option<&str>,
     quiet: bool,
 ) -> Result<()> {
-    let full = familiar_with_tag(image);
-    let (repo, tag) = match full.split_once('@') {
-        Some((r, d)) => (r.to_string(), d.to_string()),
-        None => {
-            let idx = full.rfind(':').unwrap();
-            (full[..idx].to_string(), full[idx + 1..].to_string())
-        }
-    };
-    let opts = qp::CreateImageOptions {
-        from_image: Some(repo),
-        tag: Some(tag),
-        platform: platform.unwrap_or("").to_string(),
-        ..Default::default()
-    };
-    let mut s = docker.create_image(Some(opts), None, None);
-    while let Some(item) = s.next().await {
-        let info = item.map_err(|e| match e {
-            bollard::errors::Error::DockerStreamError { error } => anyhow::anyhow!(error),
-            other => anyhow_api(other),
-        })?;
-        if quiet {
-            continue;
-        }
-        let st = info.status.unwrap_or_default();
-        let line = match info.id {
-            Some(id) if !id.is_empty() => format!("{id}: {st}"),
-            _ => st,
-        };
-        if !line.is_empty() {
-            eprintln!("{line}");
-        }
-    }
-    Ok(())
+    use crate::commands::registry::{self, Sink};
+    let r = registry::parse_reference(image)?.with_default_tag();
+    let sink = if quiet { Sink::Discard } else { Sink::Stderr };
+    registry::pull(docker, &r, false, platform, sink).await
 }
 
 /// `POST /containers/create`, pulling the image on a 404 as the docker CLI does.
@@ -109,54 +81,60 @@ async fn create_container(
             cmd,
         ));
     }
+    // From here on docker's `createContainer`: `run` reports its errors as status errors
+    // (125, with the usage hint), `create` prints them as they are and exits 1.
+    let fail = |msg: String| {
+        if cmd == "run" {
+            to_status_error(&msg, cmd)
+        } else {
+            status(1, msg)
+        }
+    };
+    let pull_failed = |e: anyhow::Error| fail(crate::client::error_message(&e));
+    // Checked before anything is created, as docker's `newCIDFile` does.
+    if let Some(path) = f
+        .cidfile
+        .as_deref()
+        .filter(|p| std::path::Path::new(p).exists())
+    {
+        return Err(fail(format!(
+            "container ID file found, make sure the other container isn't running or delete {path}"
+        )));
+    }
     if pull == "always" {
         pull_image(docker, &image, f.platform.as_deref(), f.quiet)
             .await
-            .map_err(|e| to_status_error(&crate::client::error_message(&e), cmd))?;
+            .map_err(pull_failed)?;
     }
     let resp = match docker
         .create_container(Some(opts.clone()), body.clone())
         .await
     {
         Ok(r) => r,
-        Err(e)
-            if is_not_found(&e) && pull != "never" && pull != "always" && is_image_missing(&e) =>
-        {
-            eprintln!(
-                "Unable to find image '{}' locally",
-                familiar_with_tag(&image)
-            );
-            pull_image(docker, &image, f.platform.as_deref(), f.quiet)
-                .await
-                .map_err(|e| to_status_error(&crate::client::error_message(&e), cmd))?;
-            docker
-                .create_container(Some(opts), body.clone())
-                .await
-                .map_err(|e| to_status_error(&api_error_message(&e), cmd))?
-        }
-        Err(e) => {
-            if is_not_found(&e) && is_image_missing(&e) {
+        Err(e) if is_not_found(&e) && pull == "missing" && is_image_missing(&e) => {
+            // Only the container ID goes to stdout; -q silences the rest.
+            if !f.quiet {
                 eprintln!(
                     "Unable to find image '{}' locally",
                     familiar_with_tag(&image)
                 );
             }
-            return Err(to_status_error(&api_error_message(&e), cmd));
+            pull_image(docker, &image, f.platform.as_deref(), f.quiet)
+                .await
+                .map_err(pull_failed)?;
+            docker
+                .create_container(Some(opts), body.clone())
+                .await
+                .map_err(|e| fail(api_error_message(&e)))?
         }
+        Err(e) => return Err(fail(api_error_message(&e))),
     };
     for w in &resp.warnings {
         eprintln!("WARNING: {w}");
     }
     if let Some(path) = &f.cidfile {
-        if std::path::Path::new(path).exists() {
-            return Err(to_status_error(&format!("container ID file found, make sure the other container isn't running or delete {path}"), cmd));
-        }
-        std::fs::write(path, &resp.id).map_err(|e| {
-            to_status_error(
-                &format!("failed to write the container ID to the file: {e}"),
-                cmd,
-            )
-        })?;
+        std::fs::write(path, &resp.id)
+            .map_err(|e| fail(format!("failed to write the container ID to the file: {e}")))?;
     }
     Ok((resp.id, body))
 }

@@ -9,6 +9,7 @@ pub mod mount_opts;
 pub mod net_opts;
 pub mod network;
 pub mod prune;
+pub mod registry;
 pub mod resources;
 pub mod run_opts;
 pub mod system;

@@ -8,7 +8,7 @@
 //! secrets (`--secret`, see [`secrets`]), and on a terminal each step's elapsed time.
 
 mod context;
-mod query;
+pub(crate) mod query;
 mod secrets;
 
 use crate::client::{anyhow_api, status};
@@ -460,6 +460,15 @@ async fn build_once(docker: &Docker, a: &BuildArgs, sync: bool) -> Result<i32> {
     let secrets = secrets::header_value(&secrets::load(&a.secret, |k| {
         std::env::var_os(k).map(std::os::unix::ffi::OsStringExt::into_vec)
     })?)?;
+    // As docker's legacy builder: every stored credential, so the daemon can pull bases
+    // from private registries.
+    let registry_config = match crate::credentials::ConfigFile::load_default().all() {
+        Ok(all) => crate::credentials::registry_config_header(&all),
+        Err(e) => {
+            tracing::debug!("registry credentials for the build: {e}");
+            "e30=".to_string()
+        }
+    };
     let out = Arc::new(Out::new(a.quiet));
     let failed = Arc::new(Mutex::new(None));
     let body = if remote.is_some() {
@@ -475,15 +484,14 @@ async fn build_once(docker: &Docker, a: &BuildArgs, sync: bool) -> Result<i32> {
             if let Ok(u) = uri.parse() {
                 *req.uri_mut() = u;
             }
-            // As docker: a tar body, and no registry credentials (`{}`).
+            // As docker: a tar body, and the stored registry credentials.
             let headers = req.headers_mut();
             if let Ok(v) = "application/x-tar".parse() {
                 headers.insert("content-type", v);
             }
-            if !headers.contains_key("x-registry-config") {
-                if let Ok(v) = "e30=".parse() {
-                    headers.insert("x-registry-config", v);
-                }
+            if let Ok(mut v) = hyper::header::HeaderValue::from_str(&registry_config) {
+                v.set_sensitive(true);
+                headers.insert("x-registry-config", v);
             }
             if let Some(Ok(v)) = secrets.as_deref().map(str::parse) {
                 headers.insert(secrets::HEADER, v);
