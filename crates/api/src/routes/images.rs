@@ -48,7 +48,8 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    if let Some(image) = p.get("fromImage") {
+    // dockerd: a non-empty fromImage pulls, anything else imports.
+    if let Some(image) = p.get("fromImage").filter(|i| !i.is_empty()) {
         let image = image.to_string();
         return super::registry::pull(engine, &p, &headers, &image).await;
     }
