@@ -25,8 +25,9 @@ fn invalid(msg: &str) -> ImageError {
     ImageError::InvalidReference(msg.to_string())
 }
 
-/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
-fn valid_path_component(c: &str) -> bool {
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`: one `/`-separated component of a repository
+/// path (the registry server checks names with it too).
+pub fn valid_path_component(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
@@ -95,7 +96,7 @@ fn valid_domain(d: &str) -> bool {
 }
 
 /// `[\w][\w.-]{0,127}`
-fn valid_tag(t: &str) -> bool {
+pub fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
     !b.is_empty()

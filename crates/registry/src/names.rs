@@ -2,59 +2,17 @@
 //! reaches the database or a response header went through here first; nothing derived from a
 //! name ever becomes a path (blobs are stored by digest hex, uploads by our own UUIDs).
 
+use berth_image::reference::{valid_path_component, valid_tag};
 use berth_store::Digest;
 
 use crate::error::{ApiError, Code};
 
 /// distribution's limit on a repository name's total length.
 const NAME_MAX: usize = 255;
-const TAG_MAX: usize = 128;
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`, at most 255 bytes.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= NAME_MAX && name.split('/').all(valid_component)
-}
-
-fn valid_component(c: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let b = c.as_bytes();
-    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
-        return false;
-    };
-    if !alnum(first) || !alnum(last) {
-        return false;
-    }
-    // Between alphanumeric runs: ".", "_", "__" or a run of "-".
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
-            return false;
-        }
-    }
-    true
-}
-
-/// `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`
-pub fn valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    match b.split_first() {
-        Some((&first, rest)) => {
-            b.len() <= TAG_MAX
-                && word(first)
-                && rest.iter().all(|&x| word(x) || x == b'.' || x == b'-')
-        }
-        None => false,
-    }
+    !name.is_empty() && name.len() <= NAME_MAX && name.split('/').all(valid_path_component)
 }
 
 pub fn check_name(name: &str) -> Result<(), ApiError> {

@@ -63,19 +63,11 @@ impl Download {
                 .await;
             return Ok(());
         }
-        let _slot = match self.slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                self.sink
-                    .send(JsonMessage::layer("Waiting", id.clone()))
-                    .await;
-                self.slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(EngineError::internal)?
-            }
-        };
+        let _slot = self
+            .sink
+            .take_slot(&self.slots, &id)
+            .await
+            .map_err(EngineError::internal)?;
         if self.failure.cancelled() || self.sink.is_closed() {
             return Err(cancelled());
         }

@@ -2,8 +2,9 @@
 //! order, its status strings, and its throttling of per-layer progress.
 
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// One object of the stream.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -178,6 +179,22 @@ impl ProgressSink {
     /// The client went away: the operation is cancelled.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// A transfer slot (`--max-concurrent-downloads`/`-uploads`); layer `id` shows `Waiting`
+    /// while all are taken, as dockerd's.
+    pub async fn take_slot(
+        &self,
+        slots: &Arc<Semaphore>,
+        id: &str,
+    ) -> Result<OwnedSemaphorePermit, tokio::sync::AcquireError> {
+        match slots.clone().try_acquire_owned() {
+            Ok(p) => Ok(p),
+            Err(_) => {
+                self.send(JsonMessage::layer("Waiting", id)).await;
+                slots.clone().acquire_owned().await
+            }
+        }
     }
 }
 

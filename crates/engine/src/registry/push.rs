@@ -245,19 +245,11 @@ impl LayerPush {
 
     async fn run(self) -> Result<PushedLayer> {
         let id = self.id();
-        let _slot = match self.slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                self.sink
-                    .send(JsonMessage::layer("Waiting", id.clone()))
-                    .await;
-                self.slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(EngineError::internal)?
-            }
-        };
+        let _slot = self
+            .sink
+            .take_slot(&self.slots, &id)
+            .await
+            .map_err(EngineError::internal)?;
         let (domain, path) = repo_names(&self.repo);
         let stored = self
             .layer
