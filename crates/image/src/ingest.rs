@@ -131,11 +131,29 @@ impl ImageService {
         progress: &mut dyn FnMut(u64),
         rb: &mut Rollback,
     ) -> Result<LayerRecord, ImageError> {
-        let mut f = self.content().open_blob(blob)?;
+        let f = self.content().open_blob(blob)?;
+        self.extract_layer_stream(parent, f, blob, expected_diff, defer_sync, progress, rb)
+    }
+
+    /// `extract_layer_blob` from the blob's bytes as they arrive (a download still under
+    /// way), so that a pull extracts while it downloads. The caller must make sure that what
+    /// came through hashes to `blob` (the content store does as it stores the same bytes)
+    /// and roll the layer back when it does not.
+    #[allow(clippy::too_many_arguments)]
+    pub fn extract_layer_stream(
+        &self,
+        parent: Option<&Digest>,
+        mut src: impl Read,
+        blob: &Digest,
+        expected_diff: Option<&Digest>,
+        defer_sync: bool,
+        progress: &mut dyn FnMut(u64),
+        rb: &mut Rollback,
+    ) -> Result<LayerRecord, ImageError> {
         let mut head = [0u8; 4];
-        let n = read_up_to(&mut f, &mut head)?;
+        let n = read_up_to(&mut src, &mut head)?;
         let compression = Compression::detect(&head[..n]);
-        f.seek(SeekFrom::Start(0))?;
+        let f = std::io::Cursor::new(head).take(n as u64).chain(src);
         let opts = ExtractOptions {
             defer_sync,
             ..self.extract_options.clone()

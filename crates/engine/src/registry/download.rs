@@ -9,9 +9,10 @@ use crate::Engine;
 use berth_distribution::{BlobDownload, DistributionError, Repository};
 use berth_image::oci::Descriptor;
 use berth_image::Rollback;
-use berth_store::StoreError;
+use berth_store::{Digest, LayerRecord, StoreError};
 use bytes::Bytes;
-use std::io::Read;
+use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -51,6 +52,21 @@ pub(super) struct Download {
     pub slots: Arc<Semaphore>,
     pub failure: Arc<Failure>,
     pub rb: Arc<Mutex<Rollback>>,
+    /// The layer to extract from the bytes as they arrive, when this blob is one.
+    pub extract: Option<StreamedLayer>,
+}
+
+/// What the content store says of a stored download: its size.
+type Stored = std::result::Result<u64, StoreError>;
+
+/// A layer extracted while its blob downloads (a tee into the extractor), instead of from the
+/// stored blob after the download: the two overlap, which halves a large layer's pull.
+/// Extraction needs only the parent's chain id, never the parent's files.
+pub(super) struct StreamedLayer {
+    pub parent: Option<Digest>,
+    pub diff_id: Digest,
+    /// Where the extracted layer's record goes, by chain id, for the in-order commit.
+    pub done: Arc<Mutex<HashMap<Digest, LayerRecord>>>,
 }
 
 impl Download {
@@ -82,7 +98,7 @@ impl Download {
         } else {
             dl.total.unwrap_or(0)
         };
-        let mut reader = BlobReader {
+        let reader = BlobReader {
             dl,
             rt: tokio::runtime::Handle::current(),
             buf: Bytes::new(),
@@ -91,15 +107,28 @@ impl Download {
             failure: self.failure.clone(),
             error: None,
         };
-        let content = self.engine.images.content().clone();
-        let expected = digest.clone();
-        let (res, reader) = tokio::task::spawn_blocking(move || {
-            // Synced once for the whole image, before the commit names it.
-            let res = content.put_verified_unsynced(&mut reader, &expected);
-            (res, reader)
-        })
-        .await
-        .map_err(EngineError::internal)?;
+        let (res, reader, extracted) = match &self.extract {
+            Some(x) => self.store_and_extract(reader, x).await?,
+            None => {
+                let (res, reader) = self.store(reader).await?;
+                (res, reader, Ok(()))
+            }
+        };
+        // A failed extraction explains a store that failed on the pipe; the download's own
+        // error or a digest mismatch explains a failed extraction.
+        let res = match (res, extracted) {
+            (Ok(_), Err(e)) => {
+                // Stored, but it is not the layer the config names: it goes with the pull.
+                lock(&self.rb).blob(digest);
+                return Err(e);
+            }
+            (Err(se), Err(e))
+                if reader.error.is_none() && !matches!(se, StoreError::DigestMismatch { .. }) =>
+            {
+                return Err(e)
+            }
+            (res, _) => res,
+        };
         match res {
             Ok(_) => {
                 lock(&self.rb).blob(digest.clone());
@@ -122,6 +151,64 @@ impl Download {
         }
     }
 
+    /// Streams the download into the content store, which keeps it only if it hashes to the
+    /// digest. Synced once for the whole image, before the commit names it.
+    async fn store<R: Read + Send + 'static>(&self, mut reader: R) -> Result<(Stored, R)> {
+        let content = self.engine.images.content().clone();
+        let expected = self.desc.digest.clone();
+        tokio::task::spawn_blocking(move || {
+            let res = content.put_verified_unsynced(&mut reader, &expected);
+            (res, reader)
+        })
+        .await
+        .map_err(EngineError::internal)
+    }
+
+    /// `store`, with every byte also written into a pipe the layer's extractor reads. The
+    /// extracted layer is rolled back with the pull if the blob turns out not to hash right.
+    async fn store_and_extract(
+        &self,
+        reader: BlobReader,
+        x: &StreamedLayer,
+    ) -> Result<(Stored, BlobReader, Result<()>)> {
+        let (pipe_out, pipe_in) = std::io::pipe().map_err(EngineError::internal)?;
+        let images = self.engine.images.clone();
+        let blob = self.desc.digest.clone();
+        let (parent, diff_id) = (x.parent.clone(), x.diff_id.clone());
+        let extractor = tokio::task::spawn_blocking(move || {
+            let mut local = Rollback::new();
+            let res = images.extract_layer_stream(
+                parent.as_ref(),
+                pipe_out,
+                &blob,
+                Some(&diff_id),
+                true,
+                &mut |_| {},
+                &mut local,
+            );
+            (res, local)
+        });
+        let tee = Tee {
+            inner: reader,
+            out: pipe_in,
+        };
+        let (res, Tee { inner: reader, .. }) = self.store(tee).await?;
+        // The pipe's writing end went with the tee: the extractor has seen the end.
+        let (xres, mut local) = extractor.await.map_err(EngineError::internal)?;
+        lock(&self.rb).absorb(&mut local);
+        let extracted = match xres {
+            Ok(rec) => {
+                lock(&x.done).insert(rec.chain_id.clone(), rec);
+                Ok(())
+            }
+            Err(e) => Err(EngineError::Internal(format!(
+                "failed to register layer {}: {e}",
+                self.desc.digest
+            ))),
+        };
+        Ok((res, reader, extracted))
+    }
+
     fn blob_error(&self, e: DistributionError) -> EngineError {
         if is_foreign(&self.desc.media_type) && e.is_not_found() {
             return EngineError::Internal(format!(
@@ -131,6 +218,21 @@ impl Download {
             ));
         }
         EngineError::Internal(e.to_string())
+    }
+}
+
+/// The download, and a copy of every byte into the extractor's pipe. When the extractor stops
+/// reading (it failed), the download stops too: its error is the one reported.
+struct Tee {
+    inner: BlobReader,
+    out: std::io::PipeWriter,
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
     }
 }
 

@@ -6,7 +6,7 @@
 //! and the image is committed in one transaction; a failure or a client that goes away
 //! leaves no blob and no layer behind.
 
-use super::download::{Download, Failure};
+use super::download::{Download, Failure, StreamedLayer};
 use super::platform::Wanted;
 use super::progress::{JsonMessage, LayerProgress, ProgressSink};
 use crate::error::{EngineError, Result};
@@ -478,7 +478,8 @@ impl Engine {
         let mut done: HashMap<Digest, watch::Receiver<Option<std::result::Result<(), String>>>> =
             HashMap::new();
         let mut tasks = Vec::new();
-        for (desc, known) in r.parsed.layers.iter().zip(&present) {
+        let streamed = Arc::new(Mutex::new(HashMap::new()));
+        for (i, (desc, known)) in r.parsed.layers.iter().zip(&present).enumerate() {
             if known.is_some() || done.contains_key(&desc.digest) {
                 continue;
             }
@@ -492,6 +493,11 @@ impl Engine {
                 slots: slots.clone(),
                 failure: failure.clone(),
                 rb: rb.clone(),
+                extract: Some(StreamedLayer {
+                    parent: i.checked_sub(1).map(|p| chains[p].clone()),
+                    diff_id: diff_ids[i].clone(),
+                    done: streamed.clone(),
+                }),
             };
             tasks.push(tokio::spawn(async move {
                 let failure = job.failure.clone();
@@ -504,7 +510,9 @@ impl Engine {
         }
 
         let res = self
-            .extract_in_order(r, &chains, present, &mut done, sink, rb, &failure)
+            .extract_in_order(
+                r, &chains, present, &mut done, &streamed, sink, rb, &failure,
+            )
             .await;
         if let Err(e) = &res {
             failure.fail(e);
@@ -523,6 +531,7 @@ impl Engine {
         chains: &[Digest],
         present: Vec<Option<LayerRecord>>,
         done: &mut HashMap<Digest, watch::Receiver<Option<std::result::Result<(), String>>>>,
+        streamed: &Mutex<HashMap<Digest, LayerRecord>>,
         sink: &ProgressSink,
         rb: &Arc<Mutex<Rollback>>,
         failure: &Failure,
@@ -547,6 +556,16 @@ impl Engine {
                 return Err(cancelled());
             }
             let id = desc.digest.short().to_string();
+            let extracted = lock(streamed).remove(&chains[i]);
+            if let Some(rec) = extracted {
+                // Extracted while it downloaded; the stream still tells the steps in order.
+                let size = desc.size.max(0) as u64;
+                sink.send(JsonMessage::bytes("Extracting", &id, size, size))
+                    .await;
+                sink.send(JsonMessage::layer("Pull complete", id)).await;
+                records.push(rec);
+                continue;
+            }
             let mut progress =
                 LayerProgress::new(sink.clone(), &id, "Extracting", desc.size.max(0) as u64);
             let images = self.images.clone();
