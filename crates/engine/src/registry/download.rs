@@ -171,7 +171,7 @@ impl Download {
         reader: BlobReader,
         x: &StreamedLayer,
     ) -> Result<(Stored, BlobReader, Result<()>)> {
-        let (pipe_out, pipe_in) = std::io::pipe().map_err(EngineError::internal)?;
+        let (extractor_end, tee_end) = std::io::pipe().map_err(EngineError::internal)?;
         let images = self.engine.images.clone();
         let blob = self.desc.digest.clone();
         let (parent, diff_id) = (x.parent.clone(), x.diff_id.clone());
@@ -179,7 +179,7 @@ impl Download {
             let mut local = Rollback::new();
             let res = images.extract_layer_stream(
                 parent.as_ref(),
-                pipe_out,
+                extractor_end,
                 &blob,
                 Some(&diff_id),
                 true,
@@ -190,7 +190,7 @@ impl Download {
         });
         let tee = Tee {
             inner: reader,
-            out: pipe_in,
+            out: tee_end,
         };
         let (res, Tee { inner: reader, .. }) = self.store(tee).await?;
         // The pipe's writing end went with the tee: the extractor has seen the end.
