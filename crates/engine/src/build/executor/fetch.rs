@@ -55,18 +55,7 @@ pub(crate) async fn fetch(url: &str, tmp: &Path) -> Result<Download> {
                 .map_err(|e| bad(format!("GET {url}: bad redirect {loc}: {e}")))?;
             continue;
         }
-        if !status.is_success() {
-            return Err(bad(format!(
-                "failed to GET {url} with status {status}: {}",
-                status.canonical_reason().unwrap_or("")
-            )));
-        }
-        let last_modified = resp
-            .headers()
-            .get(hyper::header::LAST_MODIFIED)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-            .map(|t| t.timestamp());
+        let last_modified = check_reply(&url, status, resp.headers())?;
         std::fs::create_dir_all(tmp)?;
         let mut file = tempfile::tempfile_in(tmp)?;
         let mut hash = Sha256::new();
@@ -132,6 +121,26 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// dockerd's error for a reply that is not a success; else the `Last-Modified` time ADD gives
+/// the file.
+fn check_reply(
+    url: &url::Url,
+    status: hyper::StatusCode,
+    headers: &hyper::HeaderMap,
+) -> Result<Option<i64>> {
+    if !status.is_success() {
+        return Err(bad(format!(
+            "failed to GET {url} with status {status}: {}",
+            status.canonical_reason().unwrap_or("")
+        )));
+    }
+    Ok(headers
+        .get(hyper::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .map(|t| t.timestamp()))
+}
+
 /// `fetch` for an https URL (redirects, to http too, are the TLS client's to follow).
 async fn fetch_tls(url: url::Url, tmp: &Path) -> Result<Download> {
     let client = tls_client()?;
@@ -140,18 +149,7 @@ async fn fetch_tls(url: url::Url, tmp: &Path) -> Result<Download> {
         .map_err(|_| bad(format!("GET {url}: timed out")))?
         .map_err(|e| bad(format!("GET {url}: {}", chain(&e))))?;
     let status = resp.status();
-    if !status.is_success() {
-        return Err(bad(format!(
-            "failed to GET {url} with status {status}: {}",
-            status.canonical_reason().unwrap_or("")
-        )));
-    }
-    let last_modified = resp
-        .headers()
-        .get(reqwest::header::LAST_MODIFIED)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-        .map(|t| t.timestamp());
+    let last_modified = check_reply(&url, status, resp.headers())?;
     let final_url = resp.url().clone();
     std::fs::create_dir_all(tmp)?;
     let mut file = tempfile::tempfile_in(tmp)?;
