@@ -546,12 +546,7 @@ fn interrupted_pull_leaves_nothing_and_a_later_pull_succeeds() {
     let mut reg = OwnRegistry::new(&d.netns, 5143);
     // One 24 MiB incompressible layer: long enough to cut through on a slowed loopback.
     let dir = tempfile::tempdir().unwrap();
-    let mut noise = vec![0u8; 24 << 20];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").unwrap(),
-        &mut noise,
-    )
-    .unwrap();
+    let noise = random_bytes(24 << 20);
     let rootfs = tar_of(&[("noise", &noise)]);
     std::fs::write(dir.path().join("rootfs.tar"), &rootfs).unwrap();
     let big = "127.0.0.1:5143/x/big:1";
@@ -631,12 +626,7 @@ fn interrupted_pull_leaves_nothing_and_a_later_pull_succeeds() {
 fn corrupt_blobs_and_lying_configs_store_nothing() {
     let d = TestDaemon::with_busybox(BIN).unwrap();
     let reg = OwnRegistry::new(&d.netns, 5144);
-    let mut noise = vec![0u8; 1 << 20];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").unwrap(),
-        &mut noise,
-    )
-    .unwrap();
+    let noise = random_bytes(1 << 20);
     let tar = tar_of(&[("f", &noise)]);
     let layer = gzip(&tar);
     let cfg = config_json(host_arch(), &[sha256(&tar)], &["/f"]);
@@ -751,12 +741,7 @@ fn large_image_push_pull_timing() {
     let d = TestDaemon::with_busybox(BIN).unwrap();
     let reg = TestRegistry::distribution(&d.netns, 5145, None).unwrap();
     let ctx = tempfile::tempdir().unwrap();
-    let mut noise = vec![0u8; 150 << 20];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").unwrap(),
-        &mut noise,
-    )
-    .unwrap();
+    let noise = random_bytes(150 << 20);
     std::fs::write(ctx.path().join("noise"), &noise).unwrap();
     let text: String = (0..700_000)
         .map(|i| format!("line {i} of some compressible text for the benchmark\n"))
@@ -950,12 +935,7 @@ fn concurrent_pulls_and_a_cancelled_one() {
     let d = TestDaemon::with_busybox(BIN).unwrap();
     let reg = TestRegistry::distribution(&d.netns, 5147, None).unwrap();
     let ctx = tempfile::tempdir().unwrap();
-    let mut noise = vec![0u8; 16 << 20];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").unwrap(),
-        &mut noise,
-    )
-    .unwrap();
+    let noise = random_bytes(16 << 20);
     std::fs::write(ctx.path().join("noise"), &noise).unwrap();
     std::fs::write(
         ctx.path().join("Dockerfile"),

@@ -65,14 +65,7 @@ async fn monolithic_uploads_and_blob_reads() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(
-        reg.get(&format!("/v2/a/b/blobs/{od}"))
-            .await
-            .bytes()
-            .await
-            .unwrap(),
-        other
-    );
+    assert_eq!(reg.blob("a/b", &od).await, other);
 
     // HEAD and GET.
     let r = reg.head(&format!("/v2/a/b/blobs/{d}")).await;
@@ -180,14 +173,7 @@ async fn chunked_upload_out_of_order_and_resume() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{}", text(r).await);
-    assert_eq!(
-        reg.get(&format!("/v2/c/blobs/{d}"))
-            .await
-            .bytes()
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(reg.blob("c", &d).await, data);
     // The session is over.
     let r = reg.get(&loc).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -221,14 +207,7 @@ async fn streamed_patch_as_docker_sends_it() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(
-        reg.get(&format!("/v2/s/blobs/{d}"))
-            .await
-            .bytes()
-            .await
-            .unwrap(),
-        all
-    );
+    assert_eq!(reg.blob("s", &d).await, all);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -817,12 +796,5 @@ async fn interrupted_upload_keeps_what_arrived_and_resumes() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(
-        reg.get(&format!("/v2/resume/blobs/{d}"))
-            .await
-            .bytes()
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(reg.blob("resume", &d).await, data);
 }

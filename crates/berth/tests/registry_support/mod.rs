@@ -73,6 +73,17 @@ pub fn auth_header(user: &str, password: &str, server: &str) -> String {
     )
 }
 
+/// `n` incompressible bytes.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").expect("open /dev/urandom"),
+        &mut b,
+    )
+    .expect("read /dev/urandom");
+    b
+}
+
 pub fn sha256(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
 }

@@ -110,6 +110,15 @@ impl Reg {
         self.req(Method::GET, path).send().await.unwrap()
     }
 
+    /// The body of `GET /v2/<repo>/blobs/<digest>`.
+    pub async fn blob(&self, repo: &str, digest: &str) -> bytes::Bytes {
+        self.get(&format!("/v2/{repo}/blobs/{digest}"))
+            .await
+            .bytes()
+            .await
+            .unwrap()
+    }
+
     pub async fn head(&self, path: &str) -> Response {
         self.req(Method::HEAD, path).send().await.unwrap()
     }
