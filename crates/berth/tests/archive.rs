@@ -2,23 +2,10 @@
 //! `/.` contents, `-` tar streams) on running and stopped containers, symlinks that must not
 //! reach the host, hostile uploads, export, diff and commit.
 
-use berth_harness::{fails, http, ok, output, TestDaemon};
-use std::io::Write;
+use berth_harness::{fails, http, ok, output, with_stdin, TestDaemon};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
-
-fn with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 fn tar_names(bytes: &[u8]) -> Vec<String> {
     let mut a = tar::Archive::new(bytes);

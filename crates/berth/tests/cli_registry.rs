@@ -4,11 +4,10 @@
 //! password fails with the daemon's message; piped pull/push output is docker's plain lines.
 
 use berth_harness::registry::{write_htpasswd, TestRegistry};
-use berth_harness::{ok, output, TestDaemon};
-use std::io::Write;
+use berth_harness::{ok, output, with_stdin, TestDaemon};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -26,17 +25,6 @@ fn docker(d: &TestDaemon, cfg: &Path, args: &[&str]) -> Command {
     let mut c = d.docker(args);
     c.env("DOCKER_CONFIG", cfg).stdin(Stdio::null());
     c
-}
-
-fn with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {

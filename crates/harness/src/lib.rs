@@ -395,6 +395,20 @@ pub fn reap_leftovers(root: &Path, exec_root: &Path) {
 }
 
 /// The stderr of a command that must fail (panics if it succeeded).
+/// Runs `cmd` with `input` on its standard input; its output captured.
+pub fn with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait")
+}
+
 pub fn fails(cmd: &mut Command) -> String {
     let o = output(cmd);
     assert!(!o.status.success(), "{cmd:?} should have failed");
